@@ -1,0 +1,1 @@
+"""The Integra Exchange node: settings, storage, auth, the API app, the CLI."""

@@ -1,0 +1,29 @@
+from alembic import context
+from sqlalchemy import create_engine
+
+import node.models  # noqa: F401 - registers the tables on the metadata
+import registry.models  # noqa: F401
+from node.db import Base
+
+target_metadata = Base.metadata
+
+
+def _configure_and_run(connection: object) -> None:
+    context.configure(
+        connection=connection,  # type: ignore[arg-type]
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    _configure_and_run(connection)
+else:
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    with engine.begin() as conn:
+        _configure_and_run(conn)
+    engine.dispose()

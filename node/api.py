@@ -1,0 +1,127 @@
+"""The node's own routes: sign-in, the caller's identity, the audit log, health."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, EmailStr, Field
+from sqlalchemy import select, text
+
+from node import audit, migrations
+from node.auth import AdminUser, CurrentUser, issue_token, verify_password
+from node.db import utcnow
+from node.deps import SessionDep
+from node.errors import ErrorBody, Unauthorized, responses
+from node.models import User
+from node.settings import get_settings
+
+router = APIRouter(prefix="/api/v1")
+health = APIRouter(tags=["health"])
+
+
+class Login(BaseModel):
+    email: EmailStr
+    password: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class IssuedToken(BaseModel):
+    token: str = Field(description="Send as `Authorization: Bearer <token>`. Shown only once.")
+    expires_at: datetime | None
+
+
+class Me(BaseModel):
+    id: uuid.UUID | None
+    email: str
+    role: str
+    organisation_ids: list[uuid.UUID]
+
+
+class AuditEntryRead(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    actor_id: uuid.UUID | None
+    action: str
+    entity_type: str
+    entity_id: str | None
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryRead]
+    next_cursor: str | None
+
+
+@router.post(
+    "/auth/token", response_model=IssuedToken, tags=["auth"], responses=responses(Unauthorized)
+)
+async def login(data: Login, session: SessionDep) -> IssuedToken:
+    """Exchange an e-mail and password for a bearer token that expires."""
+    user = await session.scalar(select(User).where(User.email == data.email.lower()))
+    if user is None or not user.is_active or not verify_password(user.password_hash, data.password):
+        raise Unauthorized("Unknown e-mail or wrong password.")
+    expires_at = utcnow() + get_settings().login_token_ttl
+    token = await issue_token(session, user=user, name="login", expires_at=expires_at)
+    return IssuedToken(token=token, expires_at=expires_at)
+
+
+@router.get("/users/me", response_model=Me, tags=["auth"], responses=responses(Unauthorized))
+async def me(by: CurrentUser) -> Me:
+    return Me(
+        id=by.user_id, email=by.label, role=by.role, organisation_ids=sorted(by.organisation_ids)
+    )
+
+
+@router.get("/audit-log", response_model=AuditPage, tags=["audit"])
+async def audit_log(
+    session: SessionDep,
+    _admin: AdminUser,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    cursor: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AuditPage:
+    """Every write, and every read of a contact point, newest first (administrators)."""
+    rows = await audit.list_entries(
+        session,
+        after_id=cursor,
+        limit=limit + 1,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        action=action,
+        actor=actor,
+    )
+    items = [AuditEntryRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    return AuditPage(
+        items=items, next_cursor=str(rows[limit - 1].id) if len(rows) > limit else None
+    )
+
+
+@health.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@health.get("/readyz", responses={503: {"model": ErrorBody}})
+async def readyz(request: Request) -> JSONResponse:
+    """The database answers and its schema is at the newest migration."""
+    try:
+        async with request.app.state.session_factory() as session:
+            conn = await session.connection()
+            await conn.execute(text("SELECT 1"))
+            current = await conn.run_sync(migrations.current_revision)
+    except Exception as exc:
+        return JSONResponse(
+            {"error": "Not ready", "detail": f"database unreachable: {type(exc).__name__}"}, 503
+        )
+    head = migrations.head_revision()
+    if current != head:
+        return JSONResponse(
+            {"error": "Not ready", "detail": f"schema at {current}, code expects {head}"}, 503
+        )
+    return JSONResponse({"status": "ready", "schema": head})

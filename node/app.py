@@ -1,0 +1,66 @@
+"""The application factory: one FastAPI app composed of the domains' routers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from node import errors, logging
+from node.api import health
+from node.auth import get_principal
+from node.api import router as node_router
+from node.db import create_engine, session_factory
+from node.settings import Settings, get_settings
+from registry.api import router as registry_router
+
+DESCRIPTION = """
+A national node of Integra Exchange: the National Registration Database of agencies, NGOs,
+contact points and cooperation protocols for the rehabilitation, disengagement and reintegration
+of violent-extremist offenders. Contact points are personal data: only signed-in users see them,
+and every read of one is audited.
+"""
+
+
+def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or create_engine(settings.sqlalchemy_url)
+    logging.configure()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Integra Exchange node", description=DESCRIPTION, version="0.1.0", lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory(engine)
+    app.middleware("http")(logging.request_id_middleware)
+    errors.install(app)
+    app.include_router(health)
+    # Every API route checks a token it is given, so a bad one is a 401 even where anonymous
+    # reading is allowed (a client must not believe it is signed in when it is not).
+    signed = [Depends(get_principal)]
+    app.include_router(node_router, dependencies=signed)
+    app.include_router(registry_router, dependencies=signed)
+    app.get("/", include_in_schema=False, response_class=HTMLResponse)(_landing)
+    return app
+
+
+async def _landing() -> str:
+    return """<!doctype html><html lang="en"><meta charset="utf-8">
+<title>Integra Exchange node</title>
+<body style="font-family:system-ui;max-width:40rem;margin:3rem auto;line-height:1.5">
+<h1>Integra Exchange — national node</h1>
+<p>The National Registration Database of agencies, NGOs, contact points and cooperation
+protocols.</p>
+<ul>
+<li><a href="/api/v1/organisations">Organisations</a>
+ (e.g. <a href="/api/v1/organisations?country=GR">in Greece</a>)</li>
+<li><a href="/api/v1/protocols">Cooperation protocols</a></li>
+<li><a href="/docs">API documentation</a></li>
+</ul></body></html>"""

@@ -1,0 +1,171 @@
+"""Local accounts, API tokens and the caller's identity on each request."""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.db import utcnow
+from node.deps import SessionDep
+from node.errors import Forbidden, Unauthorized
+from node.models import ApiToken, User, UserOrganisation
+from node.settings import get_settings
+
+TOKEN_PREFIX = "ixt_"
+# Recording every use would turn each read into a write; a few minutes is precise enough.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+_hasher = PasswordHasher()
+
+
+class UserRole(StrEnum):
+    admin = "admin"
+    editor = "editor"
+    practitioner = "practitioner"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling. ``role`` is ``anonymous`` when nobody signed in."""
+
+    role: str
+    label: str
+    user_id: uuid.UUID | None = None
+    organisation_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+
+    @property
+    def is_signed_in(self) -> bool:
+        return self.user_id is not None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == UserRole.admin
+
+    def may_edit(self, organisation_id: uuid.UUID) -> bool:
+        return self.is_admin or (
+            self.role == UserRole.editor and organisation_id in self.organisation_ids
+        )
+
+
+ANONYMOUS = Principal(role="anonymous", label="anonymous")
+
+
+def system_principal(label: str) -> Principal:
+    """The operator at the node's own console (CLI): acts as admin, audited under ``label``."""
+    return Principal(role=UserRole.admin, label=label)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random, so a keyed fast hash is enough; the key keeps a leaked
+    # table useless without the node's secret.
+    key = get_settings().secret_key.encode()
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def issue_token(
+    session: AsyncSession, *, user: User, name: str, expires_at: datetime | None
+) -> str:
+    """Store a new token for ``user`` and return it in clear: the only time it is shown."""
+    token = new_token()
+    session.add(
+        ApiToken(
+            user_id=user.id,
+            name=name,
+            token_hash=hash_token(token),
+            prefix=token[: len(TOKEN_PREFIX) + 4],
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
+    row = (
+        await session.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == hash_token(token))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    api_token, user = row
+    now = utcnow()
+    if not user.is_active or api_token.revoked_at is not None:
+        return None
+    if api_token.expires_at is not None and api_token.expires_at <= now:
+        return None
+    if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
+        api_token.last_used_at = now
+    return await principal_for_user(session, user)
+
+
+async def principal_for_user(session: AsyncSession, user: User) -> Principal:
+    org_ids = await session.scalars(
+        select(UserOrganisation.organisation_id).where(UserOrganisation.user_id == user.id)
+    )
+    return Principal(
+        role=user.role, label=user.email, user_id=user.id, organisation_ids=frozenset(org_ids)
+    )
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API token (`ixt_…`)")
+
+
+async def get_principal(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        return ANONYMOUS
+    principal = await principal_for_token(session, credentials.credentials)
+    if principal is None:
+        raise Unauthorized("The token is unknown, expired or revoked.")
+    request.state.principal = principal
+    return principal
+
+
+async def require_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if not principal.is_signed_in:
+        raise Unauthorized("Sign in to see this.")
+    return principal
+
+
+async def require_admin(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("Only the National Point's administrators may do this.")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+CurrentUser = Annotated[Principal, Depends(require_user)]
+AdminUser = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,357 @@
+"""The `integra` command."""
+
+import asyncio
+import getpass
+import json
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node import migrations
+from node.auth import UserRole, hash_password, issue_token, principal_for_token, system_principal
+from node.db import create_engine, session_factory, session_scope, utcnow
+from node.models import User, UserOrganisation
+from node.settings import get_settings
+
+app = typer.Typer(
+    help="Integra Exchange: a national node of the federated registry.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The node's database.", no_args_is_help=True)
+user_app = typer.Typer(help="Local user accounts.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+registry_app = typer.Typer(help="The National Registration Database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(registry_app, name="registry")
+
+err = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+SAMPLE_FILE = Path(__file__).parent.parent / "registry" / "sample_data" / "registry.json"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction against the configured database (migrated first)."""
+    settings = get_settings()
+    migrations.upgrade(settings.sqlalchemy_url)
+
+    async def _run() -> T:
+        engine = create_engine(settings.sqlalchemy_url, pooled=False)
+        try:
+            async with session_scope(session_factory(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_run())
+
+
+def console_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration. Safe to run again: an up-to-date database is left as is."""
+    settings = get_settings()
+    migrations.upgrade(settings.sqlalchemy_url)
+    out.print(f"database at {migrations.head_revision()}")
+
+
+# --- serve --------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    sample_data: Annotated[
+        bool,
+        typer.Option(
+            "--sample-data",
+            help="Load the sample registry (FR, PT, BG, GR and international "
+            "bodies from the INTEGRA report) before starting. Safe to repeat.",
+        ),
+    ] = False,
+) -> None:
+    """Migrate the database and start the node's web API."""
+    import uvicorn
+
+    from node.app import create_app
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    migrations.upgrade(settings.sqlalchemy_url)
+    if sample_data:
+        _load_sample()
+    url = f"http://{host}:{port}"
+    out.print(f"Integra Exchange node ready at [bold]{url}[/bold]  (API docs: {url}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _load_sample() -> None:
+    from registry import transfer
+
+    rows = transfer.read_rows(SAMPLE_FILE.read_bytes(), "json")
+    report = run_in_session(
+        lambda s: transfer.import_rows(s, rows, by=system_principal("sample-data"), is_sample=True)
+    )
+    if report.errors:
+        for e in report.errors:
+            err.print(f"sample row {e.row} {e.what}: {e.reason}", highlight=False)
+        raise fail("the sample data did not load cleanly")
+    out.print(
+        f"sample registry: {report.created} added, {report.updated} updated, "
+        f"{report.unchanged} already present"
+    )
+    password = run_in_session(_sample_accounts)
+    if password:
+        out.print(
+            "sample accounts (password shown once): admin@example.org, "
+            f"practitioner@example.org — password [bold]{password}[/bold]"
+        )
+
+
+async def _sample_accounts(session: AsyncSession) -> str | None:
+    if await session.scalar(select(User.id).limit(1)) is not None:
+        return None
+    password = secrets.token_urlsafe(12)
+    for email, name, role in (
+        ("admin@example.org", "Sample National Point administrator", UserRole.admin),
+        ("practitioner@example.org", "Sample practitioner", UserRole.practitioner),
+    ):
+        session.add(User(email=email, name=name, role=role, password_hash=hash_password(password)))
+    return password
+
+
+# --- users and tokens ---------------------------------------------------------------------
+
+
+async def _find_organisations(session: AsyncSession, keys: list[str]) -> list[Any]:
+    import uuid
+
+    from registry import repository
+
+    found = []
+    for key in keys:
+        organisation = await repository.find_organisation_by_ref(session, key)
+        if organisation is None:
+            try:
+                organisation = await repository.get_organisation(session, uuid.UUID(key))
+            except ValueError:
+                organisation = None
+        if organisation is None:
+            raise fail(f"--org {key}: no organisation with this ref or id")
+        found.append(organisation)
+    return found
+
+
+@user_app.command("add")
+def user_add(
+    email: str,
+    role: Annotated[
+        UserRole, typer.Option(help="admin (the National Point), editor, or practitioner.")
+    ],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    org: Annotated[
+        list[str],
+        typer.Option(help="Ref or id of an organisation an editor may edit; repeat for several."),
+    ] = [],  # noqa: B006
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input instead of prompting.")
+    ] = False,
+) -> None:
+    """Add a local account. The password is asked for (or read from stdin), never an argument."""
+    from pydantic import EmailStr, TypeAdapter, ValidationError
+
+    try:
+        email = TypeAdapter(EmailStr).validate_python(email).lower()
+    except ValidationError:
+        raise fail(f"'{email}' is not an e-mail address") from None
+    if org and role is not UserRole.editor:
+        raise fail("--org is for editors: admins edit everything, practitioners nothing")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 12:
+        raise fail("the password must be at least 12 characters")
+
+    async def _add(session: AsyncSession) -> None:
+        if await session.scalar(select(User.id).where(User.email == email)) is not None:
+            raise fail(f"a user with e-mail {email} exists already")
+        organisations = await _find_organisations(session, org)
+        user = User(
+            email=email, name=name or email, role=role, password_hash=hash_password(password)
+        )
+        session.add(user)
+        await session.flush()
+        for organisation in organisations:
+            session.add(UserOrganisation(user_id=user.id, organisation_id=organisation.id))
+
+    run_in_session(_add)
+    out.print(f"added {role} {email}" + (f" (editor of {', '.join(org)})" if org else ""))
+
+
+@token_app.command("create")
+def token_create(
+    email: Annotated[str, typer.Argument(help="The user the token acts as.")],
+    name: Annotated[str, typer.Option(help="What the token is for, e.g. 'nightly export'.")],
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Expire after this many days (default: never).")
+    ] = None,
+) -> None:
+    """Create an API token. It is printed once; only its hash is stored."""
+
+    async def _create(session: AsyncSession) -> str:
+        user = await session.scalar(select(User).where(User.email == email.lower()))
+        if user is None or not user.is_active:
+            raise fail(f"no active user with e-mail {email}")
+        expires_at = utcnow() + timedelta(days=days) if days else None
+        return await issue_token(session, user=user, name=name, expires_at=expires_at)
+
+    token = run_in_session(_create)
+    err.print("Store this token now; it cannot be shown again:")
+    typer.echo(token)
+
+
+# --- registry import/export ---------------------------------------------------------------
+
+
+class ImportFormat(StrEnum):
+    auto = "auto"
+    csv = "csv"
+    json = "json"
+
+
+class ExportFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+    hsds = "hsds"
+
+
+@registry_app.command("import")
+def registry_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    format: Annotated[
+        ImportFormat, typer.Option(help="Default: from the file's extension.")
+    ] = ImportFormat.auto,
+) -> None:
+    """Import organisations (CSV or JSON) and, from JSON, their contact points and protocols.
+
+    Safe to re-run: rows are matched to stored records (by ref, identifier, or country and
+    name) and only real differences are written, so importing the same file twice changes
+    nothing. Bad rows are reported with their row number and reason; good rows are stored.
+    """
+    from registry import transfer
+
+    fmt = format.value if format is not ImportFormat.auto else file.suffix.lower().lstrip(".")
+    if fmt not in ("csv", "json"):
+        raise fail(f"cannot tell the format of {file.name}: use --format csv or --format json")
+    try:
+        rows = transfer.read_rows(file.read_bytes(), fmt)
+    except transfer.FileError as exc:
+        raise fail(f"{file.name}: {exc}") from None
+
+    async def _import(session: AsyncSession) -> transfer.ImportReport:
+        by = system_principal(console_actor())
+        with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:
+            task = bar.add_task(f"importing {file.name}", total=len(rows))
+            return await transfer.import_rows(
+                session, rows, by=by, progress=lambda: bar.advance(task)
+            )
+
+    report = run_in_session(_import)
+    out.print(
+        f"{file.name}: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.errors)} refused"
+    )
+    for error in report.errors:
+        err.print(f"row {error.row} ({error.what}): {error.reason}", highlight=False)
+    if report.errors:
+        raise typer.Exit(2)
+
+
+@registry_app.command("export")
+def registry_export(
+    format: Annotated[
+        ExportFormat,
+        typer.Option(
+            help="json (re-importable), csv "
+            "(organisations), or hsds (Open Referral "
+            "HSDS 3 organizations)."
+        ),
+    ] = ExportFormat.json,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout.")] = None,
+    include_contacts: Annotated[
+        bool,
+        typer.Option(help="Include contact points (personal data). Needs --token of an admin."),
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INTEGRA_TOKEN", help="An admin's API token, required with --include-contacts."
+        ),
+    ] = None,
+) -> None:
+    """Export the registry. Without --include-contacts no personal data is written."""
+    from registry import transfer
+
+    if include_contacts and format is ExportFormat.csv:
+        raise fail(
+            "CSV export holds organisations only; use --format json or hsds with --include-contacts"
+        )
+    if include_contacts and not token:
+        raise fail("--include-contacts needs --token with an administrator's API token")
+
+    async def _export(session: AsyncSession) -> str:
+        by = None
+        if include_contacts:
+            by = await principal_for_token(session, token or "")
+            if by is None or not by.is_admin:
+                raise fail("--token is not a valid administrator's token", 3)
+        organisations, protocols = await transfer.load_everything(
+            session, with_contacts=include_contacts
+        )
+        if by is not None:
+            transfer.audit_contact_export(session, by, organisations)
+        if format is ExportFormat.hsds:
+            doc: Any = transfer.export_hsds(organisations, with_contacts=include_contacts)
+            return json.dumps(doc, ensure_ascii=False, indent=2)
+        document = transfer.export_document(
+            organisations, protocols, with_contacts=include_contacts
+        )
+        if format is ExportFormat.csv:
+            return transfer.export_csv(document)
+        return json.dumps(document, ensure_ascii=False, indent=2)
+
+    text = run_in_session(_export)
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

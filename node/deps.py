@@ -1,0 +1,48 @@
+"""Request-scoped dependencies shared by every domain's routes."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.db import session_scope
+from node.errors import InvalidInput, PreconditionRequired
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # scope="function" below: the commit happens before the response is sent, so a client
+    # never sees success for a write that failed to commit.
+    async with session_scope(request.app.state.session_factory) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(value: str | None) -> int:
+    """The version a writer last saw, from ``If-Match: "3"`` (weak ``W/"3"`` accepted)."""
+    if value is None:
+        raise PreconditionRequired(
+            'Send the ETag you last read in an If-Match header (e.g. If-Match: "3"), so that '
+            "your change cannot overwrite someone else's."
+        )
+    tag = value.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise InvalidInput("If-Match", f"'{value}' is not an ETag this server issued")
+    return int(tag)
+
+
+async def _if_match(
+    if_match: Annotated[
+        str | None, Header(description='The ETag last read, e.g. "3". Required on writes.')
+    ] = None,
+) -> int:
+    return parse_if_match(if_match)
+
+
+IfMatch = Annotated[int, Depends(_if_match)]

@@ -1,0 +1,77 @@
+from datetime import timedelta
+from datetime import timedelta
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Role(StrEnum):
+    node = "node"
+    hub = "hub"
+
+
+class Settings(BaseSettings):
+    """Everything a node reads from its environment (prefix ``INTEGRA_``, plus ``DATABASE_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="INTEGRA_", extra="ignore")
+
+    environment: Environment = Environment.development
+    role: Role = Role.node
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    data_dir: Path = Path(".integra")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "INTEGRA_DATABASE_URL")
+    )
+    secret_key: str = PLACEHOLDER_SECRET
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    login_token_ttl: timedelta = timedelta(hours=12)
+    page_size_max: Annotated[int, Field(ge=1, le=1000)] = 200
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Self:
+        if self.environment is Environment.production and self.secret_key == PLACEHOLDER_SECRET:
+            raise ValueError("INTEGRA_SECRET_KEY must be set to a real secret in production")
+        if self.environment is Environment.production and len(self.secret_key) < 32:
+            raise ValueError("INTEGRA_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async URL the application uses."""
+        return async_url(self.database_url or f"sqlite:///{self.data_dir.resolve() / 'node.db'}")
+
+
+def async_url(url: str) -> str:
+    """Map a plain database URL to the async driver this project ships."""
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def sync_url(url: str) -> str:
+    """The same database through a synchronous driver (Alembic runs synchronously)."""
+    url = async_url(url)  # one spelling first, then the sync driver of the same family
+    return url.replace("sqlite+aiosqlite://", "sqlite://")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The National Registration Database: organisations, contact points, cooperation protocols."""

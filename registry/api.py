@@ -1,0 +1,410 @@
+"""Routes of the registry under /api/v1: thin, the rules live in service.py."""
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+
+from node.auth import CurrentPrincipal, CurrentUser
+from node.deps import IfMatch, SessionDep, etag
+from node.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unauthorized,
+    responses,
+)
+from node.pagination import decode_cursor, encode_cursor
+from node.settings import get_settings
+from registry import repository, service
+from registry.repository import OrganisationFilter
+from registry.schemas import (
+    ContactPointCreate,
+    ContactPointRead,
+    ContactPointUpdate,
+    OrganisationCreate,
+    OrganisationRead,
+    OrganisationUpdate,
+    Page,
+    ProtocolCreate,
+    ProtocolRead,
+    ProtocolUpdate,
+)
+from registry.vocabulary import (
+    Area,
+    Level,
+    OrganisationKind,
+    OrganisationStatus,
+    ProtocolStatus,
+    Sector,
+    TargetGroup,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+
+WRITE_ERRORS = responses(
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PreconditionFailed,
+    PreconditionRequired,
+    InvalidInput,
+)
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+
+
+def _limit(limit: int) -> int:
+    return min(limit, get_settings().page_size_max)
+
+
+def _after(cursor: str | None) -> tuple[str, str] | None:
+    if not cursor:
+        return None
+    sort_key, row_id = decode_cursor(cursor, 2)
+    try:
+        uuid.UUID(str(row_id))
+    except ValueError:
+        raise InvalidInput("cursor", "not a cursor this server issued") from None
+    if not isinstance(sort_key, str):
+        raise InvalidInput("cursor", "not a cursor this server issued")
+    return sort_key, str(row_id)
+
+
+# --- organisations ------------------------------------------------------------------------
+
+
+@router.get(
+    "/organisations",
+    response_model=Page[OrganisationRead],
+    response_model_exclude_unset=True,
+    responses=responses(InvalidInput),
+)
+async def list_organisations(
+    session: SessionDep,
+    kind: Annotated[list[OrganisationKind], Query()] = [],  # noqa: B006
+    sector: Annotated[list[Sector], Query()] = [],  # noqa: B006
+    level: Annotated[list[Level], Query()] = [],  # noqa: B006
+    country: Annotated[list[str], Query(max_length=2)] = [],  # noqa: B006
+    region: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006
+    status: Annotated[list[OrganisationStatus], Query()] = [],  # noqa: B006
+    area: Annotated[list[Area], Query()] = [],  # noqa: B006
+    target_group: Annotated[list[TargetGroup], Query()] = [],  # noqa: B006
+    parent_id: uuid.UUID | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Words in names, descriptions, services; case and accents ignored.",
+        ),
+    ] = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[OrganisationRead]:
+    """Organisations in the registry. Filters combine with AND; repeat one to OR its values
+    (`?kind=ngo&kind=probation&country=GR`). Archived ones are left out unless `status` asks."""
+    filters = OrganisationFilter(
+        kind=list(kind),
+        sector=list(sector),
+        level=list(level),
+        country=[c.upper() for c in country],
+        region=region,
+        status=list(status),
+        area=list(area),
+        target_group=list(target_group),
+        parent_id=parent_id,
+        q=q or None,
+    )
+    after = _after(cursor)
+    size = _limit(limit)
+    rows = await repository.list_organisations(session, filters, after=after, limit=size + 1)
+    items = [service.organisation_read(o) for o in rows[:size]]
+    last = rows[size - 1] if len(rows) > size else None
+    return Page(items=items, next_cursor=encode_cursor([last.name, str(last.id)]) if last else None)
+
+
+@router.post(
+    "/organisations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrganisationRead,
+    responses=WRITE_ERRORS,
+)
+async def create_organisation(
+    data: OrganisationCreate, session: SessionDep, by: CurrentUser, response: Response
+) -> OrganisationRead:
+    """Add an organisation (administrators). A duplicate `ref` or identifier is a 409."""
+    organisation = await service.create_organisation(session, data, by=by)
+    response.headers["ETag"] = etag(organisation.version)
+    response.headers["Location"] = f"/api/v1/organisations/{organisation.id}"
+    return service.organisation_read(organisation)
+
+
+@router.get(
+    "/organisations/{organisation_id}",
+    response_model=OrganisationRead,
+    response_model_exclude_unset=True,
+    responses=responses(NotFound, Unauthorized),
+)
+async def get_organisation(
+    organisation_id: uuid.UUID,
+    session: SessionDep,
+    by: CurrentPrincipal,
+    response: Response,
+    include: Annotated[
+        list[Literal["contact_points"]],
+        Query(description="`contact_points` embeds them (signed-in users only)."),
+    ] = [],  # noqa: B006
+) -> OrganisationRead:
+    with_contacts = "contact_points" in include
+    if with_contacts and not by.is_signed_in:
+        raise Unauthorized("Contact points are shown only to signed-in users.")
+    organisation = await service.get_organisation(session, organisation_id)
+    contacts = None
+    if with_contacts:
+        contacts = await service.list_contact_points(
+            session, organisation_id, include_archived=False, by=by
+        )
+    response.headers["ETag"] = etag(organisation.version)
+    return service.organisation_read(organisation, contact_points=contacts)
+
+
+@router.patch(
+    "/organisations/{organisation_id}", response_model=OrganisationRead, responses=WRITE_ERRORS
+)
+async def update_organisation(
+    organisation_id: uuid.UUID,
+    data: OrganisationUpdate,
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+) -> OrganisationRead:
+    """Change the fields sent. `If-Match` must carry the ETag last read: a stale one is a 412."""
+    organisation = await service.update_organisation(
+        session, organisation_id, data, expected_version=version, by=by
+    )
+    response.headers["ETag"] = etag(organisation.version)
+    return service.organisation_read(organisation)
+
+
+@router.post(
+    "/organisations/{organisation_id}/archive",
+    response_model=OrganisationRead,
+    responses=WRITE_ERRORS,
+)
+async def archive_organisation(
+    organisation_id: uuid.UUID,
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+) -> OrganisationRead:
+    """Archive: the record stays (protocols still name it) but leaves default listings."""
+    organisation = await service.archive_organisation(
+        session, organisation_id, expected_version=version, by=by
+    )
+    response.headers["ETag"] = etag(organisation.version)
+    return service.organisation_read(organisation)
+
+
+# --- contact points -----------------------------------------------------------------------
+
+
+@router.get(
+    "/organisations/{organisation_id}/contact-points",
+    response_model=list[ContactPointRead],
+    responses=responses(Unauthorized, NotFound),
+    tags=["contact points"],
+)
+async def list_contact_points(
+    organisation_id: uuid.UUID,
+    session: SessionDep,
+    by: CurrentUser,
+    include_archived: bool = False,
+) -> list[ContactPointRead]:
+    """An organisation's contact points (signed-in users; each read is audited)."""
+    contacts = await service.list_contact_points(
+        session, organisation_id, include_archived=include_archived, by=by
+    )
+    return [ContactPointRead.model_validate(service.contact_point_dict(c)) for c in contacts]
+
+
+@router.post(
+    "/organisations/{organisation_id}/contact-points",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ContactPointRead,
+    responses=WRITE_ERRORS,
+    tags=["contact points"],
+)
+async def create_contact_point(
+    organisation_id: uuid.UUID,
+    data: ContactPointCreate,
+    session: SessionDep,
+    by: CurrentUser,
+    response: Response,
+) -> ContactPointRead:
+    """Phone numbers in national format are read in the organisation's country."""
+    contact = await service.create_contact_point(session, organisation_id, data, by=by)
+    response.headers["ETag"] = etag(contact.version)
+    response.headers["Location"] = f"/api/v1/contact-points/{contact.id}"
+    return ContactPointRead.model_validate(service.contact_point_dict(contact))
+
+
+@router.get(
+    "/contact-points/{contact_id}",
+    response_model=ContactPointRead,
+    responses=responses(Unauthorized, NotFound),
+    tags=["contact points"],
+)
+async def get_contact_point(
+    contact_id: uuid.UUID, session: SessionDep, by: CurrentUser, response: Response
+) -> ContactPointRead:
+    contact = await service.read_contact_point(session, contact_id, by=by)
+    response.headers["ETag"] = etag(contact.version)
+    return ContactPointRead.model_validate(service.contact_point_dict(contact))
+
+
+@router.patch(
+    "/contact-points/{contact_id}",
+    response_model=ContactPointRead,
+    responses=WRITE_ERRORS,
+    tags=["contact points"],
+)
+async def update_contact_point(
+    contact_id: uuid.UUID,
+    data: ContactPointUpdate,
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+) -> ContactPointRead:
+    """Set `status` to `archived` to retire a contact point and keep its history."""
+    contact = await service.update_contact_point(
+        session, contact_id, data, expected_version=version, by=by
+    )
+    response.headers["ETag"] = etag(contact.version)
+    return ContactPointRead.model_validate(service.contact_point_dict(contact))
+
+
+@router.delete(
+    "/contact-points/{contact_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=WRITE_ERRORS,
+    tags=["contact points"],
+)
+async def erase_contact_point(
+    contact_id: uuid.UUID, session: SessionDep, by: CurrentUser, version: IfMatch
+) -> Response:
+    """Erase a contact point and its personal data for good (the audit log keeps only the id)."""
+    await service.erase_contact_point(session, contact_id, expected_version=version, by=by)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- protocols ----------------------------------------------------------------------------
+
+
+@router.get(
+    "/protocols",
+    response_model=Page[ProtocolRead],
+    responses=responses(InvalidInput),
+    tags=["protocols"],
+)
+async def list_protocols(
+    session: SessionDep,
+    country: Annotated[list[str], Query(max_length=2)] = [],  # noqa: B006
+    status: Annotated[list[ProtocolStatus], Query()] = [],  # noqa: B006
+    organisation_id: Annotated[
+        uuid.UUID | None, Query(description="Protocols this organisation is a party to.")
+    ] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[ProtocolRead]:
+    after = _after(cursor)
+    size = _limit(limit)
+    rows = await repository.list_protocols(
+        session,
+        country=[c.upper() for c in country],
+        status=list(status),
+        organisation_id=organisation_id,
+        q=q or None,
+        after=after,
+        limit=size + 1,
+    )
+    items = await service.protocol_reads(session, rows[:size])
+    last = rows[size - 1] if len(rows) > size else None
+    return Page(
+        items=items, next_cursor=encode_cursor([last.title, str(last.id)]) if last else None
+    )
+
+
+@router.post(
+    "/protocols",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProtocolRead,
+    responses=WRITE_ERRORS,
+    tags=["protocols"],
+)
+async def create_protocol(
+    data: ProtocolCreate, session: SessionDep, by: CurrentUser, response: Response
+) -> ProtocolRead:
+    protocol = await service.create_protocol(session, data, by=by)
+    response.headers["ETag"] = etag(protocol.version)
+    response.headers["Location"] = f"/api/v1/protocols/{protocol.id}"
+    return (await service.protocol_reads(session, [protocol]))[0]
+
+
+@router.get(
+    "/protocols/{protocol_id}",
+    response_model=ProtocolRead,
+    responses=responses(NotFound),
+    tags=["protocols"],
+)
+async def get_protocol(
+    protocol_id: uuid.UUID, session: SessionDep, response: Response
+) -> ProtocolRead:
+    protocol = await service.get_protocol(session, protocol_id)
+    response.headers["ETag"] = etag(protocol.version)
+    return (await service.protocol_reads(session, [protocol]))[0]
+
+
+@router.patch(
+    "/protocols/{protocol_id}",
+    response_model=ProtocolRead,
+    responses=WRITE_ERRORS,
+    tags=["protocols"],
+)
+async def update_protocol(
+    protocol_id: uuid.UUID,
+    data: ProtocolUpdate,
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+) -> ProtocolRead:
+    protocol = await service.update_protocol(
+        session, protocol_id, data, expected_version=version, by=by
+    )
+    response.headers["ETag"] = etag(protocol.version)
+    return (await service.protocol_reads(session, [protocol]))[0]
+
+
+@router.post(
+    "/protocols/{protocol_id}/archive",
+    response_model=ProtocolRead,
+    responses=WRITE_ERRORS,
+    tags=["protocols"],
+)
+async def archive_protocol(
+    protocol_id: uuid.UUID,
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+) -> ProtocolRead:
+    protocol = await service.archive_protocol(session, protocol_id, expected_version=version, by=by)
+    response.headers["ETag"] = etag(protocol.version)
+    return (await service.protocol_reads(session, [protocol]))[0]

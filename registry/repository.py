@@ -1,0 +1,222 @@
+"""All of the registry's SQL."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, and_, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from node.text import fold, like_pattern
+from registry.models import (
+    ContactPoint,
+    Organisation,
+    OrganisationIdentifier,
+    OrganisationTerm,
+    Protocol,
+    ProtocolParty,
+)
+
+
+@dataclass
+class OrganisationFilter:
+    """AND across fields, OR within one field's values."""
+
+    kind: list[str] = field(default_factory=list)
+    sector: list[str] = field(default_factory=list)
+    level: list[str] = field(default_factory=list)
+    country: list[str] = field(default_factory=list)
+    region: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    area: list[str] = field(default_factory=list)
+    target_group: list[str] = field(default_factory=list)
+    parent_id: uuid.UUID | None = None
+    q: str | None = None
+
+
+def _organisation_query() -> Select[tuple[Organisation]]:
+    return select(Organisation).options(
+        selectinload(Organisation.identifiers), selectinload(Organisation.terms)
+    )
+
+
+async def get_organisation(
+    session: AsyncSession, organisation_id: uuid.UUID, *, with_contacts: bool = False
+) -> Organisation | None:
+    stmt = _organisation_query().where(Organisation.id == organisation_id)
+    if with_contacts:
+        stmt = stmt.options(selectinload(Organisation.contact_points))
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def organisation_exists(session: AsyncSession, organisation_id: uuid.UUID) -> bool:
+    found = await session.scalar(select(Organisation.id).where(Organisation.id == organisation_id))
+    return found is not None
+
+
+async def list_organisations(
+    session: AsyncSession, filters: OrganisationFilter, *, after: tuple[str, str] | None, limit: int
+) -> Sequence[Organisation]:
+    stmt = _organisation_query().order_by(Organisation.name, Organisation.id).limit(limit)
+    for column, values in (
+        (Organisation.kind, filters.kind),
+        (Organisation.sector, filters.sector),
+        (Organisation.level, filters.level),
+        (Organisation.country, filters.country),
+        (Organisation.region, filters.region),
+    ):
+        if values:
+            stmt = stmt.where(column.in_(values))
+    if filters.status:
+        stmt = stmt.where(Organisation.status.in_(filters.status))
+    else:
+        stmt = stmt.where(Organisation.status != "archived")
+    for facet, values in (("area", filters.area), ("target_group", filters.target_group)):
+        if values:
+            tagged = select(OrganisationTerm.organisation_id).where(
+                OrganisationTerm.facet == facet, OrganisationTerm.term.in_(values)
+            )
+            stmt = stmt.where(Organisation.id.in_(tagged))
+    if filters.parent_id is not None:
+        stmt = stmt.where(Organisation.parent_id == filters.parent_id)
+    if filters.q:
+        stmt = stmt.where(Organisation.search_text.like(like_pattern(fold(filters.q)), escape="\\"))
+    if after is not None:
+        stmt = stmt.where(
+            tuple_(Organisation.name, Organisation.id) > (after[0], uuid.UUID(after[1]))
+        )
+    return (await session.scalars(stmt)).all()
+
+
+async def find_organisation_by_ref(session: AsyncSession, ref: str) -> Organisation | None:
+    return (
+        await session.scalars(_organisation_query().where(Organisation.ref == ref))
+    ).one_or_none()
+
+
+async def find_organisation_by_identifier(
+    session: AsyncSession, scheme: str, value: str
+) -> Organisation | None:
+    owner = select(OrganisationIdentifier.organisation_id).where(
+        OrganisationIdentifier.scheme == scheme, OrganisationIdentifier.value == value
+    )
+    return (await session.scalars(_organisation_query().where(Organisation.id.in_(owner)))).first()
+
+
+async def find_organisation_by_name(
+    session: AsyncSession, country: str, name: str
+) -> Organisation | None:
+    stmt = _organisation_query().where(
+        Organisation.country == country, func.lower(Organisation.name) == name.lower()
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def identifier_owners(
+    session: AsyncSession, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], uuid.UUID]:
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(
+            OrganisationIdentifier.scheme,
+            OrganisationIdentifier.value,
+            OrganisationIdentifier.organisation_id,
+        ).where(
+            or_(
+                *(
+                    and_(OrganisationIdentifier.scheme == s, OrganisationIdentifier.value == v)
+                    for s, v in keys
+                )
+            )
+        )
+    )
+    return {(s, v): org_id for s, v, org_id in rows}
+
+
+async def ancestors(session: AsyncSession, organisation_id: uuid.UUID) -> list[uuid.UUID]:
+    """The chain of parents above an organisation, nearest first (stops on a loop)."""
+    chain: list[uuid.UUID] = []
+    current: uuid.UUID | None = organisation_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = await session.scalar(
+            select(Organisation.parent_id).where(Organisation.id == current)
+        )
+    return chain[1:]
+
+
+async def ref_taken(
+    session: AsyncSession, model: type[Organisation] | type[Protocol], ref: str
+) -> uuid.UUID | None:
+    return await session.scalar(select(model.id).where(model.ref == ref))
+
+
+async def get_contact_point(session: AsyncSession, contact_id: uuid.UUID) -> ContactPoint | None:
+    return await session.get(ContactPoint, contact_id)
+
+
+async def list_contact_points(
+    session: AsyncSession, organisation_id: uuid.UUID, *, include_archived: bool
+) -> Sequence[ContactPoint]:
+    stmt = (
+        select(ContactPoint)
+        .where(ContactPoint.organisation_id == organisation_id)
+        .order_by(ContactPoint.is_primary.desc(), ContactPoint.created_at, ContactPoint.id)
+    )
+    if not include_archived:
+        stmt = stmt.where(ContactPoint.status != "archived")
+    return (await session.scalars(stmt)).all()
+
+
+def _protocol_query() -> Select[tuple[Protocol]]:
+    return select(Protocol).options(selectinload(Protocol.parties))
+
+
+async def get_protocol(session: AsyncSession, protocol_id: uuid.UUID) -> Protocol | None:
+    return (
+        await session.scalars(_protocol_query().where(Protocol.id == protocol_id))
+    ).one_or_none()
+
+
+async def find_protocol_by_ref(session: AsyncSession, ref: str) -> Protocol | None:
+    return (await session.scalars(_protocol_query().where(Protocol.ref == ref))).one_or_none()
+
+
+async def list_protocols(
+    session: AsyncSession,
+    *,
+    country: list[str],
+    status: list[str],
+    organisation_id: uuid.UUID | None,
+    q: str | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> Sequence[Protocol]:
+    stmt = _protocol_query().order_by(Protocol.title, Protocol.id).limit(limit)
+    if country:
+        stmt = stmt.where(Protocol.country.in_(country))
+    if status:
+        stmt = stmt.where(Protocol.status.in_(status))
+    else:
+        stmt = stmt.where(Protocol.status != "archived")
+    if organisation_id is not None:
+        party_of = select(ProtocolParty.protocol_id).where(
+            ProtocolParty.organisation_id == organisation_id
+        )
+        stmt = stmt.where(Protocol.id.in_(party_of))
+    if q:
+        stmt = stmt.where(Protocol.search_text.like(like_pattern(fold(q)), escape="\\"))
+    if after is not None:
+        stmt = stmt.where(tuple_(Protocol.title, Protocol.id) > (after[0], uuid.UUID(after[1])))
+    return (await session.scalars(stmt)).all()
+
+
+async def organisation_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))
+    )
+    return {org_id: name for org_id, name in rows}

@@ -1,0 +1,189 @@
+"""Fixtures: the suite runs on SQLite always and on PostgreSQL when it answers.
+
+PostgreSQL is required (absent = failure, not skip) when CI=true or INTEGRA_REQUIRE_SERVICES=1.
+Migrations run once per database per session; each test runs inside a transaction that is
+rolled back, with each request's session joined to it through a savepoint.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from node import migrations
+from node.app import create_app
+from node.db import create_engine
+from node.settings import Settings, async_url
+
+PG_ADMIN_URL = os.environ.get("INTEGRA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_SERVICES = (
+    os.environ.get("CI", "").lower() == "true" or os.environ.get("INTEGRA_REQUIRE_SERVICES") == "1"
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and _is_coroutine(item.obj):
+            item.add_marker(pytest.mark.anyio)
+
+
+def _is_coroutine(obj: object) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(obj)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def pytest_report_header() -> list[str]:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
+            found = f"PostgreSQL {conn.execute('SHOW server_version').fetchone()[0]}"  # type: ignore[index]
+    except psycopg.Error:
+        found = "PostgreSQL unreachable"
+    return [f"{found} at {PG_ADMIN_URL}; required: {REQUIRE_SERVICES}"]
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
+            return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+    except psycopg.Error as exc:
+        return None if not REQUIRE_SERVICES else pytest.fail(
+            f"PostgreSQL is required here (CI) but unreachable at {PG_ADMIN_URL}: {exc}"
+        )
+
+
+def _pg_url(dbname: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+def _pg_admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+class Database:
+    """A migrated template database and a way to make fresh copies of it."""
+
+    def __init__(self, backend: str, url: str, tmp: Path) -> None:
+        self.backend = backend
+        self.url = url
+        self.tmp = tmp
+        self.copies: list[str] = []
+
+    def fresh_copy(self) -> str:
+        """A new database with the schema and no rows, for tests that run the CLI or a server."""
+        name = f"copy_{uuid.uuid4().hex[:10]}"
+        if self.backend == "sqlite":
+            target = self.tmp / f"{name}.db"
+            shutil.copy(self.url.removeprefix("sqlite:///"), target)
+            return f"sqlite:///{target}"
+        _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template_name}"')
+        self.copies.append(name)
+        return _pg_url(name)
+
+    @property
+    def template_name(self) -> str:
+        return self.url.rpartition("/")[2]
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp / 'template.db'}"
+        migrations.upgrade(url)
+        yield Database("sqlite", url, tmp)
+        return
+    if _pg_available() is None:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} (set CI=true to require it)")
+    name = f"integra_test_{uuid.uuid4().hex[:8]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    db = Database("postgresql", _pg_url(name), tmp)
+    migrations.upgrade(db.url)
+    yield db
+    for copy in [*db.copies, name]:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def connection(database: Database) -> AsyncIterator[AsyncConnection]:
+    engine = create_engine(async_url(database.url), pooled=False)
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        yield conn
+        await transaction.rollback()
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions that join the test's transaction; their commits are savepoints."""
+    return async_sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+@pytest.fixture
+async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with sessions() as s:
+        yield s
+
+
+@pytest.fixture
+def settings(database: Database, tmp_path: Path) -> Settings:
+    return Settings(database_url=database.url, data_dir=tmp_path)
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, connection: AsyncConnection, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, engine=connection.engine)
+    app.state.session_factory = sessions
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_cli(
+    *args: str, database_url: str, data_dir: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `integra` in its own process, as an operator would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env |= {"DATABASE_URL": database_url, "INTEGRA_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "node", *args],
+        env=env, input=stdin, capture_output=True, text=True, timeout=120,
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly which databases the suite really ran on."""
+    counts: dict[str, int] = {}
+    for report in terminalreporter.stats.get("passed", []):
+        for backend in ("sqlite", "postgresql"):
+            if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid:
+                counts[backend] = counts.get(backend, 0) + 1
+    summary = ", ".join(f"{n} on {b}" for b, n in sorted(counts.items())) or "none"
+    terminalreporter.write_line(f"database-backed tests passed: {summary}")

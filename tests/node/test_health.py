@@ -1,0 +1,28 @@
+"""Readiness tells an operator whether the database answers and the schema is current."""
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_ready_when_the_schema_is_at_head(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200 and response.json()["status"] == "ready"
+
+
+async def test_not_ready_when_a_migration_is_pending(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await session.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+    await session.commit()
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert "schema at older" in response.json()["detail"]
+
+
+async def test_responses_carry_a_request_id(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz", headers={"X-Request-ID": "abc123"})
+    assert response.headers["x-request-id"] == "abc123"
