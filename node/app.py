@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from node import errors, logging
 from node.api import health
-from node.auth import get_principal
 from node.api import router as node_router
+from node.auth import get_principal
 from node.db import create_engine, session_factory
 from node.settings import Settings, get_settings
 from registry.api import router as registry_router

@@ -1,5 +1,4 @@
 from datetime import timedelta
-from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path

@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import StringConstraints
 
 from node.auth import CurrentPrincipal, CurrentUser
 from node.deps import IfMatch, SessionDep, etag
@@ -54,6 +55,9 @@ WRITE_ERRORS = responses(
     PreconditionRequired,
     InvalidInput,
 )
+PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+CountryParam = Annotated[str, StringConstraints(pattern="^[A-Za-z]{2}$")]
+RegionParam = Annotated[str, StringConstraints(max_length=200, pattern=PRINTABLE)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
 
 
@@ -69,7 +73,7 @@ def _after(cursor: str | None) -> tuple[str, str] | None:
         uuid.UUID(str(row_id))
     except ValueError:
         raise InvalidInput("cursor", "not a cursor this server issued") from None
-    if not isinstance(sort_key, str):
+    if not isinstance(sort_key, str) or "\x00" in sort_key:
         raise InvalidInput("cursor", "not a cursor this server issued")
     return sort_key, str(row_id)
 
@@ -88,8 +92,8 @@ async def list_organisations(
     kind: Annotated[list[OrganisationKind], Query()] = [],  # noqa: B006
     sector: Annotated[list[Sector], Query()] = [],  # noqa: B006
     level: Annotated[list[Level], Query()] = [],  # noqa: B006
-    country: Annotated[list[str], Query(max_length=2)] = [],  # noqa: B006
-    region: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006
+    country: Annotated[list[CountryParam], Query()] = [],  # noqa: B006
+    region: Annotated[list[RegionParam], Query()] = [],  # noqa: B006
     status: Annotated[list[OrganisationStatus], Query()] = [],  # noqa: B006
     area: Annotated[list[Area], Query()] = [],  # noqa: B006
     target_group: Annotated[list[TargetGroup], Query()] = [],  # noqa: B006
@@ -98,6 +102,7 @@ async def list_organisations(
         str | None,
         Query(
             max_length=200,
+            pattern=PRINTABLE,
             description="Words in names, descriptions, services; case and accents ignored.",
         ),
     ] = None,
@@ -314,12 +319,12 @@ async def erase_contact_point(
 )
 async def list_protocols(
     session: SessionDep,
-    country: Annotated[list[str], Query(max_length=2)] = [],  # noqa: B006
+    country: Annotated[list[CountryParam], Query()] = [],  # noqa: B006
     status: Annotated[list[ProtocolStatus], Query()] = [],  # noqa: B006
     organisation_id: Annotated[
         uuid.UUID | None, Query(description="Protocols this organisation is a party to.")
     ] = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Page[ProtocolRead]:

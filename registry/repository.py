@@ -35,7 +35,7 @@ class OrganisationFilter:
     q: str | None = None
 
 
-def _organisation_query() -> Select[tuple[Organisation]]:
+def _organisation_query() -> Select[Organisation]:
     return select(Organisation).options(
         selectinload(Organisation.identifiers), selectinload(Organisation.terms)
     )
@@ -170,7 +170,7 @@ async def list_contact_points(
     return (await session.scalars(stmt)).all()
 
 
-def _protocol_query() -> Select[tuple[Protocol]]:
+def _protocol_query() -> Select[Protocol]:
     return select(Protocol).options(selectinload(Protocol.parties))
 
 

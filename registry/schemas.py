@@ -57,9 +57,23 @@ def _not_future(value: date | None) -> date | None:
     return value
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+def _printable(value: str) -> str:
+    # PostgreSQL cannot store NUL, and no registry text needs control characters.
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+def _bounded(max_length: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+
+
+Printable = AfterValidator(_printable)
+Text = Annotated[str, _bounded(20_000), Printable]
+Name = Annotated[str, _bounded(300), Printable]
+ShortText = Annotated[str, _bounded(200), Printable]
+Code = Annotated[str, _bounded(100), Printable]
+Tiny = Annotated[str, _bounded(40), Printable]
 Ref = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
 CountryCode = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_country)]
 LanguageCode = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_language)]
@@ -77,14 +91,14 @@ class LocalName(Schema):
 
 
 class Identifier(Schema):
-    scheme: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    scheme: Code
     value: ShortText
 
 
 class Address(Schema):
     street: Name | None = None
     locality: ShortText | None = None
-    postal_code: Annotated[str, StringConstraints(max_length=20)] | None = None
+    postal_code: Annotated[str, _bounded(20), Printable] | None = None
     region: ShortText | None = None
 
 
@@ -163,8 +177,8 @@ class OrganisationUpdate(Schema):
 
 
 class Phone(Schema):
-    number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=40)]
-    extension: Annotated[str, StringConstraints(max_length=10)] | None = None
+    number: Tiny
+    extension: Annotated[str, _bounded(10), Printable] | None = None
     type: PhoneType = PhoneType.landline
     description: ShortText | None = None
 

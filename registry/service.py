@@ -402,7 +402,7 @@ async def protocol_reads(
             PartyRead(
                 organisation_id=p.organisation_id,
                 organisation_name=names.get(p.organisation_id, ""),
-                role=p.role,  # type: ignore[arg-type]
+                role=p.role,
                 responsibilities=p.responsibilities,
             )
             for p in protocol.parties
@@ -528,7 +528,7 @@ async def archive_protocol(
     return await update_protocol(
         session,
         protocol_id,
-        ProtocolUpdate(status="archived"),  # type: ignore[arg-type]
+        ProtocolUpdate(status="archived"),
         expected_version=expected_version,
         by=by,
     )

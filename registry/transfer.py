@@ -350,7 +350,7 @@ async def _protocol_row(session, row, refs, parents, by, is_sample) -> str:  # t
         parties.append(
             PartyIn(
                 organisation_id=org_id,
-                role=party.role,  # type: ignore[arg-type]
+                role=party.role,
                 responsibilities=party.responsibilities,
             ).model_dump()
         )

@@ -24,7 +24,9 @@ from node.app import create_app
 from node.db import create_engine
 from node.settings import Settings, async_url
 
-PG_ADMIN_URL = os.environ.get("INTEGRA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "INTEGRA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REQUIRE_SERVICES = (
     os.environ.get("CI", "").lower() == "true" or os.environ.get("INTEGRA_REQUIRE_SERVICES") == "1"
 )
@@ -61,8 +63,12 @@ def _pg_available() -> str | None:
         with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
             return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
     except psycopg.Error as exc:
-        return None if not REQUIRE_SERVICES else pytest.fail(
-            f"PostgreSQL is required here (CI) but unreachable at {PG_ADMIN_URL}: {exc}"
+        return (
+            None
+            if not REQUIRE_SERVICES
+            else pytest.fail(
+                f"PostgreSQL is required here (CI) but unreachable at {PG_ADMIN_URL}: {exc}"
+            )
         )
 
 
@@ -102,7 +108,9 @@ class Database:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
     tmp = tmp_path_factory.mktemp(request.param)
     if request.param == "sqlite":
         url = f"sqlite:///{tmp / 'template.db'}"
@@ -174,7 +182,11 @@ def run_cli(
     env |= {"DATABASE_URL": database_url, "INTEGRA_DATA_DIR": str(data_dir), "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "node", *args],
-        env=env, input=stdin, capture_output=True, text=True, timeout=120,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

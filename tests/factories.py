@@ -69,7 +69,9 @@ def contact(**overrides: Any) -> dict[str, Any]:
 async def create_organisation(
     client: httpx.AsyncClient, admin: Headers, **overrides: Any
 ) -> dict[str, Any]:
-    response = await client.post("/api/v1/organisations", json=organisation(**overrides), headers=admin)
+    response = await client.post(
+        "/api/v1/organisations", json=organisation(**overrides), headers=admin
+    )
     assert response.status_code == 201, response.text
     return dict(response.json())
 

@@ -20,7 +20,10 @@ def node_url(database: Database, tmp_path: Path) -> Iterator[str]:
     env |= {"DATABASE_URL": database.fresh_copy(), "INTEGRA_DATA_DIR": str(tmp_path)}
     process = subprocess.Popen(
         [sys.executable, "-m", "node", "serve", "--sample-data", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -48,7 +51,7 @@ def test_a_fresh_node_serves_the_sample_registry_without_contact_data(node_url: 
     assert any("EPANODOS" in n for n in names) and len(names) >= 10
     assert all(o["country"] == "GR" and o["is_sample"] for o in greek.json()["items"])
 
-    with_contacts = [o for o in greek.json()["items"] if o["ref"] == "gr-epanodos"][0]
+    with_contacts = next(o for o in greek.json()["items"] if o["ref"] == "gr-epanodos")
     embedded = httpx.get(
         f"{node_url}/api/v1/organisations/{with_contacts['id']}",
         params={"include": "contact_points"},

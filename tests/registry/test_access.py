@@ -66,9 +66,14 @@ async def test_anonymous_cannot_read_contact_points(
 async def test_anonymous_reads_protocols(client: httpx.AsyncClient, world: dict[str, Any]) -> None:
     created = await client.post(
         "/api/v1/protocols",
-        json={"title": "Memorandum", "country": "GR", "parties": [
-            {"organisation_id": world["mine"]["id"], "role": "lead"},
-            {"organisation_id": world["other"]["id"]}]},
+        json={
+            "title": "Memorandum",
+            "country": "GR",
+            "parties": [
+                {"organisation_id": world["mine"]["id"], "role": "lead"},
+                {"organisation_id": world["other"]["id"]},
+            ],
+        },
         headers=world["admin"],
     )
     assert created.status_code == 201
@@ -78,7 +83,8 @@ async def test_anonymous_reads_protocols(client: httpx.AsyncClient, world: dict[
 async def test_anonymous_cannot_write(client: httpx.AsyncClient, world: dict[str, Any]) -> None:
     assert (await client.post("/api/v1/organisations", json=organisation())).status_code == 401
     patch = await client.patch(
-        f"/api/v1/organisations/{world['mine']['id']}", json={"region": "x"},
+        f"/api/v1/organisations/{world['mine']['id']}",
+        json={"region": "x"},
         headers={"If-Match": '"1"'},
     )
     assert patch.status_code == 401
@@ -110,12 +116,14 @@ async def test_practitioner_reads_contact_points(
 async def test_practitioner_cannot_write(client: httpx.AsyncClient, world: dict[str, Any]) -> None:
     who = world["practitioner"]
     patch = await client.patch(
-        f"/api/v1/organisations/{world['mine']['id']}", json={"region": "x"},
+        f"/api/v1/organisations/{world['mine']['id']}",
+        json={"region": "x"},
         headers=who | {"If-Match": '"1"'},
     )
     add = await client.post(
         f"/api/v1/organisations/{world['mine']['id']}/contact-points",
-        json={"title": "Desk", "email": "desk@example.org"}, headers=who,
+        json={"title": "Desk", "email": "desk@example.org"},
+        headers=who,
     )
     assert patch.status_code == 403 and add.status_code == 403
 
@@ -128,22 +136,28 @@ async def test_editor_edits_its_own_organisation_only(
 ) -> None:
     who = world["editor"]
     own = await client.patch(
-        f"/api/v1/organisations/{world['mine']['id']}", json={"region": "Crete"},
+        f"/api/v1/organisations/{world['mine']['id']}",
+        json={"region": "Crete"},
         headers=who | {"If-Match": '"1"'},
     )
     other = await client.patch(
-        f"/api/v1/organisations/{world['other']['id']}", json={"region": "Crete"},
+        f"/api/v1/organisations/{world['other']['id']}",
+        json={"region": "Crete"},
         headers=who | {"If-Match": '"1"'},
     )
     assert own.status_code == 200
     assert other.status_code == 403
-    assert (await client.get(f"/api/v1/organisations/{world['other']['id']}")).json()["region"] == "Attica"
+    assert (await client.get(f"/api/v1/organisations/{world['other']['id']}")).json()[
+        "region"
+    ] == "Attica"
 
 
 async def test_editor_cannot_add_organisations(
     client: httpx.AsyncClient, world: dict[str, Any]
 ) -> None:
-    response = await client.post("/api/v1/organisations", json=organisation(), headers=world["editor"])
+    response = await client.post(
+        "/api/v1/organisations", json=organisation(), headers=world["editor"]
+    )
     assert response.status_code == 403
 
 
@@ -168,10 +182,16 @@ async def test_editor_records_protocols_only_where_its_organisation_is_a_party(
     third = await create_organisation(client, admin, name="Third")
     parties_with = [{"organisation_id": world["mine"]["id"]}, {"organisation_id": third["id"]}]
     parties_without = [{"organisation_id": world["other"]["id"]}, {"organisation_id": third["id"]}]
-    ok = await client.post("/api/v1/protocols", headers=world["editor"],
-                           json={"title": "Ours", "country": "GR", "parties": parties_with})
-    refused = await client.post("/api/v1/protocols", headers=world["editor"],
-                                json={"title": "Theirs", "country": "GR", "parties": parties_without})
+    ok = await client.post(
+        "/api/v1/protocols",
+        headers=world["editor"],
+        json={"title": "Ours", "country": "GR", "parties": parties_with},
+    )
+    refused = await client.post(
+        "/api/v1/protocols",
+        headers=world["editor"],
+        json={"title": "Theirs", "country": "GR", "parties": parties_without},
+    )
     assert ok.status_code == 201 and refused.status_code == 403
 
 
@@ -190,7 +210,9 @@ async def test_only_admins_read_the_audit_log(
 # --- audit --------------------------------------------------------------------------------
 
 
-async def audit_entries(client: httpx.AsyncClient, admin: Headers, **params: str) -> list[dict[str, Any]]:
+async def audit_entries(
+    client: httpx.AsyncClient, admin: Headers, **params: str
+) -> list[dict[str, Any]]:
     response = await client.get("/api/v1/audit-log", params=params, headers=admin)
     assert response.status_code == 200
     return list(response.json()["items"])
@@ -203,7 +225,9 @@ async def test_every_read_of_a_contact_point_is_audited(
     who = world["practitioner"]
     await client.get(f"/api/v1/contact-points/{contact_id}", headers=who)
     await client.get(f"/api/v1/organisations/{world['mine']['id']}/contact-points", headers=who)
-    await client.get(f"/api/v1/organisations/{world['mine']['id']}?include=contact_points", headers=who)
+    await client.get(
+        f"/api/v1/organisations/{world['mine']['id']}?include=contact_points", headers=who
+    )
 
     reads = await audit_entries(client, world["admin"], entity_id=contact_id, action="read")
 
@@ -216,7 +240,8 @@ async def test_writes_are_audited_without_copying_personal_data(
 ) -> None:
     contact_id = world["contact"]["id"]
     update = await client.patch(
-        f"/api/v1/contact-points/{contact_id}", json={"email": "new.liaison@example.org"},
+        f"/api/v1/contact-points/{contact_id}",
+        json={"email": "new.liaison@example.org"},
         headers=world["editor"] | {"If-Match": '"1"'},
     )
     assert update.status_code == 200
@@ -237,7 +262,8 @@ async def test_organisation_writes_name_the_actor_and_fields(
     client: httpx.AsyncClient, world: dict[str, Any]
 ) -> None:
     await client.patch(
-        f"/api/v1/organisations/{world['mine']['id']}", json={"region": "Crete", "areas": ["training"]},
+        f"/api/v1/organisations/{world['mine']['id']}",
+        json={"region": "Crete", "areas": ["training"]},
         headers=world["editor"] | {"If-Match": '"1"'},
     )
     entries = await audit_entries(client, world["admin"], entity_id=world["mine"]["id"])
@@ -257,9 +283,13 @@ async def test_contact_points_need_a_way_to_reach_them(
     bad_phone = await client.post(
         url, json={"title": "Desk", "phones": [{"number": "12"}]}, headers=world["admin"]
     )
-    bad_email = await client.post(url, json={"title": "Desk", "email": "desk@"}, headers=world["admin"])
+    bad_email = await client.post(
+        url, json={"title": "Desk", "email": "desk@"}, headers=world["admin"]
+    )
     assert no_channel.status_code == 422
-    assert bad_phone.status_code == 422 and bad_phone.json()["fields"][0]["field"] == "phones.0.number"
+    assert (
+        bad_phone.status_code == 422 and bad_phone.json()["fields"][0]["field"] == "phones.0.number"
+    )
     assert bad_email.status_code == 422 and bad_email.json()["fields"][0]["field"] == "email"
 
 
@@ -268,7 +298,9 @@ async def test_contact_point_update_needs_the_current_etag(
 ) -> None:
     url = f"/api/v1/contact-points/{world['contact']['id']}"
     await client.patch(url, json={"hours": "24/7"}, headers=world["admin"] | {"If-Match": '"1"'})
-    stale = await client.patch(url, json={"hours": "never"}, headers=world["admin"] | {"If-Match": '"1"'})
+    stale = await client.patch(
+        url, json={"hours": "never"}, headers=world["admin"] | {"If-Match": '"1"'}
+    )
     assert stale.status_code == 412
     assert (await client.get(url, headers=world["admin"])).json()["hours"] == "24/7"
 
@@ -307,3 +339,92 @@ async def test_login_issues_a_token_that_works(
         "/api/v1/users/me", headers={"Authorization": f"Bearer {right.json()['token']}"}
     )
     assert me.json()["email"] == "login@example.org" and me.json()["role"] == "practitioner"
+
+
+async def test_editor_cannot_archive_or_touch_contacts_of_other_organisations(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    admin, editor = world["admin"], world["editor"]
+    theirs = await create_contact(
+        client, admin, world["other"]["id"], email="desk@other.example.org"
+    )
+    archive = await client.post(
+        f"/api/v1/organisations/{world['other']['id']}/archive",
+        headers=editor | {"If-Match": '"1"'},
+    )
+    update = await client.patch(
+        f"/api/v1/contact-points/{theirs['id']}",
+        json={"hours": "never"},
+        headers=editor | {"If-Match": '"1"'},
+    )
+    erase = await client.delete(
+        f"/api/v1/contact-points/{theirs['id']}", headers=editor | {"If-Match": '"1"'}
+    )
+    assert (archive.status_code, update.status_code, erase.status_code) == (403, 403, 403)
+    still = await client.get(f"/api/v1/contact-points/{theirs['id']}", headers=admin)
+    assert still.status_code == 200 and still.json()["hours"] == "Mon–Fri 08:00–16:00"
+    own_archive = await client.post(
+        f"/api/v1/organisations/{world['mine']['id']}/archive", headers=editor | {"If-Match": '"1"'}
+    )
+    assert own_archive.status_code == 200
+
+
+async def test_editor_edits_protocols_only_where_its_organisation_is_a_party(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    admin = world["admin"]
+    third = await create_organisation(client, admin, name="Third")
+    theirs = await client.post(
+        "/api/v1/protocols",
+        headers=admin,
+        json={
+            "title": "Theirs",
+            "country": "GR",
+            "parties": [
+                {"organisation_id": world["other"]["id"]},
+                {"organisation_id": third["id"]},
+            ],
+        },
+    )
+    ours = await client.post(
+        "/api/v1/protocols",
+        headers=admin,
+        json={
+            "title": "Ours",
+            "country": "GR",
+            "parties": [{"organisation_id": world["mine"]["id"]}, {"organisation_id": third["id"]}],
+        },
+    )
+    headers = world["editor"] | {"If-Match": '"1"'}
+    refused = await client.patch(
+        f"/api/v1/protocols/{theirs.json()['id']}", json={"status": "in_force"}, headers=headers
+    )
+    allowed = await client.patch(
+        f"/api/v1/protocols/{ours.json()['id']}", json={"status": "in_force"}, headers=headers
+    )
+    assert refused.status_code == 403 and allowed.status_code == 200
+
+
+@pytest.mark.parametrize("spoil", ["expired", "revoked", "deactivated"])
+async def test_expired_revoked_or_deactivated_credentials_are_refused(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], spoil: str
+) -> None:
+    from datetime import timedelta
+
+    from node.db import utcnow
+
+    headers = await make_user(sessions, "practitioner", email=f"{spoil}@example.org")
+    assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200
+    async with sessions() as session:
+        user = await session.scalar(select(User).where(User.email == f"{spoil}@example.org"))
+        assert user is not None
+        token = await session.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
+        assert token is not None
+        if spoil == "expired":
+            token.expires_at = utcnow() - timedelta(seconds=1)
+        elif spoil == "revoked":
+            token.revoked_at = utcnow()
+        else:
+            user.is_active = False
+        await session.commit()
+    assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 401

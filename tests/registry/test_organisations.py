@@ -18,8 +18,11 @@ async def test_created_organisation_reads_back_with_its_etag(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
     created = await create_organisation(
-        client, admin, identifiers=[{"scheme": "GR-AFM", "value": "090000045"}],
-        address={"locality": "Athens"}, website="https://www.example.org/",
+        client,
+        admin,
+        identifiers=[{"scheme": "GR-AFM", "value": "090000045"}],
+        address={"locality": "Athens"},
+        website="https://www.example.org/",
     )
     response = await client.get(f"/api/v1/organisations/{created['id']}")
     assert response.status_code == 200
@@ -48,7 +51,9 @@ async def test_stale_if_match_is_refused_and_the_record_is_unchanged(
     assert stored["region"] == "Crete" and stored["version"] == 2
 
 
-async def test_a_write_without_if_match_is_refused(client: httpx.AsyncClient, admin: Headers) -> None:
+async def test_a_write_without_if_match_is_refused(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
     created = await create_organisation(client, admin)
     response = await client.patch(
         f"/api/v1/organisations/{created['id']}", json={"region": "Crete"}, headers=admin
@@ -62,7 +67,8 @@ async def test_an_update_that_changes_nothing_keeps_the_version(
 ) -> None:
     created = await create_organisation(client, admin, region="Attica")
     response = await client.patch(
-        f"/api/v1/organisations/{created['id']}", json={"region": "Attica"},
+        f"/api/v1/organisations/{created['id']}",
+        json={"region": "Attica"},
         headers=admin | {"If-Match": '"1"'},
     )
     assert response.status_code == 200 and response.json()["version"] == 1
@@ -127,7 +133,8 @@ async def test_parent_must_exist_and_cannot_make_a_loop(
     top = await create_organisation(client, admin, name="General Directorate")
     child = await create_organisation(client, admin, name="Regional Service", parent_id=top["id"])
     loop = await client.patch(
-        f"/api/v1/organisations/{top['id']}", json={"parent_id": child["id"]},
+        f"/api/v1/organisations/{top['id']}",
+        json={"parent_id": child["id"]},
         headers=admin | {"If-Match": '"1"'},
     )
     assert loop.status_code == 422 and loop.json()["fields"][0]["field"] == "parent_id"
@@ -158,12 +165,21 @@ async def test_archived_organisations_leave_default_listings(
 async def test_filters_combine_and_across_fields_or_within_one(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    ngo_gr = await create_organisation(client, admin, kind="ngo", sector="ngo", country="GR",
-                                       areas=["after_care"], target_groups=["released_prisoners"])
-    police_gr = await create_organisation(client, admin, kind="police", country="GR",
-                                          areas=["prevention"], target_groups=[])
-    ngo_bg = await create_organisation(client, admin, kind="ngo", sector="ngo", country="BG", region="Sofia",
-                                       areas=["after_care"])
+    ngo_gr = await create_organisation(
+        client,
+        admin,
+        kind="ngo",
+        sector="ngo",
+        country="GR",
+        areas=["after_care"],
+        target_groups=["released_prisoners"],
+    )
+    police_gr = await create_organisation(
+        client, admin, kind="police", country="GR", areas=["prevention"], target_groups=[]
+    )
+    ngo_bg = await create_organisation(
+        client, admin, kind="ngo", sector="ngo", country="BG", region="Sofia", areas=["after_care"]
+    )
 
     async def ids(**params: object) -> set[str]:
         response = await client.get("/api/v1/organisations", params=params)  # type: ignore[arg-type]
@@ -199,8 +215,10 @@ async def test_text_search_ignores_case_and_accents_in_every_script(
 async def test_cursor_pages_visit_every_organisation_once(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    made = {(await create_organisation(client, admin, name=f"Body {i:02d}", country="PT"))["id"]
-            for i in range(7)}
+    made = {
+        (await create_organisation(client, admin, name=f"Body {i:02d}", country="PT"))["id"]
+        for i in range(7)
+    }
     seen: list[str] = []
     cursor = None
     while True:

@@ -18,28 +18,47 @@ async def admin(sessions: async_sessionmaker[AsyncSession]) -> Headers:
 
 async def framework(client: httpx.AsyncClient, admin: Headers) -> dict[str, Any]:
     """Bulgaria's prison and probation cooperation framework, as the report describes it."""
-    gdes = await create_organisation(client, admin, country="BG", kind="prison_administration",
-                                     level="national", name="General Directorate Execution of Sentences")
-    regional = await create_organisation(client, admin, country="BG", kind="probation",
-                                         name="Regional Service Execution of Sentences Sofia")
-    municipality = await create_organisation(client, admin, country="BG", kind="municipality",
-                                             level="local", name="Sofia Municipality")
-    response = await client.post("/api/v1/protocols", headers=admin, json={
-        "title": "Prison, Arrests and Probation Services Cooperation Framework",
-        "country": "BG",
-        "parties": [
-            {"organisation_id": gdes["id"], "role": "lead",
-             "responsibilities": "Heads of services guarantee implementation"},
-            {"organisation_id": regional["id"], "role": "party"},
-            {"organisation_id": municipality["id"], "role": "party"},
-        ],
-        "purpose": "Exchange information, establish contacts, develop good practices.",
-        "information_sharing_rules": "Exchange of information within each party's legal limits.",
-        "meeting_frequency": "annual",
-        "signed_date": "2019-03-01",
-        "review_date": "2027-03-01",
-        "status": "in_force",
-    })
+    gdes = await create_organisation(
+        client,
+        admin,
+        country="BG",
+        kind="prison_administration",
+        level="national",
+        name="General Directorate Execution of Sentences",
+    )
+    regional = await create_organisation(
+        client,
+        admin,
+        country="BG",
+        kind="probation",
+        name="Regional Service Execution of Sentences Sofia",
+    )
+    municipality = await create_organisation(
+        client, admin, country="BG", kind="municipality", level="local", name="Sofia Municipality"
+    )
+    response = await client.post(
+        "/api/v1/protocols",
+        headers=admin,
+        json={
+            "title": "Prison, Arrests and Probation Services Cooperation Framework",
+            "country": "BG",
+            "parties": [
+                {
+                    "organisation_id": gdes["id"],
+                    "role": "lead",
+                    "responsibilities": "Heads of services guarantee implementation",
+                },
+                {"organisation_id": regional["id"], "role": "party"},
+                {"organisation_id": municipality["id"], "role": "party"},
+            ],
+            "purpose": "Exchange information, establish contacts, develop good practices.",
+            "information_sharing_rules": "Information exchanged within each party's legal limits.",
+            "meeting_frequency": "annual",
+            "signed_date": "2019-03-01",
+            "review_date": "2027-03-01",
+            "status": "in_force",
+        },
+    )
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -66,9 +85,14 @@ async def test_protocol_validation_names_the_field(
         ({"signed_date": "2020-01-01", "review_date": "2019-01-01"}, "review_date"),
         ({"meeting_frequency": "hourly"}, "meeting_frequency"),
     ]
-    base = {"title": "MoU", "country": "GR",
-            "parties": [{"organisation_id": one["id"]},
-                        {"organisation_id": "00000000-0000-0000-0000-000000000009"}]}
+    base = {
+        "title": "MoU",
+        "country": "GR",
+        "parties": [
+            {"organisation_id": one["id"]},
+            {"organisation_id": "00000000-0000-0000-0000-000000000009"},
+        ],
+    }
     for change, field in cases:
         response = await client.post("/api/v1/protocols", json=base | change, headers=admin)
         assert response.status_code == 422, change
@@ -81,7 +105,9 @@ async def test_protocol_validation_names_the_field(
 async def test_protocol_edits_are_versioned(client: httpx.AsyncClient, admin: Headers) -> None:
     created = await framework(client, admin)
     url = f"/api/v1/protocols/{created['id']}"
-    ok = await client.patch(url, json={"status": "under_review"}, headers=admin | {"If-Match": '"1"'})
+    ok = await client.patch(
+        url, json={"status": "under_review"}, headers=admin | {"If-Match": '"1"'}
+    )
     stale = await client.patch(url, json={"status": "expired"}, headers=admin | {"If-Match": '"1"'})
     assert ok.status_code == 200 and ok.json()["version"] == 2
     assert stale.status_code == 412

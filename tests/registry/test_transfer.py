@@ -34,21 +34,44 @@ def snapshot(url: str) -> dict[str, Any]:
         protocols = conn.execute(text("SELECT id, version FROM protocol")).all()
         audit = conn.execute(text("SELECT count(*) FROM audit_entry")).scalar_one()
     engine.dispose()
-    return {"orgs": sorted(map(tuple, orgs)), "contacts": sorted(map(tuple, contacts)),
-            "protocols": sorted(map(tuple, protocols)), "audit": audit}
+    return {
+        "orgs": sorted(map(tuple, orgs)),
+        "contacts": sorted(map(tuple, contacts)),
+        "protocols": sorted(map(tuple, protocols)),
+        "audit": audit,
+    }
 
 
 def fifty_rows(path: Path) -> Path:
     """50 organisations; the ones on file lines 12, 30 and 47 are bad."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    header = ["ref", "name", "kind", "sector", "level", "country", "areas", "identifiers",
-              "local_names", "address_locality"]
+    header = [
+        "ref",
+        "name",
+        "kind",
+        "sector",
+        "level",
+        "country",
+        "areas",
+        "identifiers",
+        "local_names",
+        "address_locality",
+    ]
     writer.writerow(header)
     for line in range(2, 52):
-        row = [f"pt-body-{line}", f"Estabelecimento Prisional {line}", "prison_administration",
-               "governmental", "local", "PT", "rehabilitation; reintegration",
-               f"PT-NIPC:{600000000 + line}", f"pt:Estabelecimento Prisional n.º {line}", "Lisboa"]
+        row = [
+            f"pt-body-{line}",
+            f"Estabelecimento Prisional {line}",
+            "prison_administration",
+            "governmental",
+            "local",
+            "PT",
+            "rehabilitation; reintegration",
+            f"PT-NIPC:{600000000 + line}",
+            f"pt:Estabelecimento Prisional n.º {line}",
+            "Lisboa",
+        ]
         if line in BAD_ROWS:
             column, value, _ = BAD_ROWS[line]
             row[header.index(column)] = value
@@ -114,8 +137,12 @@ def test_the_sample_registry_imports_cleanly_and_twice_changes_nothing(
 def test_export_without_contacts_carries_no_personal_data(db: str, tmp_path: Path) -> None:
     run_cli("registry", "import", str(SAMPLE), database_url=db, data_dir=tmp_path)
     sample = json.loads(SAMPLE.read_text(encoding="utf-8"))
-    emails = [c["email"] for o in sample["organisations"] for c in o.get("contact_points", [])
-              if c.get("email")]
+    emails = [
+        c["email"]
+        for o in sample["organisations"]
+        for c in o.get("contact_points", [])
+        if c.get("email")
+    ]
     for fmt in ("json", "csv", "hsds"):
         result = run_cli("registry", "export", "--format", fmt, database_url=db, data_dir=tmp_path)
         assert result.returncode == 0, result.stderr
@@ -125,25 +152,57 @@ def test_export_without_contacts_carries_no_personal_data(db: str, tmp_path: Pat
 
 def test_contact_export_needs_an_admin_token_and_is_audited(db: str, tmp_path: Path) -> None:
     run_cli("registry", "import", str(SAMPLE), database_url=db, data_dir=tmp_path)
-    no_token = run_cli("registry", "export", "--include-contacts", database_url=db, data_dir=tmp_path)
+    no_token = run_cli(
+        "registry", "export", "--include-contacts", database_url=db, data_dir=tmp_path
+    )
     assert no_token.returncode != 0 and "--token" in no_token.stderr
 
     for role in ("practitioner", "admin"):
-        added = run_cli("user", "add", f"{role}@example.org", "--role", role, "--password-stdin",
-                        database_url=db, data_dir=tmp_path, stdin="a long enough password\n")
+        added = run_cli(
+            "user",
+            "add",
+            f"{role}@example.org",
+            "--role",
+            role,
+            "--password-stdin",
+            database_url=db,
+            data_dir=tmp_path,
+            stdin="a long enough password\n",
+        )
         assert added.returncode == 0, added.stderr
     tokens = {
-        role: run_cli("token", "create", f"{role}@example.org", "--name", "export",
-                      database_url=db, data_dir=tmp_path).stdout.strip()
+        role: run_cli(
+            "token",
+            "create",
+            f"{role}@example.org",
+            "--name",
+            "export",
+            database_url=db,
+            data_dir=tmp_path,
+        ).stdout.strip()
         for role in ("practitioner", "admin")
     }
-    refused = run_cli("registry", "export", "--include-contacts", "--token", tokens["practitioner"],
-                      database_url=db, data_dir=tmp_path)
+    refused = run_cli(
+        "registry",
+        "export",
+        "--include-contacts",
+        "--token",
+        tokens["practitioner"],
+        database_url=db,
+        data_dir=tmp_path,
+    )
     assert refused.returncode == 3 and "administrator" in refused.stderr
 
     audit_before = snapshot(db)["audit"]
-    allowed = run_cli("registry", "export", "--include-contacts", "--token", tokens["admin"],
-                      database_url=db, data_dir=tmp_path)
+    allowed = run_cli(
+        "registry",
+        "export",
+        "--include-contacts",
+        "--token",
+        tokens["admin"],
+        database_url=db,
+        data_dir=tmp_path,
+    )
     assert allowed.returncode == 0, allowed.stderr
     exported = json.loads(allowed.stdout)
     contacts = [c for o in exported["organisations"] for c in o["contact_points"]]
@@ -155,12 +214,14 @@ def test_an_export_imports_into_an_empty_node_unchanged(
     database: Database, db: str, tmp_path: Path
 ) -> None:
     run_cli("registry", "import", str(SAMPLE), database_url=db, data_dir=tmp_path)
-    exported = run_cli("registry", "export", "-o", str(tmp_path / "out.json"),
-                       database_url=db, data_dir=tmp_path)
+    exported = run_cli(
+        "registry", "export", "-o", str(tmp_path / "out.json"), database_url=db, data_dir=tmp_path
+    )
     assert exported.returncode == 0, exported.stderr
     other = database.fresh_copy()
-    imported = run_cli("registry", "import", str(tmp_path / "out.json"),
-                       database_url=other, data_dir=tmp_path)
+    imported = run_cli(
+        "registry", "import", str(tmp_path / "out.json"), database_url=other, data_dir=tmp_path
+    )
     assert imported.returncode == 0, imported.stderr
     again = run_cli("registry", "export", database_url=other, data_dir=tmp_path)
     assert json.loads(again.stdout) == json.loads((tmp_path / "out.json").read_text())
