@@ -18,6 +18,7 @@ from node.models import User
 from node.settings import get_settings
 
 router = APIRouter(prefix="/api/v1")
+AuditText = Annotated[str, Query(max_length=320, pattern=r"^[^\x00-\x1f]*$")]
 health = APIRouter(tags=["health"])
 
 
@@ -78,11 +79,11 @@ async def me(by: CurrentUser) -> Me:
 async def audit_log(
     session: SessionDep,
     _admin: AdminUser,
-    entity_type: str | None = None,
-    entity_id: str | None = None,
-    action: str | None = None,
-    actor: str | None = None,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    entity_type: AuditText | None = None,
+    entity_id: AuditText | None = None,
+    action: AuditText | None = None,
+    actor: AuditText | None = None,
+    cursor: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Every write, and every read of a contact point, newest first (administrators)."""

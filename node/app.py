@@ -1,18 +1,23 @@
 """The application factory: one FastAPI app composed of the domains' routers."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
+import structlog
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from node import errors, logging
+from node import errors, jobs, logging
 from node.api import health
 from node.api import router as node_router
 from node.auth import get_principal
 from node.db import create_engine, session_factory
 from node.settings import Settings, get_settings
+from practices.api import router as practices_router
+from practices.search import make_backend
 from registry.api import router as registry_router
 
 DESCRIPTION = """
@@ -29,8 +34,13 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     logging.configure()
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = None
+        if not settings.broker_url:
+            sweeper = asyncio.create_task(_sweep_outbox(app, settings.outbox_sweep_interval))
         yield
+        if sweeper is not None:
+            sweeper.cancel()
         await engine.dispose()
 
     app = FastAPI(
@@ -39,6 +49,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
+    app.state.search = make_backend(settings)
+    app.state.jobs = jobs.JobContext(search=app.state.search)
     app.middleware("http")(logging.request_id_middleware)
     errors.install(app)
     app.include_router(health)
@@ -47,8 +59,24 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     signed = [Depends(get_principal)]
     app.include_router(node_router, dependencies=signed)
     app.include_router(registry_router, dependencies=signed)
+    app.include_router(practices_router, dependencies=signed)
     app.get("/", include_in_schema=False, response_class=HTMLResponse)(_landing)
     return app
+
+
+async def _sweep_outbox(app: FastAPI, interval: timedelta) -> None:
+    """Embedded default: do pending outbox work at start (what a crash left) and then often."""
+    log = structlog.get_logger()
+    while True:
+        try:
+            async with app.state.session_factory() as session:
+                done = await session.run_sync(jobs.drain, app.state.jobs)
+                await session.commit()
+            if done:
+                log.info("outbox_swept", messages=done)
+        except Exception:
+            log.exception("outbox_sweep_failed")
+        await asyncio.sleep(interval.total_seconds())
 
 
 async def _landing() -> str:
@@ -62,5 +90,6 @@ protocols.</p>
 <li><a href="/api/v1/organisations">Organisations</a>
  (e.g. <a href="/api/v1/organisations?country=GR">in Greece</a>)</li>
 <li><a href="/api/v1/protocols">Cooperation protocols</a></li>
+<li><a href="/api/v1/practices/search?q=reintegration">Search practices</a></li>
 <li><a href="/docs">API documentation</a></li>
 </ul></body></html>"""

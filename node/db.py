@@ -1,12 +1,13 @@
 """Storage: the declarative base, engines for SQLite and PostgreSQL, the request session."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, Engine, MetaData, event
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import JSON, TypeDecorator
+
+from node.settings import sync_url
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -52,6 +55,26 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
+def sync_collection(
+    collection: list[Any], wanted: list[Any], key: Callable[[Any], Any], make: Callable[[Any], Any]
+) -> bool:
+    """Make a child collection hold exactly ``wanted`` keys by removing and adding rows, never
+    by replacing the list: a replaced list inserts the new rows before deleting the old, which
+    a unique constraint refuses when a key stays. Returns whether anything changed."""
+    wanted_keys = list(dict.fromkeys(wanted))
+    present = {key(item): item for item in collection}
+    changed = False
+    for item_key, item in present.items():
+        if item_key not in wanted_keys:
+            collection.remove(item)
+            changed = True
+    for item_key in wanted_keys:
+        if item_key not in present:
+            collection.append(make(item_key))
+            changed = True
+    return changed
+
+
 class IdMixin:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
 
@@ -61,10 +84,10 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
+def _sqlite_pragmas(engine: Engine) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINT and deferred BEGIN; take it over
     # (the recipe in SQLAlchemy's SQLite dialect documentation).
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -73,14 +96,24 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE: take the write lock up front, so a transaction that reads then writes
+        # waits for busy_timeout instead of failing with SQLITE_BUSY when another wrote first.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
     kwargs: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _sqlite_pragmas(engine.sync_engine)
+    return engine
+
+
+def create_sync_engine(url: str) -> Engine:
+    """The same database for synchronous code (Celery tasks)."""
+    engine = sa_create_engine(sync_url(url), poolclass=NullPool)
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)
     return engine

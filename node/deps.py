@@ -1,8 +1,10 @@
 """Request-scoped dependencies shared by every domain's routes."""
 
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,9 +17,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # never sees success for a write that failed to commit.
     async with session_scope(request.app.state.session_factory) as session:
         yield session
+    await _after_commit(request, session)
+
+
+async def _after_commit(request: Request, session: AsyncSession) -> None:
+    from node import jobs
+
+    try:
+        await jobs.after_commit(session, request.app.state.settings, request.app.state.jobs)
+    except Exception:
+        structlog.get_logger().exception("after_commit_failed")
+        await session.rollback()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+ETAG = re.compile(r"[0-9]{1,9}")
 
 
 def etag(version: int) -> str:
@@ -32,8 +48,8 @@ def parse_if_match(value: str | None) -> int:
             "your change cannot overwrite someone else's."
         )
     tag = value.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise InvalidInput("If-Match", f"'{value}' is not an ETag this server issued")
+    if not ETAG.fullmatch(tag):
+        raise InvalidInput("If-Match", f"'{value[:40]}' is not an ETag this server issued")
     return int(tag)
 
 

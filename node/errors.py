@@ -1,11 +1,15 @@
 """One error shape for the whole API: ``{"error": ..., "detail": ...}``."""
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class AppError(Exception):
@@ -90,6 +94,35 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(StaleDataError)
+    async def _stale(_request: Request, _exc: StaleDataError) -> JSONResponse:
+        # Two writers passed the If-Match check at the same moment; the database saw both.
+        return JSONResponse(
+            {
+                "error": PreconditionFailed.error,
+                "detail": "The record was changed by someone else at the same moment. Reload it "
+                "and apply your change again.",
+            },
+            status_code=412,
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, _exc: IntegrityError) -> JSONResponse:
+        # A uniqueness rule checked first in the service, lost to a concurrent writer.
+        return JSONResponse(
+            {
+                "error": Conflict.error,
+                "detail": "This conflicts with a record stored at the same moment (a ref or an "
+                "identifier already in use). Reload and try again.",
+            },
+            status_code=409,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = {"error": HTTPStatus(exc.status_code).phrase, "detail": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         body: dict[str, Any] = {"error": exc.error, "detail": exc.detail}
@@ -100,8 +133,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = [
-            {"field": _field_path(e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()
+            {
+                "field": _field_path(e["loc"]) if e["type"] != "json_invalid" else "body",
+                "message": e["msg"],
+            }
+            for e in exc.errors()
         ]
+        fields = [{"field": f["field"] or "body", "message": f["message"]} for f in fields]
         detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return JSONResponse(
             {"error": "Validation failed", "detail": detail, "fields": fields}, status_code=422

@@ -61,3 +61,20 @@ class AuditEntry(Base):
     entity_type: Mapped[str] = mapped_column(String(40), index=True)
     entity_id: Mapped[str | None] = mapped_column(String(64), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxMessage(Base):
+    """Work to do after a change, written in the same transaction as the change itself.
+
+    A crash between the commit and the work leaves the row pending; the next sweep does it.
+    """
+
+    __tablename__ = "outbox_message"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(60), index=True)
+    entity_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(2000))

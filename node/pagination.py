@@ -17,8 +17,23 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("cursor", "not a cursor this server issued") from None
-    if not isinstance(key, list) or len(key) != arity:
+    if not isinstance(key, list) or len(key) != arity or not all(map(_plain, key)):
         raise InvalidInput("cursor", "not a cursor this server issued")
     return key
+
+
+def _plain(value: Any) -> bool:
+    """A scalar the database can take: short, and text that encodes (no lone surrogates)."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**62
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return len(value) <= 1000 and "\x00" not in value
+    return False

@@ -2,7 +2,7 @@ from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +38,18 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     login_token_ttl: timedelta = timedelta(hours=12)
     page_size_max: Annotated[int, Field(ge=1, le=1000)] = 200
+    # Jobs: with no broker, outbox work runs in-process right after each commit, and a sweep
+    # every `outbox_sweep_interval` repairs anything a crash left behind.
+    broker_url: str | None = None
+    outbox_sweep_interval: timedelta = timedelta(seconds=30)
+    # Search: "sql" (SQLite FTS5 / PostgreSQL full text) or "meilisearch".
+    search_backend: Literal["sql", "meilisearch"] = "sql"
+    meili_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MEILI_URL", "INTEGRA_MEILI_URL")
+    )
+    meili_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("MEILI_MASTER_KEY", "INTEGRA_MEILI_KEY")
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Self:
@@ -45,6 +57,8 @@ class Settings(BaseSettings):
             raise ValueError("INTEGRA_SECRET_KEY must be set to a real secret in production")
         if self.environment is Environment.production and len(self.secret_key) < 32:
             raise ValueError("INTEGRA_SECRET_KEY must be at least 32 characters in production")
+        if self.search_backend == "meilisearch" and not self.meili_url:
+            raise ValueError("INTEGRA_SEARCH_BACKEND=meilisearch needs MEILI_URL")
         return self
 
     @property

@@ -1,6 +1,6 @@
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import pycountry
 from pydantic import (
@@ -11,8 +11,8 @@ from pydantic import (
     Field,
     HttpUrl,
     StringConstraints,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from registry.vocabulary import (
@@ -32,7 +32,7 @@ from registry.vocabulary import (
 
 def _country(value: str) -> str:
     code = value.upper()
-    if pycountry.countries.get(alpha_2=code) is None:
+    if code != "XK" and pycountry.countries.get(alpha_2=code) is None:  # XK: Kosovo, as the EU uses
         raise ValueError(f"'{value}' is not an ISO 3166-1 alpha-2 country code")
     return code
 
@@ -85,14 +85,40 @@ class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class PartialUpdate(Schema):
+    """A partial update: fields left out are kept; null clears a field only where the record
+    may be without it (a required field, a list or a flag cannot be nulled)."""
+
+    creates: ClassVar[type[BaseModel]]
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name is not None:
+            field = cls.creates.model_fields.get(info.field_name)
+            if field is not None and (field.is_required() or field.default is not None):
+                raise ValueError("cannot be emptied (leave the field out to keep it)")
+        return value
+
+
 class LocalName(Schema):
     language: LanguageCode
     name: Name
 
 
 class Identifier(Schema):
-    scheme: Code
+    scheme: Annotated[Code, StringConstraints(pattern=r"^[^:;]+$")]
     value: ShortText
+
+
+def _identifiers_unique(value: list[Identifier]) -> list[Identifier]:
+    keys = [(i.scheme, i.value) for i in value]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the same identifier is listed twice")
+    return value
+
+
+Identifiers = Annotated[list[Identifier], AfterValidator(_identifiers_unique)]
 
 
 class Address(Schema):
@@ -108,7 +134,7 @@ class OrganisationFields(Schema):
     ref: Ref | None = None
     name: Name
     local_names: list[LocalName] = []
-    identifiers: list[Identifier] = []
+    identifiers: Identifiers = []
     kind: OrganisationKind
     sector: Sector
     level: Level
@@ -127,29 +153,20 @@ class OrganisationFields(Schema):
     status: OrganisationStatus = OrganisationStatus.active
     last_verified_date: VerifiedDate = None
 
-    @field_validator("identifiers")
-    @classmethod
-    def _identifiers_unique(cls, value: list[Identifier]) -> list[Identifier]:
-        keys = [(i.scheme, i.value) for i in value]
-        if len(set(keys)) != len(keys):
-            raise ValueError("the same identifier is listed twice")
-        return value
-
 
 class OrganisationCreate(OrganisationFields):
     pass
 
 
-REQUIRED_ON_UPDATE = ("name", "kind", "sector", "level", "country", "status")
-
-
-class OrganisationUpdate(Schema):
+class OrganisationUpdate(PartialUpdate):
     """A partial update: only the fields sent are changed."""
+
+    creates = OrganisationCreate
 
     ref: Ref | None = None
     name: Name | None = None
     local_names: list[LocalName] | None = None
-    identifiers: list[Identifier] | None = None
+    identifiers: Identifiers | None = None
     kind: OrganisationKind | None = None
     sector: Sector | None = None
     level: Level | None = None
@@ -167,13 +184,6 @@ class OrganisationUpdate(Schema):
     single_point_of_contact: bool | None = None
     status: OrganisationStatus | None = None
     last_verified_date: VerifiedDate = None
-
-    @model_validator(mode="after")
-    def _required_stay_set(self) -> Self:
-        for name in REQUIRED_ON_UPDATE:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be emptied")
-        return self
 
 
 class Phone(Schema):
@@ -197,21 +207,13 @@ class ContactPointFields(Schema):
     status: ContactStatus = ContactStatus.active
 
 
-def _check_contact(name: str | None, title: str | None, email: Any, phones: list[Phone]) -> None:
-    if not name and not title:
-        raise ValueError("a contact point needs a name or a function (title)")
-    if not email and not phones:
-        raise ValueError("a contact point needs an e-mail address or a phone number")
-
-
 class ContactPointCreate(ContactPointFields):
-    @model_validator(mode="after")
-    def _reachable(self) -> Self:
-        _check_contact(self.name, self.title, self.email, self.phones)
-        return self
+    pass
 
 
-class ContactPointUpdate(Schema):
+class ContactPointUpdate(PartialUpdate):
+    creates = ContactPointCreate
+
     name: ShortText | None = None
     title: ShortText | None = None
     department: ShortText | None = None
@@ -273,27 +275,13 @@ class ProtocolFields(Schema):
     document_url: Url | None = None
 
 
-def _check_dates(signed: date | None, review: date | None) -> None:
-    if signed is not None and review is not None and review < signed:
-        raise ValueError("review_date cannot be before signed_date")
-
-
-def _check_parties(organisation_ids: list[uuid.UUID]) -> None:
-    if len(set(organisation_ids)) != len(organisation_ids):
-        raise ValueError("an organisation is listed twice among the parties")
-
-
 class ProtocolCreate(ProtocolFields):
     parties: Annotated[list[PartyIn], Field(min_length=2)]
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        _check_dates(self.signed_date, self.review_date)
-        _check_parties([p.organisation_id for p in self.parties])
-        return self
 
+class ProtocolUpdate(PartialUpdate):
+    creates = ProtocolCreate
 
-class ProtocolUpdate(Schema):
     ref: Ref | None = None
     title: Name | None = None
     country: CountryCode | None = None
@@ -307,16 +295,6 @@ class ProtocolUpdate(Schema):
     status: ProtocolStatus | None = None
     document_url: Url | None = None
     parties: Annotated[list[PartyIn], Field(min_length=2)] | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        for name in ("title", "country", "status", "parties"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be emptied")
-        _check_dates(self.signed_date, self.review_date)
-        if self.parties:
-            _check_parties([p.organisation_id for p in self.parties])
-        return self
 
 
 class ProtocolRead(ProtocolFields):

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node import audit
 from node.auth import Principal
-from node.db import utcnow
+from node.db import sync_collection, utcnow
 from node.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from node.text import fold
 from registry import repository
@@ -131,18 +131,22 @@ def _apply(organisation: Organisation, values: dict[str, Any]) -> list[str]:
     changed: list[str] = []
     for name, value in values.items():
         if name == "identifiers":
-            old = [(i.scheme, i.value) for i in organisation.identifiers]
-            new = [(i["scheme"], i["value"]) for i in value]
-            if sorted(old) != sorted(new):
-                organisation.identifiers = [
-                    OrganisationIdentifier(scheme=s, value=v) for s, v in new
-                ]
+            if sync_collection(
+                organisation.identifiers,
+                [(i["scheme"], i["value"]) for i in value],
+                key=lambda i: (i.scheme, i.value),
+                make=lambda k: OrganisationIdentifier(scheme=k[0], value=k[1]),
+            ):
                 changed.append(name)
         elif name in TERM_FACETS:
             facet = TERM_FACETS[name]
-            if sorted(organisation.terms_of(facet)) != sorted(value):
-                kept = [t for t in organisation.terms if t.facet != facet]
-                organisation.terms = kept + [OrganisationTerm(facet=facet, term=t) for t in value]
+            if sync_collection(
+                organisation.terms,
+                [(facet, str(v)) for v in value]
+                + [(t.facet, t.term) for t in organisation.terms if t.facet != facet],
+                key=lambda t: (t.facet, t.term),
+                make=lambda k: OrganisationTerm(facet=k[0], term=k[1]),
+            ):
                 changed.append(name)
         elif name == "address":
             value = value or {}
@@ -283,6 +287,7 @@ async def create_contact_point(
     organisation = await _editable_organisation(session, organisation_id, by)
     values = data.model_dump(mode="python")
     values["phones"] = normalise_phones(values["phones"], organisation.country, "phones")
+    _check_reachable(values)
     contact = ContactPoint(organisation_id=organisation.id, is_sample=is_sample, **values)
     session.add(contact)
     await session.flush()
@@ -334,11 +339,9 @@ async def update_contact_point(
     values = data.model_dump(mode="python", exclude_unset=True)
     if "phones" in values:
         values["phones"] = normalise_phones(values["phones"] or [], organisation.country, "phones")
-    merged = {k: getattr(contact, k) for k in ("name", "title", "email", "phones")} | values
-    if not merged["name"] and not merged["title"]:
-        raise InvalidInput("name", "a contact point needs a name or a function (title)")
-    if not merged["email"] and not merged["phones"]:
-        raise InvalidInput("email", "a contact point needs an e-mail address or a phone number")
+    _check_reachable(
+        {k: getattr(contact, k) for k in ("name", "title", "email", "phones")} | values
+    )
     changed = [k for k, v in values.items() if getattr(contact, k) != v]
     for name in changed:
         setattr(contact, name, values[name])
@@ -354,7 +357,16 @@ async def update_contact_point(
             entity_id=contact.id,
             detail={"fields": changed, "version": contact.version},
         )
+    else:  # nothing changed, but the answer shows the contact point: that is a read
+        audit.record(session, by, action="read", entity_type="contact_point", entity_id=contact.id)
     return contact
+
+
+def _check_reachable(values: dict[str, Any]) -> None:
+    if not values.get("name") and not values.get("title"):
+        raise InvalidInput("title", "a contact point needs a name or a function (title)")
+    if not values.get("email") and not values.get("phones"):
+        raise InvalidInput("email", "a contact point needs an e-mail address or a phone number")
 
 
 async def erase_contact_point(
@@ -416,7 +428,11 @@ def _may_edit_protocol(by: Principal, party_ids: list[uuid.UUID]) -> bool:
 
 
 async def _check_parties(session: AsyncSession, parties: list[PartyIn]) -> None:
+    seen: set[uuid.UUID] = set()
     for index, party in enumerate(parties):
+        if party.organisation_id in seen:
+            raise InvalidInput(f"parties.{index}.organisation_id", "this party is listed twice")
+        seen.add(party.organisation_id)
         if not await repository.organisation_exists(session, party.organisation_id):
             raise InvalidInput(
                 f"parties.{index}.organisation_id",
@@ -430,15 +446,18 @@ def _protocol_search_text(protocol: Protocol) -> str:
 
 
 def _set_parties(protocol: Protocol, parties: list[PartyIn]) -> None:
-    protocol.parties = [
-        ProtocolParty(
-            organisation_id=p.organisation_id,
-            role=str(p.role),
-            responsibilities=p.responsibilities,
-            position=index,
-        )
-        for index, p in enumerate(parties)
-    ]
+    wanted = {p.organisation_id: (index, p) for index, p in enumerate(parties)}
+    sync_collection(
+        protocol.parties,
+        list(wanted),
+        key=lambda p: p.organisation_id,
+        make=lambda org_id: ProtocolParty(organisation_id=org_id, role="party"),
+    )
+    for party in protocol.parties:
+        index, given = wanted[party.organisation_id]
+        party.role = str(given.role)
+        party.responsibilities = given.responsibilities
+        party.position = index
 
 
 async def create_protocol(
@@ -449,6 +468,7 @@ async def create_protocol(
     if data.ref is not None and await repository.ref_taken(session, Protocol, data.ref):
         raise Conflict(f"The ref '{data.ref}' is already used by another protocol.")
     await _check_parties(session, data.parties)
+    _check_merged_dates(None, {"signed_date": data.signed_date, "review_date": data.review_date})
     values = data.model_dump(mode="python", exclude={"parties"})
     values["document_url"] = str(data.document_url) if data.document_url else None
     protocol = Protocol(is_sample=is_sample, **values)
@@ -473,6 +493,9 @@ async def update_protocol(
     if not _may_edit_protocol(by, current):
         raise Forbidden("You may edit protocols only where an organisation of yours is a party.")
     check_version(expected_version, protocol.version, "protocol")
+    new_parties = [p.organisation_id for p in data.parties or []]
+    if new_parties and not _may_edit_protocol(by, new_parties):
+        raise Forbidden("The parties must still include an organisation you are assigned to.")
     return await apply_protocol_changes(session, protocol, data, by=by)
 
 
@@ -509,9 +532,9 @@ async def apply_protocol_changes(
     return protocol
 
 
-def _check_merged_dates(protocol: Protocol, values: dict[str, Any]) -> None:
-    signed = values.get("signed_date", protocol.signed_date)
-    review = values.get("review_date", protocol.review_date)
+def _check_merged_dates(protocol: Protocol | None, values: dict[str, Any]) -> None:
+    signed = values.get("signed_date", protocol.signed_date if protocol else None)
+    review = values.get("review_date", protocol.review_date if protocol else None)
     if signed is not None and review is not None and review < signed:
         raise InvalidInput("review_date", "review_date cannot be before signed_date")
 

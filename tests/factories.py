@@ -86,3 +86,40 @@ async def create_contact(
     )
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+def practice(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "practice",
+        "title": f"Mentoring after release {uuid.uuid4().hex[:6]}",
+        "language": "en",
+        "summary": "Mentors accompany released prisoners through their first year outside.",
+        "description": "A social worker and a mentor meet the person weekly.",
+        "intervention_types": ["mentoring", "after_care"],
+        "process_focus": ["rehabilitation_reintegration"],
+        "settings": ["post_release"],
+        "target_groups": ["released_prisoners"],
+        "country": "GR",
+        "licence": "CC-BY-4.0",
+    }
+    return body | overrides
+
+
+async def publish_practice(
+    client: httpx.AsyncClient, admin: Headers, **overrides: Any
+) -> dict[str, Any]:
+    created = await client.post("/api/v1/practices", json=practice(**overrides), headers=admin)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    published = await client.post(
+        f"/api/v1/practices/{body['id']}/publish",
+        headers=admin | {"If-Match": created.headers["etag"]},
+    )
+    assert published.status_code == 200, published.text
+    return dict(published.json())
+
+
+async def search(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    response = await client.get("/api/v1/practices/search", params=params)
+    assert response.status_code == 200, response.text
+    return dict(response.json())

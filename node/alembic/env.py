@@ -2,6 +2,8 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import node.models  # noqa: F401 - registers the tables on the metadata
+import practices.models
+import practices.search.models  # noqa: F401
 import registry.models  # noqa: F401
 from node.db import Base
 

@@ -428,3 +428,50 @@ async def test_expired_revoked_or_deactivated_credentials_are_refused(
             user.is_active = False
         await session.commit()
     assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 401
+
+
+async def test_editor_cannot_hand_a_protocol_over_to_organisations_it_does_not_manage(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    third = await create_organisation(client, world["admin"], name="Third")
+    created = await client.post(
+        "/api/v1/protocols",
+        headers=world["editor"],
+        json={
+            "title": "Ours",
+            "country": "GR",
+            "parties": [{"organisation_id": world["mine"]["id"]}, {"organisation_id": third["id"]}],
+        },
+    )
+    assert created.status_code == 201
+    hijack = await client.patch(
+        f"/api/v1/protocols/{created.json()['id']}",
+        json={
+            "parties": [
+                {"organisation_id": world["other"]["id"]},
+                {"organisation_id": third["id"]},
+            ],
+            "status": "in_force",
+        },
+        headers=world["editor"] | {"If-Match": '"1"'},
+    )
+    assert hijack.status_code == 403
+    stored = (await client.get(f"/api/v1/protocols/{created.json()['id']}")).json()
+    assert (
+        stored["status"] == "draft"
+        and stored["parties"][0]["organisation_id"] == world["mine"]["id"]
+    )
+
+
+async def test_a_contact_patch_that_changes_nothing_is_still_an_audited_read(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    contact_id = world["contact"]["id"]
+    response = await client.patch(
+        f"/api/v1/contact-points/{contact_id}",
+        json={},
+        headers=world["editor"] | {"If-Match": '"1"'},
+    )
+    assert response.status_code == 200
+    reads = await audit_entries(client, world["admin"], entity_id=contact_id, action="read")
+    assert len(reads) == 1 and reads[0]["actor"].startswith("editor-")

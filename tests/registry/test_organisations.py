@@ -238,3 +238,77 @@ async def test_a_forged_cursor_is_a_422(client: httpx.AsyncClient) -> None:
         response = await client.get("/api/v1/organisations", params={"cursor": cursor})
         assert response.status_code == 422, cursor
         assert response.json()["fields"][0]["field"] == "cursor"
+
+
+async def test_adding_an_identifier_keeps_the_existing_one(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    first = {"scheme": "vat", "value": "EL1"}
+    created = await create_organisation(client, admin, identifiers=[first])
+    response = await client.patch(
+        f"/api/v1/organisations/{created['id']}",
+        json={"identifiers": [first, {"scheme": "gemi", "value": "2"}]},
+        headers=admin | {"If-Match": '"1"'},
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.json()["identifiers"]) == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"services": None},
+        {"areas": None},
+        {"identifiers": None},
+        {"local_names": None},
+        {"single_point_of_contact": None},
+        {"name": None},
+        {"languages": None},
+        {"identifiers": [{"scheme": "x", "value": "1"}, {"scheme": "x", "value": "1"}]},
+        {"identifiers": [{"scheme": "urn:x", "value": "1"}]},
+    ],
+)
+async def test_bad_patches_are_422_naming_the_field(
+    client: httpx.AsyncClient, admin: Headers, body: dict[str, object]
+) -> None:
+    created = await create_organisation(client, admin)
+    response = await client.patch(
+        f"/api/v1/organisations/{created['id']}", json=body, headers=admin | {"If-Match": '"1"'}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["fields"][0]["field"].split(".")[0] == next(iter(body))
+    assert (await client.get(f"/api/v1/organisations/{created['id']}")).json()["version"] == 1
+
+
+@pytest.mark.parametrize("tag", ['"²"'.encode(), b'"' + b"9" * 5000 + b'"', b"*", b'"v1"'])
+async def test_odd_if_match_values_are_422(
+    client: httpx.AsyncClient, admin: Headers, tag: bytes
+) -> None:
+    created = await create_organisation(client, admin)
+    response = await client.patch(
+        f"/api/v1/organisations/{created['id']}",
+        json={"region": "x"},
+        headers={**admin, "If-Match": tag},  # type: ignore[dict-item]
+    )
+    assert response.status_code == 422
+
+
+async def test_crafted_cursors_are_422(client: httpx.AsyncClient) -> None:
+    import base64
+    import json
+
+    nested = base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).decode()
+    surrogate = base64.urlsafe_b64encode(
+        json.dumps(["\ud800", "00000000-0000-0000-0000-000000000000"]).encode()
+    ).decode()
+    for cursor in (nested, surrogate):
+        for path in ("/api/v1/organisations", "/api/v1/protocols"):
+            response = await client.get(path, params={"cursor": cursor})
+            assert response.status_code == 422, (path, response.text)
+
+
+async def test_unknown_routes_answer_in_the_error_shape(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/api/v1/nothing-here")
+    wrong_method = await client.put("/api/v1/organisations")
+    assert missing.status_code == 404 and set(missing.json()) == {"error", "detail"}
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]

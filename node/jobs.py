@@ -1,0 +1,158 @@
+"""Background work through the outbox, run by Celery.
+
+A change that needs follow-up work (re-indexing a published practice, ...) writes an outbox row
+in its own transaction. After the commit the work is done at once: in-process on the embedded
+default, or by a Celery worker when a broker is configured. A periodic sweep (Celery beat, or
+the node's own timer when embedded) picks up whatever a crash left pending. Handlers are
+idempotent, so doing a message twice changes nothing.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from celery import Celery
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from node.db import create_sync_engine, utcnow
+from node.models import OutboxMessage
+from node.settings import Settings, get_settings
+
+log = structlog.get_logger()
+MAX_ATTEMPTS = 10
+BATCH = 500
+
+
+@dataclass
+class JobContext:
+    search: Any
+
+
+Handler = Callable[[Session, str, JobContext], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(topic: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[topic] = fn
+        return fn
+
+    return register
+
+
+def enqueue(session: AsyncSession, topic: str, entity_id: uuid.UUID | str) -> None:
+    """Queue work in the caller's transaction: it exists exactly when the change does."""
+    session.add(OutboxMessage(topic=topic, entity_id=str(entity_id)))
+    session.info["outbox"] = True
+
+
+def process_pending(session: Session, context: JobContext, *, limit: int = BATCH) -> int:
+    """Do up to ``limit`` pending messages, oldest first; return how many were attempted."""
+    _load_handlers()
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.processed_at.is_(None))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    messages = session.scalars(stmt).all()
+    for message in messages:
+        try:
+            with session.begin_nested():
+                HANDLERS[message.topic](session, message.entity_id, context)
+            message.processed_at = utcnow()
+        except Exception as exc:
+            message.attempts += 1
+            message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            log.warning(
+                "outbox_failed",
+                topic=message.topic,
+                entity=message.entity_id,
+                attempts=message.attempts,
+                error=message.last_error,
+            )
+            if message.attempts >= MAX_ATTEMPTS:
+                message.processed_at = utcnow()  # given up; the error stays on the row
+    session.flush()
+    return len(messages)
+
+
+def drain(session: Session, context: JobContext) -> int:
+    total = 0
+    while (done := process_pending(session, context)) == BATCH:
+        total += done
+    return total + done
+
+
+async def after_commit(session: AsyncSession, settings: Settings, context: JobContext) -> None:
+    """Run or hand over the work queued by a transaction that has just committed."""
+    if not session.info.pop("outbox", False):
+        return
+    if settings.broker_url:
+        configure(settings)
+        process_outbox.delay()
+        return
+    await session.run_sync(drain, context)
+    await session.commit()
+
+
+def _load_handlers() -> None:
+    import practices.tasks  # noqa: F401 - registers the practice handlers
+
+
+# --- Celery -------------------------------------------------------------------------------
+
+celery = Celery("integra")
+celery.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_time_limit=300,
+    task_soft_time_limit=240,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+)
+
+
+def configure(settings: Settings) -> Celery:
+    celery.conf.update(
+        broker_url=settings.broker_url,
+        beat_schedule={
+            "outbox-sweep": {
+                "task": "integra.outbox.process",
+                "schedule": settings.outbox_sweep_interval.total_seconds(),
+            }
+        },
+    )
+    return celery
+
+
+@celery.task(  # type: ignore[untyped-decorator]
+    name="integra.outbox.process",
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+def process_outbox() -> int:
+    from practices.search import make_backend
+
+    settings = get_settings()
+    engine = create_sync_engine(settings.sqlalchemy_url)
+    try:
+        with Session(engine) as session:
+            done = drain(session, JobContext(search=make_backend(settings)))
+            session.commit()
+            return done
+    finally:
+        engine.dispose()
+
+
+if get_settings().broker_url:  # a worker started with `celery -A node.jobs worker`
+    configure(get_settings())

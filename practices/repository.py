@@ -1,0 +1,116 @@
+"""All of the practice database's SQL."""
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from practices.models import Practice, StudyVisit, StudyVisitComment
+
+
+def practice_query() -> Select[Practice]:
+    return select(Practice).options(
+        selectinload(Practice.terms), selectinload(Practice.organisations)
+    )
+
+
+async def get_practice(session: AsyncSession, practice_id: uuid.UUID) -> Practice | None:
+    stmt = practice_query().where(Practice.id == practice_id)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def find_practice_by_ref(session: AsyncSession, ref: str) -> Practice | None:
+    return (await session.scalars(practice_query().where(Practice.ref == ref))).one_or_none()
+
+
+async def find_practice_by_title(
+    session: AsyncSession, country: str | None, title: str
+) -> Practice | None:
+    stmt = practice_query().where(Practice.country == country, Practice.title == title)
+    return (await session.scalars(stmt)).first()
+
+
+async def practices_by_ids(
+    session: AsyncSession, ids: list[uuid.UUID], *, published_only: bool
+) -> dict[uuid.UUID, Practice]:
+    if not ids:
+        return {}
+    stmt = practice_query().where(Practice.id.in_(ids))
+    if published_only:
+        stmt = stmt.where(Practice.status == "published")
+    return {p.id: p for p in (await session.scalars(stmt)).all()}
+
+
+async def list_practices(
+    session: AsyncSession,
+    *,
+    status: list[str],
+    kind: list[str],
+    country: list[str],
+    after: tuple[str, str] | None,
+    limit: int,
+) -> Sequence[Practice]:
+    stmt = practice_query().order_by(Practice.title, Practice.id).limit(limit)
+    for column, values in (
+        (Practice.status, status),
+        (Practice.kind, kind),
+        (Practice.country, country),
+    ):
+        if values:
+            stmt = stmt.where(column.in_(values))
+    if after is not None:
+        stmt = stmt.where(tuple_(Practice.title, Practice.id) > (after[0], uuid.UUID(after[1])))
+    return (await session.scalars(stmt)).all()
+
+
+async def ref_owner(
+    session: AsyncSession, model: type[Practice] | type[StudyVisit], ref: str
+) -> uuid.UUID | None:
+    return await session.scalar(select(model.id).where(model.ref == ref))
+
+
+async def get_study_visit(session: AsyncSession, visit_id: uuid.UUID) -> StudyVisit | None:
+    return await session.get(StudyVisit, visit_id)
+
+
+async def find_study_visit_by_ref(session: AsyncSession, ref: str) -> StudyVisit | None:
+    return await session.scalar(select(StudyVisit).where(StudyVisit.ref == ref))
+
+
+async def list_study_visits(
+    session: AsyncSession,
+    *,
+    status: list[str],
+    host_country: list[str],
+    visible_to: uuid.UUID | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> Sequence[StudyVisit]:
+    """``visible_to``: unpublished reports are listed only to their author (None = admin)."""
+    stmt = select(StudyVisit).order_by(StudyVisit.title, StudyVisit.id).limit(limit)
+    if status:
+        stmt = stmt.where(StudyVisit.status.in_(status))
+    if host_country:
+        stmt = stmt.where(StudyVisit.host_country.in_(host_country))
+    if visible_to is not None:
+        stmt = stmt.where((StudyVisit.status == "published") | (StudyVisit.author_id == visible_to))
+    if after is not None:
+        stmt = stmt.where(tuple_(StudyVisit.title, StudyVisit.id) > (after[0], uuid.UUID(after[1])))
+    return (await session.scalars(stmt)).all()
+
+
+async def comments_of(session: AsyncSession, visit_id: uuid.UUID) -> Sequence[StudyVisitComment]:
+    stmt = (
+        select(StudyVisitComment)
+        .where(StudyVisitComment.study_visit_id == visit_id)
+        .order_by(StudyVisitComment.id)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def existing_practice_ids(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    if not ids:
+        return set()
+    return set((await session.scalars(select(Practice.id).where(Practice.id.in_(ids)))).all())

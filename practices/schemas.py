@@ -1,0 +1,308 @@
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from practices.vocabulary import (
+    EvaluationType,
+    Ideology,
+    InterventionType,
+    Licence,
+    OrganisationRole,
+    OutcomeRating,
+    PracticeKind,
+    PracticeStatus,
+    ProcessFocus,
+    ReportStatus,
+    ReviewLabel,
+    Setting,
+)
+from registry.schemas import CountryCode, LanguageCode, Name, Ref, ShortText, Text, _unique
+from registry.vocabulary import Level, TargetGroup
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class OrganisationLink(Schema):
+    """A registry organisation (by id) or, for bodies outside the registry, a free name."""
+
+    organisation_id: uuid.UUID | None = None
+    name: Name | None = None
+    role: OrganisationRole = OrganisationRole.responsible
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.organisation_id is None) == (self.name is None):
+            raise ValueError("give either organisation_id or name")
+        return self
+
+
+class Translation(Schema):
+    language: LanguageCode
+    title: Name
+    summary: Text | None = None
+
+
+class Outcome(Schema):
+    outcome: ShortText
+    rating: OutcomeRating
+    source: Text
+
+
+class Evaluation(Schema):
+    type: EvaluationType = EvaluationType.none
+    outcomes: list[Outcome] = []
+
+    @model_validator(mode="after")
+    def _outcomes_need_evaluation(self) -> Self:
+        if self.outcomes and self.type in (EvaluationType.none,):
+            raise ValueError("outcomes need an evaluation type other than none")
+        return self
+
+
+class Link(Schema):
+    title: ShortText
+    url: Annotated[HttpUrl, Field(max_length=500)]
+
+
+class PracticeFields(Schema):
+    ref: Ref | None = None
+    kind: PracticeKind
+    title: Name
+    original_title: Name | None = None
+    language: LanguageCode
+    summary: Text
+    description: Text | None = None
+    problem_addressed: Text | None = None
+    rationale: Text | None = None
+    intervention_types: Annotated[list[InterventionType], AfterValidator(_unique)] = []
+    process_focus: Annotated[list[ProcessFocus], AfterValidator(_unique)] = []
+    settings: Annotated[list[Setting], AfterValidator(_unique)] = []
+    target_groups: Annotated[list[TargetGroup], AfterValidator(_unique)] = []
+    ideologies: Annotated[list[Ideology], AfterValidator(_unique)] = []
+    organisations: list[OrganisationLink] = []
+    country: CountryCode | None = None
+    geographical_scope: Level | None = None
+    translations: list[Translation] = []
+    start_date: date | None = None
+    end_date: date | None = None
+    staffing: Text | None = None
+    intensity_duration: Text | None = None
+    resources_funding: Text | None = None
+    evaluation: Evaluation = Evaluation()
+    review_label: ReviewLabel = ReviewLabel.self_reported
+    sustainability: Text | None = None
+    transferability: Text | None = None
+    lessons_learned: Text | None = None
+    links: list[Link] = []
+    licence: Licence
+
+
+def check_dates(start: date | None, end: date | None, field: str = "end_date") -> None:
+    if start is not None and end is not None and end < start:
+        raise ValueError(f"{field} cannot be before the start date")
+
+
+class PracticeCreate(PracticeFields):
+    @model_validator(mode="after")
+    def _dates(self) -> Self:
+        check_dates(self.start_date, self.end_date)
+        return self
+
+
+PRACTICE_REQUIRED = ("kind", "title", "language", "summary", "licence", "evaluation")
+
+
+class PracticeUpdate(Schema):
+    ref: Ref | None = None
+    kind: PracticeKind | None = None
+    title: Name | None = None
+    original_title: Name | None = None
+    language: LanguageCode | None = None
+    summary: Text | None = None
+    description: Text | None = None
+    problem_addressed: Text | None = None
+    rationale: Text | None = None
+    intervention_types: Annotated[list[InterventionType], AfterValidator(_unique)] | None = None
+    process_focus: Annotated[list[ProcessFocus], AfterValidator(_unique)] | None = None
+    settings: Annotated[list[Setting], AfterValidator(_unique)] | None = None
+    target_groups: Annotated[list[TargetGroup], AfterValidator(_unique)] | None = None
+    ideologies: Annotated[list[Ideology], AfterValidator(_unique)] | None = None
+    organisations: list[OrganisationLink] | None = None
+    country: CountryCode | None = None
+    geographical_scope: Level | None = None
+    translations: list[Translation] | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    staffing: Text | None = None
+    intensity_duration: Text | None = None
+    resources_funding: Text | None = None
+    evaluation: Evaluation | None = None
+    review_label: ReviewLabel | None = None
+    sustainability: Text | None = None
+    transferability: Text | None = None
+    lessons_learned: Text | None = None
+    links: list[Link] | None = None
+    licence: Licence | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> Self:
+        for name in PRACTICE_REQUIRED:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be emptied")
+        return self
+
+
+class OrganisationLinkRead(OrganisationLink):
+    model_config = ConfigDict(extra="ignore")
+    display_name: str
+
+
+class PracticeRead(PracticeFields):
+    model_config = ConfigDict(extra="ignore")
+
+    id: uuid.UUID
+    organisations: list[OrganisationLinkRead] = []  # type: ignore[assignment]
+    status: PracticeStatus
+    withdrawn_reason: str | None
+    published_at: datetime | None
+    is_sample: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Withdrawal(Schema):
+    reason: Annotated[Text, Field(description="Why it is withdrawn; shown with the record.")]
+
+
+class SearchHit(BaseModel):
+    id: uuid.UUID
+    kind: PracticeKind
+    title: str
+    original_title: str | None
+    country: str | None
+    language: str
+    summary: str
+    snippet: str = Field(
+        description="HTML: the matching words wrapped in <mark>, the rest escaped."
+    )
+    published_at: datetime | None
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHit]
+    total: int
+    facets: dict[str, list[FacetValue]]
+    next_cursor: str | None
+
+
+# --- study-visit reports ------------------------------------------------------------------
+
+
+class DelegationMember(Schema):
+    profession: ShortText
+    count: Annotated[int, Field(ge=1, le=1000)]
+    home_organisation: OrganisationLink | None = None
+
+
+class StudyVisitFields(Schema):
+    ref: Ref | None = None
+    title: Name
+    language: LanguageCode
+    organising_authority: OrganisationLink
+    host_country: CountryCode
+    host_organisations: list[OrganisationLink] = []
+    start_date: date
+    end_date: date
+    purpose: Text
+    programme: Text | None = None
+    delegation: Annotated[list[DelegationMember], Field(min_length=1)]
+    participant_names: Annotated[
+        list[ShortText],
+        Field(description="Personal data: kept on this node, shown to signed-in users only."),
+    ] = []
+    observed_practice_ids: list[uuid.UUID] = []
+    observations: Text | None = None
+    findings: Text | None = None
+    recommendations: Text | None = None
+    transferability: Text | None = None
+    addressed_to: list[ShortText] = []
+
+
+class StudyVisitCreate(StudyVisitFields):
+    @model_validator(mode="after")
+    def _dates(self) -> Self:
+        check_dates(self.start_date, self.end_date)
+        return self
+
+
+class StudyVisitUpdate(Schema):
+    ref: Ref | None = None
+    title: Name | None = None
+    language: LanguageCode | None = None
+    organising_authority: OrganisationLink | None = None
+    host_country: CountryCode | None = None
+    host_organisations: list[OrganisationLink] | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    purpose: Text | None = None
+    programme: Text | None = None
+    delegation: Annotated[list[DelegationMember], Field(min_length=1)] | None = None
+    participant_names: list[ShortText] | None = None
+    observed_practice_ids: list[uuid.UUID] | None = None
+    observations: Text | None = None
+    findings: Text | None = None
+    recommendations: Text | None = None
+    transferability: Text | None = None
+    addressed_to: list[ShortText] | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> Self:
+        for name in (
+            "title",
+            "language",
+            "organising_authority",
+            "host_country",
+            "start_date",
+            "end_date",
+            "purpose",
+            "delegation",
+        ):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be emptied")
+        return self
+
+
+class ReviewComment(Schema):
+    comment: Text
+
+
+class CommentRead(BaseModel):
+    author: str
+    action: str
+    body: str
+    created_at: datetime
+
+
+class StudyVisitRead(StudyVisitFields):
+    model_config = ConfigDict(extra="ignore")
+
+    id: uuid.UUID
+    status: ReportStatus
+    author_id: uuid.UUID | None
+    submitted_at: datetime | None
+    published_at: datetime | None
+    comments: list[CommentRead] = []
+    is_sample: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,114 @@
+"""How text is prepared for the index and how a query becomes safe index terms.
+
+The same normalisation runs on documents and on queries, in every adapter: case and accents
+are folded (Latin, Greek, Cyrillic), British and American spellings of the field's words meet
+(radicalisation/radicalization, programme/program, ...), and prefixed compounds are indexed
+both joined and split ("de-radicalisation" is found as "deradicalisation" and "radicalisation").
+"""
+
+import html
+import re
+from dataclasses import dataclass
+
+from node.text import fold
+
+MAX_QUERY_TOKENS = 12
+MAX_TOKEN_LENGTH = 40
+WORD = re.compile(r"[^\W_]+")
+COMPOUND = re.compile(r"\b(de|re|dis|co|multi|inter|counter|post|pre|non|ex|self)-([^\W_]+)")
+# -ise/-isation (British) and -ize/-ization (American) meet on the -is- form.
+IZE = re.compile(r"(?<=\w{3})iz(e|es|ed|ing|er|ers|ation|ations|ational)\b")
+PARTIAL_IZE = re.compile(r"(?<=\w{3})iz(?=(a|at|ati|atio|e)?$)")
+SPELLINGS = {
+    "behaviour": "behavior",
+    "behaviours": "behaviors",
+    "behavioural": "behavioral",
+    "counselling": "counseling",
+    "counsellor": "counselor",
+    "counsellors": "counselors",
+    "programme": "program",
+    "programmes": "programs",
+    "centre": "center",
+    "centres": "centers",
+    "defence": "defense",
+    "offence": "offense",
+    "offences": "offenses",
+    "licence": "license",
+    "judgement": "judgment",
+    "labour": "labor",
+}
+
+
+def _canonical(word: str) -> str:
+    word = SPELLINGS.get(word, word)
+    return IZE.sub(lambda m: "is" + m.group(1), word)
+
+
+def normalise(text: str) -> str:
+    """Index form of a text: folded, compounds both joined and split, spellings unified."""
+    folded = COMPOUND.sub(lambda m: f"{m[1]}{m[2]} {m[1]} {m[2]}", fold(text))
+    return " ".join(_canonical(w) for w in WORD.findall(folded))
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """What the user typed, as index terms. Only word characters survive: nothing a query
+    language could read as syntax (quotes, operators, wildcards, NEAR, column filters)."""
+
+    terms: tuple[str, ...]
+    prefix_last: bool
+
+    @property
+    def empty(self) -> bool:
+        return not self.terms
+
+
+def query_terms(text: str) -> QueryTerms:
+    folded = COMPOUND.sub(lambda m: f"{m[1]}{m[2]}", fold(text[:2000]))
+    words = [_canonical(w)[:MAX_TOKEN_LENGTH] for w in WORD.findall(folded)]
+    words = list(dict.fromkeys(words))[:MAX_QUERY_TOKENS]
+    # As-you-type: the word being typed matches as a prefix, once it has two letters.
+    prefix = bool(words) and not text[-1:].isspace() and len(words[-1]) >= 2
+    if prefix:
+        words[-1] = PARTIAL_IZE.sub("is", words[-1])
+    return QueryTerms(tuple(words), prefix)
+
+
+def fts5_match(query: QueryTerms) -> str:
+    """An FTS5 MATCH expression: every term quoted as a string, implicitly ANDed."""
+    parts = [f'"{t}"' for t in query.terms]
+    if query.prefix_last:
+        parts[-1] += "*"
+    return " ".join(parts)
+
+
+def tsquery(query: QueryTerms) -> str:
+    """A PostgreSQL to_tsquery expression: quoted lexemes joined by &, the last a prefix."""
+    parts = [f"'{t}'" for t in query.terms]
+    if query.prefix_last:
+        parts[-1] += ":*"
+    return " & ".join(parts)
+
+
+def matches(word: str, query: QueryTerms) -> bool:
+    forms = normalise(word).split()
+    last = query.terms[-1] if query.prefix_last else None
+    return any(f in query.terms or (last is not None and f.startswith(last)) for f in forms)
+
+
+def snippet(text: str, query: QueryTerms, *, words: int = 30) -> str:
+    """An HTML-safe excerpt of ``text`` around the first match, matches wrapped in <mark>."""
+    tokens = list(re.finditer(r"\S+", text))
+    if not tokens:
+        return ""
+    hits = [i for i, m in enumerate(tokens) if query.terms and matches(m.group(), query)]
+    start = max(0, hits[0] - words // 3) if hits else 0
+    window = tokens[start : start + words]
+    out = []
+    hit_set = set(hits)
+    for offset, token in enumerate(window):
+        word = html.escape(token.group())
+        out.append(f"<mark>{word}</mark>" if start + offset in hit_set else word)
+    prefix = "… " if start > 0 else ""
+    suffix = " …" if start + words < len(tokens) else ""
+    return prefix + " ".join(out) + suffix

@@ -1,0 +1,463 @@
+"""The practice database's rules: who may write what, and the publication workflows."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node import audit, jobs
+from node.auth import Principal, UserRole
+from node.db import sync_collection, utcnow
+from node.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from practices import repository
+from practices.models import (
+    Practice,
+    PracticeOrganisation,
+    PracticeTerm,
+    StudyVisit,
+    StudyVisitComment,
+)
+from practices.schemas import (
+    OrganisationLink,
+    PracticeCreate,
+    PracticeRead,
+    PracticeUpdate,
+    StudyVisitCreate,
+    StudyVisitRead,
+    StudyVisitUpdate,
+    check_dates,
+)
+from practices.tasks import SEARCH_TOPIC
+from registry import repository as registry
+
+TERM_FIELDS = {
+    "intervention_types": "intervention_type",
+    "process_focus": "process_focus",
+    "settings": "setting",
+    "target_groups": "target_group",
+    "ideologies": "ideology",
+}
+EDITABLE_BY_EDITORS = ("draft", "in_review")
+
+
+def _check_version(expected: int, current: int, what: str) -> None:
+    if expected != current:
+        raise PreconditionFailed(
+            f"The {what} was changed by someone else (now version {current}, you sent "
+            f"{expected}). Reload it and apply your change again."
+        )
+
+
+async def _check_links(session: AsyncSession, links: list[OrganisationLink], field: str) -> None:
+    for index, link in enumerate(links):
+        if link.organisation_id and not await registry.organisation_exists(
+            session, link.organisation_id
+        ):
+            raise InvalidInput(
+                f"{field}.{index}.organisation_id",
+                f"no organisation with id {link.organisation_id}",
+            )
+
+
+# --- practices ----------------------------------------------------------------------------
+
+
+def _responsible_ids(practice: Practice) -> list[uuid.UUID]:
+    return [o.organisation_id for o in practice.organisations if o.organisation_id]
+
+
+def _may_edit(by: Principal, practice: Practice) -> bool:
+    if by.is_admin:
+        return True
+    return (
+        by.role == UserRole.editor
+        and practice.status in EDITABLE_BY_EDITORS
+        and any(by.may_edit(org_id) for org_id in _responsible_ids(practice))
+    )
+
+
+async def get_practice(session: AsyncSession, practice_id: uuid.UUID, *, by: Principal) -> Practice:
+    practice = await repository.get_practice(session, practice_id)
+    # Unpublished records do not exist for anonymous visitors, not even as a 403.
+    if practice is None or (not by.is_signed_in and practice.status != "published"):
+        raise NotFound(f"No practice with id {practice_id}.")
+    return practice
+
+
+async def practice_reads(
+    session: AsyncSession, practices: Sequence[Practice]
+) -> list[PracticeRead]:
+    ids = {o.organisation_id for p in practices for o in p.organisations if o.organisation_id}
+    names = await registry.organisation_names(session, {i for i in ids if i is not None})
+    out = []
+    for practice in practices:
+        values: dict[str, Any] = {
+            k: getattr(practice, k)
+            for k in PracticeRead.model_fields
+            if k not in ("organisations", "evaluation", *TERM_FIELDS)
+        }
+        values |= {field: practice.terms_of(facet) for field, facet in TERM_FIELDS.items()}
+        values["evaluation"] = {"type": practice.evaluation_type, "outcomes": practice.outcomes}
+        values["organisations"] = [
+            {
+                "organisation_id": o.organisation_id,
+                "name": o.name,
+                "role": o.role,
+                "display_name": o.name
+                or (names.get(o.organisation_id, "") if o.organisation_id else ""),
+            }
+            for o in practice.organisations
+        ]
+        out.append(PracticeRead.model_validate(values))
+    return out
+
+
+def _apply_practice(practice: Practice, values: dict[str, Any]) -> list[str]:
+    changed = []
+    for name, value in values.items():
+        if name in TERM_FIELDS:
+            facet = TERM_FIELDS[name]
+            wanted = [(facet, str(v)) for v in value]
+            wanted += [(t.facet, t.value) for t in practice.terms if t.facet != facet]
+            if sync_collection(
+                practice.terms,
+                wanted,
+                key=lambda t: (t.facet, t.value),
+                make=lambda k: PracticeTerm(facet=k[0], value=k[1]),
+            ):
+                changed.append(name)
+        elif name == "organisations":
+            new = [(o["organisation_id"], o["name"], o["role"]) for o in value]
+            old = [(o.organisation_id, o.name, o.role) for o in practice.organisations]
+            if new != old:
+                practice.organisations = [
+                    PracticeOrganisation(organisation_id=i, name=n, role=r, position=pos)
+                    for pos, (i, n, r) in enumerate(new)
+                ]
+                changed.append(name)
+        elif name == "evaluation":
+            if (practice.evaluation_type, practice.outcomes) != (value["type"], value["outcomes"]):
+                practice.evaluation_type = value["type"]
+                practice.outcomes = value["outcomes"]
+                changed.append(name)
+        elif getattr(practice, name) != value:
+            setattr(practice, name, value)
+            changed.append(name)
+    return changed
+
+
+def _values(data: PracticeCreate | PracticeUpdate, *, partial: bool) -> dict[str, Any]:
+    values = data.model_dump(mode="json", exclude_unset=partial)
+    # Dates and UUIDs back to Python objects: JSON mode was for the nested JSON columns.
+    python = data.model_dump(mode="python", exclude_unset=partial)
+    for name in ("start_date", "end_date"):
+        if name in values:
+            values[name] = python[name]
+    if "organisations" in values:
+        for out, raw in zip(values["organisations"], python["organisations"] or [], strict=True):
+            out["organisation_id"] = raw["organisation_id"]
+    return values
+
+
+async def create_practice(
+    session: AsyncSession, data: PracticeCreate, *, by: Principal, is_sample: bool = False
+) -> Practice:
+    org_ids = [o.organisation_id for o in data.organisations if o.organisation_id]
+    if not by.is_admin and not (
+        by.role == UserRole.editor and any(by.may_edit(i) for i in org_ids)
+    ):
+        raise Forbidden("Editors record practices of their own organisations (name one of them).")
+    await _check_links(session, data.organisations, "organisations")
+    if data.ref and await repository.ref_owner(session, Practice, data.ref):
+        raise Conflict(f"The ref '{data.ref}' is already used by another practice.")
+    practice = Practice(is_sample=is_sample, terms=[], organisations=[], status="draft")
+    _apply_practice(practice, _values(data, partial=False))
+    session.add(practice)
+    await session.flush()
+    audit.record(session, by, action="create", entity_type="practice", entity_id=practice.id)
+    return practice
+
+
+async def update_practice(
+    session: AsyncSession,
+    practice_id: uuid.UUID,
+    data: PracticeUpdate,
+    *,
+    expected_version: int,
+    by: Principal,
+) -> Practice:
+    practice = await get_practice(session, practice_id, by=by)
+    if not _may_edit(by, practice):
+        raise Forbidden("Editors change drafts of their own organisations' practices only.")
+    _check_version(expected_version, practice.version, "practice")
+    return await apply_practice_changes(session, practice, data, by=by)
+
+
+async def apply_practice_changes(
+    session: AsyncSession, practice: Practice, data: PracticeUpdate, *, by: Principal
+) -> Practice:
+    if data.organisations is not None:
+        await _check_links(session, data.organisations, "organisations")
+    if data.ref:
+        owner = await repository.ref_owner(session, Practice, data.ref)
+        if owner and owner != practice.id:
+            raise Conflict(f"The ref '{data.ref}' is already used by another practice.")
+    values = _values(data, partial=True)
+    try:
+        check_dates(
+            values.get("start_date", practice.start_date), values.get("end_date", practice.end_date)
+        )
+    except ValueError as exc:
+        raise InvalidInput("end_date", str(exc)) from None
+    changed = _apply_practice(practice, values)
+    if changed:
+        await _touch(session, practice, by, "update", {"fields": changed})
+    return practice
+
+
+async def _touch(
+    session: AsyncSession, practice: Practice, by: Principal, action: str, detail: dict[str, Any]
+) -> None:
+    practice.updated_at = utcnow()
+    await session.flush()
+    audit.record(
+        session,
+        by,
+        action=action,
+        entity_type="practice",
+        entity_id=practice.id,
+        detail=detail | {"version": practice.version, "status": practice.status},
+    )
+    if practice.status == "published" or action == "withdraw":
+        jobs.enqueue(session, SEARCH_TOPIC, practice.id)
+
+
+async def transition_practice(
+    session: AsyncSession,
+    practice_id: uuid.UUID,
+    action: str,
+    *,
+    expected_version: int,
+    by: Principal,
+    reason: str | None = None,
+) -> Practice:
+    """submit (draft → in review), publish (→ published), withdraw (published → withdrawn)."""
+    practice = await get_practice(session, practice_id, by=by)
+    _check_version(expected_version, practice.version, "practice")
+    allowed_from, target, admin_only = {
+        "submit": (("draft",), "in_review", False),
+        "publish": (("draft", "in_review", "withdrawn"), "published", True),
+        "withdraw": (("published",), "withdrawn", True),
+    }[action]
+    if admin_only and not by.is_admin:
+        raise Forbidden(f"Only the National Point's administrators {action} practices.")
+    if not admin_only and not _may_edit(by, practice):
+        raise Forbidden("Editors submit drafts of their own organisations' practices only.")
+    if practice.status not in allowed_from:
+        raise Conflict(
+            f"A practice that is {practice.status} cannot be {action}ed "
+            f"(only from {', '.join(allowed_from)})."
+        )
+    practice.status = target
+    practice.withdrawn_reason = reason if action == "withdraw" else None
+    if action == "publish":
+        practice.published_at = utcnow()
+    await _touch(session, practice, by, action, {"reason": reason} if reason else {})
+    return practice
+
+
+# --- study-visit reports ------------------------------------------------------------------
+
+
+def _is_author(by: Principal, visit: StudyVisit) -> bool:
+    return by.user_id is not None and visit.author_id == by.user_id
+
+
+async def get_study_visit(
+    session: AsyncSession, visit_id: uuid.UUID, *, by: Principal, audited: bool = True
+) -> StudyVisit:
+    visit = await repository.get_study_visit(session, visit_id)
+    if visit is None or not (visit.status == "published" or by.is_admin or _is_author(by, visit)):
+        raise NotFound(f"No study-visit report with id {visit_id}.")
+    if audited:  # the report names its participants: personal data
+        audit.record(session, by, action="read", entity_type="study_visit", entity_id=visit.id)
+    return visit
+
+
+async def study_visit_read(session: AsyncSession, visit: StudyVisit) -> StudyVisitRead:
+    values = {k: getattr(visit, k) for k in StudyVisitRead.model_fields if k != "comments"}
+    comments = await repository.comments_of(session, visit.id)
+    values["comments"] = [
+        {"author": c.author_label, "action": c.action, "body": c.body, "created_at": c.created_at}
+        for c in comments
+    ]
+    return StudyVisitRead.model_validate(values)
+
+
+async def _check_visit_refs(
+    session: AsyncSession, data: StudyVisitCreate | StudyVisitUpdate
+) -> None:
+    if data.organising_authority is not None:
+        await _check_links(session, [data.organising_authority], "organising_authority")
+    if data.host_organisations is not None:
+        await _check_links(session, data.host_organisations, "host_organisations")
+    if data.delegation is not None:
+        for index, member in enumerate(data.delegation):
+            if member.home_organisation is not None:
+                await _check_links(
+                    session, [member.home_organisation], f"delegation.{index}.home_organisation"
+                )
+    if data.observed_practice_ids:
+        found = await repository.existing_practice_ids(session, data.observed_practice_ids)
+        for index, practice_id in enumerate(data.observed_practice_ids):
+            if practice_id not in found:
+                raise InvalidInput(
+                    f"observed_practice_ids.{index}", f"no practice with id {practice_id}"
+                )
+
+
+async def create_study_visit(
+    session: AsyncSession,
+    data: StudyVisitCreate,
+    *,
+    by: Principal,
+    is_sample: bool = False,
+    status: str = "draft",
+) -> StudyVisit:
+    await _check_visit_refs(session, data)
+    if data.ref and await repository.ref_owner(session, StudyVisit, data.ref):
+        raise Conflict(f"The ref '{data.ref}' is already used by another report.")
+    visit = StudyVisit(
+        author_id=by.user_id,
+        is_sample=is_sample,
+        status=status,
+        **data.model_dump(mode="json", exclude={"start_date", "end_date"}),
+        start_date=data.start_date,
+        end_date=data.end_date,
+    )
+    if status == "published":
+        visit.published_at = visit.submitted_at = utcnow()
+    session.add(visit)
+    await session.flush()
+    audit.record(session, by, action="create", entity_type="study_visit", entity_id=visit.id)
+    return visit
+
+
+async def update_study_visit(
+    session: AsyncSession,
+    visit_id: uuid.UUID,
+    data: StudyVisitUpdate,
+    *,
+    expected_version: int,
+    by: Principal,
+) -> StudyVisit:
+    visit = await get_study_visit(session, visit_id, by=by, audited=False)
+    if not by.is_admin and not (
+        _is_author(by, visit) and visit.status in ("draft", "changes_requested")
+    ):
+        raise Forbidden("Only the author changes a report, and only before it is submitted.")
+    _check_version(expected_version, visit.version, "report")
+    await _check_visit_refs(session, data)
+    values = data.model_dump(mode="json", exclude_unset=True)
+    python = data.model_dump(mode="python", exclude_unset=True)
+    for name in ("start_date", "end_date"):
+        if name in values:
+            values[name] = python[name]
+    try:
+        check_dates(
+            values.get("start_date", visit.start_date), values.get("end_date", visit.end_date)
+        )
+    except ValueError as exc:
+        raise InvalidInput("end_date", str(exc)) from None
+    changed = [k for k, v in values.items() if getattr(visit, k) != v]
+    for name in changed:
+        setattr(visit, name, values[name])
+    if changed:
+        visit.updated_at = utcnow()
+        await session.flush()
+        audit.record(
+            session,
+            by,
+            action="update",
+            entity_type="study_visit",
+            entity_id=visit.id,
+            detail={"fields": changed, "version": visit.version},
+        )
+    return visit
+
+
+VISIT_TRANSITIONS = {
+    # action: (from, to, who) — who: "author" or "admin"
+    "submit": (("draft", "changes_requested"), "submitted", "author"),
+    "request-changes": (("submitted",), "changes_requested", "admin"),
+    "publish": (("submitted",), "published", "admin"),
+}
+
+
+async def transition_study_visit(
+    session: AsyncSession,
+    visit_id: uuid.UUID,
+    action: str,
+    *,
+    expected_version: int,
+    by: Principal,
+    comment: str | None = None,
+) -> StudyVisit:
+    visit = await get_study_visit(session, visit_id, by=by, audited=False)
+    allowed_from, target, who = VISIT_TRANSITIONS[action]
+    if who == "admin" and not by.is_admin:
+        raise Forbidden("The National Point reviews and publishes reports.")
+    if who == "author" and not (_is_author(by, visit) or by.is_admin):
+        raise Forbidden("Only the author submits a report.")
+    _check_version(expected_version, visit.version, "report")
+    if visit.status not in allowed_from:
+        raise Conflict(f"A report that is {visit.status} cannot be sent to {target}.")
+    if action == "request-changes" and not comment:
+        raise InvalidInput("comment", "say what should change")
+    visit.status = target
+    now = utcnow()
+    if target == "submitted":
+        visit.submitted_at = now
+    if target == "published":
+        visit.published_at = now
+    visit.updated_at = now
+    if comment:
+        add_comment(session, visit, by, comment, action)
+    await session.flush()
+    audit.record(
+        session,
+        by,
+        action=action,
+        entity_type="study_visit",
+        entity_id=visit.id,
+        detail={"version": visit.version, "status": visit.status},
+    )
+    return visit
+
+
+def add_comment(
+    session: AsyncSession, visit: StudyVisit, by: Principal, body: str, action: str = "comment"
+) -> None:
+    session.add(
+        StudyVisitComment(
+            study_visit_id=visit.id,
+            author_id=by.user_id,
+            author_label=by.label,
+            body=body,
+            action=action,
+            created_at=utcnow(),
+        )
+    )
+
+
+async def comment_study_visit(
+    session: AsyncSession, visit_id: uuid.UUID, body: str, *, by: Principal
+) -> StudyVisit:
+    visit = await get_study_visit(session, visit_id, by=by, audited=False)
+    if not (by.is_admin or _is_author(by, visit)):
+        raise Forbidden("Review comments are between the author and the National Point.")
+    add_comment(session, visit, by, body)
+    await session.flush()
+    audit.record(session, by, action="comment", entity_type="study_visit", entity_id=visit.id)
+    return visit

@@ -1,0 +1,220 @@
+"""Search over published practices: languages, spelling, prefixes, facets, the outbox."""
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from node import jobs
+from node.models import OutboxMessage
+from practices.search.models import SearchDocument, SearchFacet
+from tests.factories import Headers, make_user, publish_practice, search
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def admin(sessions: async_sessionmaker[AsyncSession]) -> Headers:
+    return await make_user(sessions, "admin")
+
+
+def ids(page: dict[str, Any]) -> set[str]:
+    return {item["id"] for item in page["items"]}
+
+
+async def test_published_practices_are_found_and_withdrawn_ones_are_not(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    created = await client.post(
+        "/api/v1/practices",
+        headers=admin,
+        json={
+            "kind": "practice",
+            "title": "Binômes de soutien",
+            "language": "fr",
+            "summary": "Un éducateur et un psychologue accompagnent les personnes radicalisées.",
+            "licence": "CC-BY-4.0",
+            "country": "FR",
+        },
+    )
+    assert created.status_code == 201
+    assert ids(await search(client, q="binomes")) == set()  # a draft is not searchable
+
+    published = await client.post(
+        f"/api/v1/practices/{created.json()['id']}/publish", headers=admin | {"If-Match": '"1"'}
+    )
+    assert published.status_code == 200
+    assert ids(await search(client, q="binomes")) == {created.json()["id"]}
+
+    withdrawn = await client.post(
+        f"/api/v1/practices/{created.json()['id']}/withdraw",
+        json={"reason": "Ended in 2021"},
+        headers=admin | {"If-Match": published.headers["etag"]},
+    )
+    assert withdrawn.status_code == 200 and withdrawn.json()["withdrawn_reason"] == "Ended in 2021"
+    assert ids(await search(client, q="binomes")) == set()
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "queries"),
+    [
+        (
+            "fr",
+            "Programme de réinsertion sociale en détention",
+            ["reinsertion", "RÉINSERTION", "Réinsertion", "réins", "DETENTION"],
+        ),
+        (
+            "pt",
+            "Programa de reinserção e formação profissional nos estabelecimentos prisionais",
+            ["reinsercao", "REINSERÇÃO", "formacao", "estabelec"],
+        ),
+        (
+            "bg",
+            "Програма за ресоциализация в пробация",
+            ["ПРОБАЦИЯ", "пробация", "Пробац", "ресоциализация"],
+        ),
+        (
+            "el",
+            "Πρόγραμμα κοινωνικής επανένταξης αποφυλακισμένων",
+            ["κοινωνικης", "ΚΟΙΝΩΝΙΚΗΣ", "κοινωνικής", "επανεντ", "ΑΠΟΦΥΛΑΚΙΣΜΈΝΩΝ"],
+        ),
+        (
+            "en",
+            "De-radicalisation and disengagement programme for radicalized prisoners",
+            [
+                "deradicalization",
+                "radicalisation",
+                "de-radicalization",
+                "program",
+                "disengag",
+                "RADICALIZED prisoners",
+            ],
+        ),
+    ],
+)
+async def test_accents_case_and_spelling_do_not_matter(
+    client: httpx.AsyncClient, admin: Headers, language: str, text: str, queries: list[str]
+) -> None:
+    made = await publish_practice(client, admin, language=language, title=text, summary=text)
+    for query in queries:
+        assert made["id"] in ids(await search(client, q=query)), query
+
+
+async def test_every_query_word_must_match_and_the_title_ranks_first(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    in_title = await publish_practice(
+        client,
+        admin,
+        title="Family support for returnees",
+        summary="Work with relatives of returnees.",
+    )
+    in_body = await publish_practice(
+        client, admin, title="Community programme", summary="Includes family support sessions."
+    )
+    other = await publish_practice(client, admin, title="Sport in prison", summary="Football.")
+    page = await search(client, q="family support")
+    assert [i["id"] for i in page["items"]][:2] == [in_title["id"], in_body["id"]]
+    assert other["id"] not in ids(page)
+    assert "<mark>family</mark>" in page["items"][1]["snippet"].lower()
+
+
+async def test_facets_filter_and_or_and_count_like_sql(
+    client: httpx.AsyncClient, admin: Headers, session: AsyncSession
+) -> None:
+    gr = await publish_practice(client, admin, country="GR", settings=["prison"])
+    fr = await publish_practice(client, admin, country="FR", settings=["prison", "probation"])
+    await publish_practice(client, admin, country="PT", settings=["community"], kind="tool")
+
+    page = await search(client, country=["GR", "FR"], setting="prison")
+    assert ids(page) == {gr["id"], fr["id"]} and page["total"] == 2
+    assert ids(await search(client, country="GR", setting="probation")) == set()
+
+    # Every count the API gives equals a SQL COUNT of the same filter on the index tables:
+    # other facets' filters applied, the counted facet's own not.
+    filters = {"country": ["GR", "FR"], "setting": ["prison"]}
+    page = await search(client, country=filters["country"], setting=filters["setting"])
+    for facet, values in page["facets"].items():
+        for entry in values:
+            assert entry["count"] == await sql_count(session, filters, facet, entry["value"]), (
+                facet,
+                entry,
+            )
+    assert {e["value"]: e["count"] for e in page["facets"]["country"]} == {"FR": 1, "GR": 1}
+
+
+async def sql_count(
+    session: AsyncSession, filters: dict[str, list[str]], facet: str, value: str
+) -> int:
+    stmt = select(func.count(SearchDocument.doc_no)).where(SearchDocument.active)
+    conditions = {f: v for f, v in filters.items() if f != facet} | {facet: [value]}
+    for name, values in conditions.items():
+        tagged = select(SearchFacet.doc_no).where(
+            and_(SearchFacet.facet == name, SearchFacet.value.in_(values))
+        )
+        stmt = stmt.where(SearchDocument.doc_no.in_(tagged))
+    return int(await session.scalar(stmt) or 0)
+
+
+async def test_an_edit_to_a_published_practice_is_searchable_at_once(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    made = await publish_practice(client, admin, title="Old title")
+    changed = await client.patch(
+        f"/api/v1/practices/{made['id']}",
+        json={"title": "Horizon"},
+        headers=admin | {"If-Match": f'"{made["version"]}"'},
+    )
+    assert changed.status_code == 200
+    assert ids(await search(client, q="horizon")) == {made["id"]}
+    assert ids(await search(client, q="old title")) == set()
+
+
+async def test_cursor_pages_cover_every_hit_once(client: httpx.AsyncClient, admin: Headers) -> None:
+    made = {
+        (await publish_practice(client, admin, title=f"Cursor study {i}"))["id"] for i in range(5)
+    }
+    seen: list[str] = []
+    cursor = None
+    for sort in ("relevance", "date"):
+        seen = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"q": "cursor", "limit": 2, "sort": sort}
+            if cursor:
+                params["cursor"] = cursor
+            page = await search(client, **params)
+            seen += [i["id"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert sorted(seen) == sorted(made), sort
+
+
+async def test_a_crash_after_commit_is_repaired_from_the_outbox(
+    client: httpx.AsyncClient,
+    admin: Headers,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def crash(*_args: object) -> None:
+        raise RuntimeError("process killed between commit and index update")
+
+    monkeypatch.setattr(jobs, "after_commit", crash)
+    made = await publish_practice(client, admin, title="Resilient indexing")
+    assert ids(await search(client, q="resilient")) == set()
+    async with sessions() as session:
+        pending = await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.processed_at.is_(None))
+        )
+    assert pending and pending >= 1
+
+    monkeypatch.undo()
+    async with sessions() as session:  # what the next start (or the periodic sweep) does
+        await session.run_sync(jobs.drain, client._transport.app.state.jobs)  # type: ignore[attr-defined]
+        await session.commit()
+    assert ids(await search(client, q="resilient")) == {made["id"]}
