@@ -10,7 +10,7 @@ from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy import select, text
 
 from node import audit, migrations
-from node.auth import AdminUser, CurrentUser, issue_token, verify_password
+from node.auth import AdminUser, CurrentUser, issue_token, principal_for_user, verify_password
 from node.db import utcnow
 from node.deps import SessionDep
 from node.errors import ErrorBody, Unauthorized, responses
@@ -65,6 +65,14 @@ async def login(data: Login, session: SessionDep) -> IssuedToken:
         raise Unauthorized("Unknown e-mail or wrong password.")
     expires_at = utcnow() + get_settings().login_token_ttl
     token = await issue_token(session, user=user, name="login", expires_at=expires_at)
+    audit.record(
+        session,
+        await principal_for_user(session, user),
+        action="login",
+        entity_type="user",
+        entity_id=user.id,
+        detail={"token": token[:8]},
+    )
     return IssuedToken(token=token, expires_at=expires_at)
 
 

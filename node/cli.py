@@ -14,14 +14,22 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node import migrations
-from node.auth import UserRole, hash_password, issue_token, principal_for_token, system_principal
+from node import audit, migrations
+from node.auth import (
+    UserRole,
+    hash_password,
+    hash_token,
+    issue_token,
+    principal_for_token,
+    system_principal,
+)
 from node.db import create_engine, session_factory, session_scope, utcnow
-from node.models import User, UserOrganisation
+from node.models import ApiToken, User, UserOrganisation
 from node.settings import get_settings
+from registry.models import Organisation
 
 app = typer.Typer(
     help="Integra Exchange: a national node of the federated registry.", no_args_is_help=True
@@ -208,6 +216,14 @@ def user_add(
         await session.flush()
         for organisation in organisations:
             session.add(UserOrganisation(user_id=user.id, organisation_id=organisation.id))
+        audit.record(
+            session,
+            system_principal(console_actor()),
+            action="create",
+            entity_type="user",
+            entity_id=user.id,
+            detail={"role": str(role), "organisations": [str(o.id) for o in organisations]},
+        )
 
     run_in_session(_add)
     out.print(f"added {role} {email}" + (f" (editor of {', '.join(org)})" if org else ""))
@@ -228,11 +244,157 @@ def token_create(
         if user is None or not user.is_active:
             raise fail(f"no active user with e-mail {email}")
         expires_at = utcnow() + timedelta(days=days) if days else None
-        return await issue_token(session, user=user, name=name, expires_at=expires_at)
+        token = await issue_token(session, user=user, name=name, expires_at=expires_at)
+        audit.record(
+            session,
+            system_principal(console_actor()),
+            action="token_issue",
+            entity_type="user",
+            entity_id=user.id,
+            detail={"token": token[:8], "name": name},
+        )
+        return token
 
     token = run_in_session(_create)
     err.print("Store this token now; it cannot be shown again:")
     typer.echo(token)
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List accounts: e-mail, role, active, and the organisations an editor may edit."""
+
+    async def _list(session: AsyncSession) -> list[str]:
+        users = (await session.scalars(select(User).order_by(User.email))).all()
+        lines = []
+        for user in users:
+            refs = await session.scalars(
+                select(Organisation.ref)
+                .join(UserOrganisation, UserOrganisation.organisation_id == Organisation.id)
+                .where(UserOrganisation.user_id == user.id)
+            )
+            state = "active" if user.is_active else "inactive"
+            lines.append(f"{user.email}\t{user.role}\t{state}\t{', '.join(r or '' for r in refs)}")
+        return lines
+
+    for line in run_in_session(_list):
+        typer.echo(line)
+
+
+@user_app.command("set")
+def user_set(
+    email: str,
+    role: Annotated[UserRole | None, typer.Option(help="A new role.")] = None,
+    org: Annotated[
+        list[str],
+        typer.Option(help="Replace an editor's organisations (ref or id); repeat for several."),
+    ] = [],  # noqa: B006
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive", help="Allow or stop sign-in; --inactive also stops its tokens."
+        ),
+    ] = None,
+) -> None:
+    """Change an account's role, an editor's organisations, or whether it may sign in."""
+
+    async def _set(session: AsyncSession) -> None:
+        user = await session.scalar(select(User).where(User.email == email.lower()))
+        if user is None:
+            raise fail(f"no user with e-mail {email}")
+        changes: dict[str, Any] = {}
+        if role is not None and role != user.role:
+            user.role = role
+            changes["role"] = str(role)
+        if active is not None and active != user.is_active:
+            user.is_active = active
+            changes["active"] = active
+        if org:
+            if (role or user.role) != UserRole.editor:
+                raise fail("--org is for editors")
+            organisations = await _find_organisations(session, org)
+            await session.execute(
+                delete(UserOrganisation).where(UserOrganisation.user_id == user.id)
+            )
+            for organisation in organisations:
+                session.add(UserOrganisation(user_id=user.id, organisation_id=organisation.id))
+            changes["organisations"] = [str(o.id) for o in organisations]
+        if changes:
+            user.updated_at = utcnow()
+            audit.record(
+                session,
+                system_principal(console_actor()),
+                action="update",
+                entity_type="user",
+                entity_id=user.id,
+                detail=changes,
+            )
+
+    run_in_session(_set)
+    out.print(f"updated {email}")
+
+
+@token_app.command("list")
+def token_list(email: str) -> None:
+    """A user's tokens: prefix, name, created, expires, last used, revoked."""
+
+    async def _list(session: AsyncSession) -> list[str]:
+        user = await session.scalar(select(User).where(User.email == email.lower()))
+        if user is None:
+            raise fail(f"no user with e-mail {email}")
+        tokens = await session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at)
+        )
+        lines = []
+        for t in tokens:
+            expiry = f"expires {t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "no expiry"
+            revoked = "\trevoked" if t.revoked_at else ""
+            lines.append(f"{t.prefix}\t{t.name}\t{t.created_at:%Y-%m-%d}\t{expiry}{revoked}")
+        return lines
+
+    for line in run_in_session(_list):
+        typer.echo(line)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    prefix: Annotated[
+        str,
+        typer.Argument(
+            help="The token's first characters, as `token "
+            "list` shows them (e.g. ixt_AbCd), or the whole token."
+        ),
+    ],
+) -> None:
+    """Revoke a token at once. Safe to repeat."""
+
+    async def _revoke_matching(session: AsyncSession) -> int:
+        candidates = (
+            await session.scalars(select(ApiToken).where(ApiToken.revoked_at.is_(None)))
+        ).all()
+        hashed = hash_token(prefix)
+        matches = [
+            t
+            for t in candidates
+            if t.token_hash == hashed or (len(prefix) >= 8 and t.prefix == prefix[:8])
+        ]
+        if not matches:
+            raise fail(f"no active token matches {prefix[:8]}")
+        if len(matches) > 1:
+            raise fail(f"{len(matches)} tokens start with {prefix[:8]}: give the whole token")
+        matches[0].revoked_at = utcnow()
+        audit.record(
+            session,
+            system_principal(console_actor()),
+            action="token_revoke",
+            entity_type="user",
+            entity_id=matches[0].user_id,
+            detail={"token": matches[0].prefix},
+        )
+        return 1
+
+    run_in_session(_revoke_matching)
+    out.print(f"revoked {prefix[:8]}")
 
 
 # --- registry import/export ---------------------------------------------------------------

@@ -8,9 +8,11 @@ twice changes nothing. Each row is stored or refused on its own.
 import csv
 import io
 import json
+import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -25,15 +27,16 @@ from registry import repository, service
 from registry.models import ContactPoint, Organisation, Protocol
 from registry.schemas import (
     ContactPointCreate,
+    ContactPointUpdate,
     OrganisationCreate,
     OrganisationRead,
-    PartyIn,
     ProtocolCreate,
     ProtocolUpdate,
     Ref,
 )
 
 LIST_COLUMNS = ("areas", "services", "target_groups", "languages")
+FORMULA_STARTS = ("=", "+", "-", "@")
 ADDRESS_KEYS = ("street", "locality", "postal_code", "region")
 CSV_COLUMNS = (
     [
@@ -123,12 +126,15 @@ def _read_json(text: str) -> list[Row]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FileError(f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit number, deep nesting
+        raise FileError(f"not usable JSON: {type(exc).__name__}") from None
     if isinstance(doc, list):
         doc = {"organisations": doc}
+    shape = 'expected a list of organisations or {"organisations": [...], "protocols": [...]}'
     if not isinstance(doc, dict) or not set(doc) <= {"organisations", "protocols"}:
-        raise FileError(
-            'expected a list of organisations or {"organisations": [...], "protocols": [...]}'
-        )
+        raise FileError(shape)
+    if not all(isinstance(doc.get(k, []), list) for k in ("organisations", "protocols")):
+        raise FileError(shape)
     rows = [Row(i + 1, r) for i, r in enumerate(doc.get("organisations", []))]
     rows += [Row(i + 1, r, "protocol") for i, r in enumerate(doc.get("protocols", []))]
     for row in rows:
@@ -138,7 +144,13 @@ def _read_json(text: str) -> list[Row]:
 
 
 def _split(value: str) -> list[str]:
-    return [part.strip() for part in value.split(";") if part.strip()]
+    """Items separated by ';'; a literal semicolon inside an item is written '\\;'."""
+    parts = re.split(r"(?<!\\);", value)
+    return [p.replace("\\;", ";").strip() for p in parts if p.strip()]
+
+
+def _join(items: Iterable[str]) -> str:
+    return "; ".join(item.replace(";", "\\;") for item in items)
 
 
 def _pairs(value: str, keys: tuple[str, str]) -> list[dict[str, str]]:
@@ -151,21 +163,48 @@ def _pairs(value: str, keys: tuple[str, str]) -> list[dict[str, str]]:
     return out
 
 
+def _safe_cell(value: Any) -> Any:
+    """Spreadsheets run cells that start with = + - @ as formulas; quote them (undone on import)."""
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        return "'" + value
+    return value
+
+
+def _unquote_cell(value: str) -> str:
+    return value[1:] if value[:1] == "'" and value[1:2] in FORMULA_STARTS else value
+
+
 def _read_csv(text: str) -> list[Row]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    unknown = set(reader.fieldnames or []) - set(CSV_COLUMNS)
-    if not reader.fieldnames or "name" not in reader.fieldnames:
-        raise FileError("the first line must name the columns, including 'name'")
-    if unknown:
-        raise FileError(f"unknown columns: {', '.join(sorted(unknown))}")
-    rows = []
-    for record in reader:
-        rows.append(Row(reader.line_num, _csv_record(record)))
+    first_line = text.split("\n", 1)[0]
+    # Spreadsheets in FR, PT, BG and GR locales save CSV with ';' between columns.
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        fieldnames = reader.fieldnames
+        if not fieldnames or "name" not in fieldnames:
+            raise FileError(
+                "the first line must name the columns, including 'name' "
+                f"(columns are separated by '{delimiter}')"
+            )
+        unknown = set(fieldnames) - set(CSV_COLUMNS)
+        if unknown:
+            raise FileError(f"unknown columns: {', '.join(sorted(unknown))}")
+        rows = []
+        start = reader.line_num + 1
+        for record in reader:
+            rows.append(Row(start, _csv_record(record)))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise FileError(f"line {reader.line_num}: {exc}") from None
     return rows
 
 
 def _csv_record(record: dict[str, str | None]) -> dict[str, Any]:
-    values = {k: v.strip() for k, v in record.items() if k is not None and v and v.strip()}
+    values = {
+        k: _unquote_cell(v.strip())
+        for k, v in record.items()
+        if isinstance(k, str) and isinstance(v, str) and v.strip()
+    }
     out: dict[str, Any] = {}
     try:
         for key, value in values.items():
@@ -197,6 +236,19 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
+@dataclass
+class ImportRun:
+    """What one import has seen so far: the refs it stored, and each record's first row."""
+
+    by: Principal
+    is_sample: bool
+    report: ImportReport = field(default_factory=ImportReport)
+    refs: dict[str, uuid.UUID] = field(default_factory=dict)
+    file_refs: set[str] = field(default_factory=set)
+    first_row: dict[tuple[str, uuid.UUID], int] = field(default_factory=dict)
+    deferred_parents: list[tuple[Row, uuid.UUID, str]] = field(default_factory=list)
+
+
 async def import_rows(
     session: AsyncSession,
     rows: list[Row],
@@ -205,28 +257,43 @@ async def import_rows(
     is_sample: bool = False,
     progress: Callable[[], None] = lambda: None,
 ) -> ImportReport:
-    report = ImportReport()
-    refs: dict[str, uuid.UUID] = {}
-    parents: list[tuple[Row, uuid.UUID, str]] = []
+    run = ImportRun(by=by, is_sample=is_sample)
+    run.file_refs = {
+        str(r.data["ref"])
+        for r in rows
+        if r.kind == "organisation" and isinstance(r.data.get("ref"), str)
+    }
     for row in (r for r in rows if r.kind == "organisation"):
-        await _import_one(session, row, report, _organisation_row, refs, parents, by, is_sample)
+        await _import_one(session, run, row, _organisation_row)
         progress()
-    for row, org_id, parent_ref in parents:
-        await _set_parent(session, row, org_id, parent_ref, refs, report, by)
+    for row, org_id, parent_ref in run.deferred_parents:
+        await _import_one(session, run, row, partial(_set_parent, org_id=org_id, ref=parent_ref))
     for row in (r for r in rows if r.kind == "protocol"):
-        await _import_one(session, row, report, _protocol_row, refs, parents, by, is_sample)
+        await _import_one(session, run, row, _protocol_row)
         progress()
-    return report
+    return run.report
 
 
-async def _import_one(session, row, report, handler, refs, parents, by, is_sample) -> None:  # type: ignore[no-untyped-def]
+RowHandler = Callable[[AsyncSession, ImportRun, Row], Awaitable[str | None]]
+
+
+async def _import_one(session: AsyncSession, run: ImportRun, row: Row, handler: RowHandler) -> None:
+    """One row in its own savepoint: refused whole, or stored whole."""
     try:
         async with session.begin_nested():
-            outcome = await handler(session, row, refs, parents, by, is_sample)
-    except (ValidationError, AppError, ValueError) as exc:
-        report.errors.append(RowError(row.number, f"{row.kind} '{row.label}'", _reason(exc)))
+            outcome = await handler(session, run, row)
+    except Exception as exc:
+        run.report.errors.append(RowError(row.number, f"{row.kind} '{row.label}'", _reason(exc)))
         return
-    setattr(report, outcome, getattr(report, outcome) + 1)
+    if outcome is not None:
+        setattr(run.report, outcome, getattr(run.report, outcome) + 1)
+
+
+def _claim(run: ImportRun, row: Row, kind: str, record_id: uuid.UUID) -> None:
+    """A file that names the same record twice would flip it on every run: refuse the repeat."""
+    first = run.first_row.setdefault((kind, record_id), row.number)
+    if first != row.number:
+        raise ValueError(f"the same {kind} as {kind} {first} of this file")
 
 
 async def _match_organisation(
@@ -245,38 +312,55 @@ async def _match_organisation(
     return await repository.find_organisation_by_name(session, data.country, data.name)
 
 
-async def _organisation_row(session, row, refs, parents, by, is_sample) -> str:  # type: ignore[no-untyped-def]
+async def _organisation_row(session: AsyncSession, run: ImportRun, row: Row) -> str:
     if "__error__" in row.data:
         raise ValueError(row.data["__error__"])
     data = OrganisationImport.model_validate(row.data)
+    parent_id = await _resolve_ref(session, run.refs, data.parent_ref)
+    if data.parent_ref and parent_id is None and data.parent_ref not in run.file_refs:
+        raise ValueError(f"parent_ref: no organisation with ref '{data.parent_ref}'")
     exclude = {"parent_ref", "contact_points", "parent_id"}
-    parent_id = await _resolve_ref(session, refs, data.parent_ref)
     existing = await _match_organisation(session, data)
     if existing is None:
         values = data.model_dump(mode="python", exclude=exclude)
         create = OrganisationCreate.model_validate(values | {"parent_id": parent_id})
         organisation = await service.create_organisation(
-            session, create, by=by, is_sample=is_sample
+            session, create, by=run.by, is_sample=run.is_sample
         )
+        _claim(run, row, "organisation", organisation.id)
         outcome = "created"
     else:
-        # Only the columns the file gives are compared: a missing column changes nothing.
-        values = data.model_dump(mode="python", exclude=exclude, exclude_unset=True)
-        if "parent_ref" in data.model_fields_set and (data.parent_ref is None or parent_id):
-            values["parent_id"] = parent_id
-        if values.get("website"):
-            values["website"] = str(values["website"])
+        _claim(run, row, "organisation", existing.id)
         organisation = existing
         before = organisation.version
-        await service.apply_organisation_changes(session, organisation, values, by=by)
+        values = _present_values(data, existing, exclude)
+        if "parent_ref" in data.model_fields_set and (data.parent_ref is None or parent_id):
+            values["parent_id"] = parent_id
+        await service.apply_organisation_changes(session, organisation, values, by=run.by)
         outcome = "updated" if organisation.version != before else "unchanged"
-    if await _import_contacts(session, organisation, data.contact_points, by, is_sample):
+    if await _import_contacts(session, organisation, data.contact_points, run):
         outcome = "updated" if outcome == "unchanged" else outcome
     if data.ref:
-        refs[data.ref] = organisation.id
+        run.refs[data.ref] = organisation.id
     if data.parent_ref is not None and parent_id is None:
-        parents.append((row, organisation.id, data.parent_ref))  # defined later in the file
+        run.deferred_parents.append((row, organisation.id, data.parent_ref))
     return outcome
+
+
+def _present_values(
+    data: OrganisationImport, existing: Organisation, exclude: set[str]
+) -> dict[str, Any]:
+    """Only the columns the file gives are compared: a missing column changes nothing."""
+    values = data.model_dump(mode="python", exclude=exclude, exclude_unset=True)
+    if values.get("website"):
+        values["website"] = str(values["website"])
+    if data.address is not None:
+        given = data.address.model_fields_set
+        values["address"] = {
+            key: getattr(data.address, key) if key in given else getattr(existing, f"address_{key}")
+            for key in ADDRESS_KEYS
+        }
+    return values
 
 
 async def _resolve_ref(
@@ -290,69 +374,83 @@ async def _resolve_ref(
     return found.id if found else None
 
 
-async def _set_parent(session, row, org_id, parent_ref, refs, report, by) -> None:  # type: ignore[no-untyped-def]
-    parent_id = await _resolve_ref(session, refs, parent_ref)
+async def _set_parent(
+    session: AsyncSession, run: ImportRun, _row: Row, *, org_id: uuid.UUID, ref: str
+) -> None:
+    parent_id = await _resolve_ref(session, run.refs, ref)
     if parent_id is None:
-        report.errors.append(
-            RowError(
-                row.number,
-                f"organisation '{row.label}'",
-                f"parent_ref: no organisation with ref '{parent_ref}'",
-            )
-        )
-        return
+        raise ValueError(f"parent_ref: no organisation with ref '{ref}' was stored")
     organisation = await service.get_organisation(session, org_id)
-    try:
-        async with session.begin_nested():
-            await service.apply_organisation_changes(
-                session, organisation, {"parent_id": parent_id}, by=by
-            )
-    except AppError as exc:
-        report.errors.append(RowError(row.number, f"organisation '{row.label}'", _reason(exc)))
+    await service.apply_organisation_changes(
+        session, organisation, {"parent_id": parent_id}, by=run.by
+    )
 
 
 async def _import_contacts(
     session: AsyncSession,
     organisation: Organisation,
     contacts: list[ContactPointCreate],
-    by: Principal,
-    is_sample: bool,
+    run: ImportRun,
 ) -> bool:
-    """Add the contact points not yet stored (matched on e-mail, else on name and title)."""
+    """Add contact points not yet stored, update those matched (by e-mail, else name and title)."""
     if not contacts:
         return False
-    stored = await repository.list_contact_points(session, organisation.id, include_archived=True)
-    keys = {(c.email or "", c.name or "", c.title or "") for c in stored}
-    emails = {c.email for c in stored if c.email}
-    added = False
+    stored = list(
+        await repository.list_contact_points(session, organisation.id, include_archived=True)
+    )
+    changed = False
     for contact in contacts:
-        key = (contact.email or "", contact.name or "", contact.title or "")
-        if key in keys or (contact.email and contact.email in emails):
-            continue
-        await service.create_contact_point(
-            session, organisation.id, contact, by=by, is_sample=is_sample
+        match = next(
+            (c for c in stored if contact.email and c.email == contact.email), None
+        ) or next(
+            (
+                c
+                for c in stored
+                if (c.name, c.title) == (contact.name, contact.title) and not contact.email
+            ),
+            None,
         )
-        added = True
-    return added
+        if match is None:
+            await service.create_contact_point(
+                session, organisation.id, contact, by=run.by, is_sample=run.is_sample
+            )
+            changed = True
+            continue
+        values = contact.model_dump(mode="python", exclude_unset=True)
+        if "phones" in values:
+            values["phones"] = service.normalise_phones(
+                values["phones"], organisation.country, "phones"
+            )
+        differs = {name: value for name, value in values.items() if getattr(match, name) != value}
+        if differs:
+            update = ContactPointUpdate.model_validate(differs)
+            await service.update_contact_point(
+                session, match.id, update, expected_version=match.version, by=run.by
+            )
+            changed = True
+    return changed
 
 
-async def _protocol_row(session, row, refs, parents, by, is_sample) -> str:  # type: ignore[no-untyped-def]
+async def _protocol_row(session: AsyncSession, run: ImportRun, row: Row) -> str:
     raw = dict(row.data)
+    given_parties = raw.pop("parties", None)
+    if not isinstance(given_parties, list):
+        raise ValueError("parties: a list of {organisation_ref, role} is required")
     parties = []
-    for index, party in enumerate(raw.pop("parties", None) or []):
+    for index, party in enumerate(given_parties):
         party = PartyImport.model_validate(party)
-        org_id = await _resolve_ref(session, refs, party.organisation_ref)
+        org_id = await _resolve_ref(session, run.refs, party.organisation_ref)
         if org_id is None:
             raise ValueError(
                 f"parties.{index}.organisation_ref: no organisation with ref "
                 f"'{party.organisation_ref}'"
             )
         parties.append(
-            PartyIn(
-                organisation_id=org_id,
-                role=party.role,
-                responsibilities=party.responsibilities,
-            ).model_dump()
+            {
+                "organisation_id": org_id,
+                "role": party.role,
+                "responsibilities": party.responsibilities,
+            }
         )
     data = ProtocolCreate.model_validate(raw | {"parties": parties})
     existing = None
@@ -367,11 +465,14 @@ async def _protocol_row(session, row, refs, parents, by, is_sample) -> str:  # t
             )
         ).first()
     if existing is None:
-        await service.create_protocol(session, data, by=by, is_sample=is_sample)
+        protocol = await service.create_protocol(session, data, by=run.by, is_sample=run.is_sample)
+        _claim(run, row, "protocol", protocol.id)
         return "created"
+    _claim(run, row, "protocol", existing.id)
     before = existing.version
-    update = ProtocolUpdate.model_validate(data.model_dump(mode="json"))
-    await service.apply_protocol_changes(session, existing, update, by=by)
+    # Only what the file gives: a field the file leaves out keeps its stored value.
+    update = ProtocolUpdate.model_validate(data.model_dump(mode="json", exclude_unset=True))
+    await service.apply_protocol_changes(session, existing, update, by=run.by)
     return "updated" if existing.version != before else "unchanged"
 
 
@@ -456,16 +557,16 @@ def export_csv(document: dict[str, Any]) -> str:
             if column.startswith("address_"):
                 flat[column] = (row.get("address") or {}).get(column.removeprefix("address_"))
             elif column in LIST_COLUMNS:
-                flat[column] = "; ".join(row.get(column) or [])
+                flat[column] = _join(row.get(column) or [])
             elif column == "identifiers":
-                flat[column] = "; ".join(f"{i['scheme']}:{i['value']}" for i in row[column])
+                flat[column] = _join(f"{i['scheme']}:{i['value']}" for i in row[column])
             elif column == "local_names":
-                flat[column] = "; ".join(f"{n['language']}:{n['name']}" for n in row[column])
+                flat[column] = _join(f"{n['language']}:{n['name']}" for n in row[column])
             elif isinstance(row.get(column), bool):
                 flat[column] = "true" if row[column] else "false"
             else:
                 flat[column] = row.get(column)
-        writer.writerow(flat)
+        writer.writerow({k: _safe_cell(v) for k, v in flat.items()})
     return out.getvalue()
 
 
