@@ -26,7 +26,7 @@ from node.auth import (
     principal_for_token,
     system_principal,
 )
-from node.db import create_engine, session_factory, session_scope, utcnow
+from node.db import create_engine, session_factory, utcnow
 from node.models import ApiToken, User, UserOrganisation
 from node.settings import get_settings
 from registry.models import Organisation
@@ -46,7 +46,11 @@ app.add_typer(registry_app, name="registry")
 err = Console(stderr=True)
 out = Console()
 T = TypeVar("T")
-SAMPLE_FILE = Path(__file__).parent.parent / "registry" / "sample_data" / "registry.json"
+ROOT = Path(__file__).parent.parent
+SAMPLE_FILE = ROOT / "registry" / "sample_data" / "registry.json"
+SAMPLE_PRACTICES = ROOT / "practices" / "sample_data" / "practices.json"
+SAMPLE_VISITS = ROOT / "practices" / "sample_data" / "study_visits.json"
+SAMPLE_AUTHOR = "practitioner@example.org"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -60,10 +64,22 @@ def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     migrations.upgrade(settings.sqlalchemy_url)
 
     async def _run() -> T:
+        from node import jobs
+        from practices.search import make_backend
+
         engine = create_engine(settings.sqlalchemy_url, pooled=False)
         try:
-            async with session_scope(session_factory(engine)) as session:
-                return await work(session)
+            async with session_factory(engine)() as session:
+                try:
+                    result = await work(session)
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+                await jobs.after_commit(
+                    session, settings, jobs.JobContext(search=make_backend(settings))
+                )
+                return result
         finally:
             await engine.dispose()
 
@@ -118,26 +134,47 @@ def serve(
 
 
 def _load_sample() -> None:
+    from practices import transfer as practice_transfer
     from registry import transfer
 
+    by = system_principal("sample-data")
     rows = transfer.read_rows(SAMPLE_FILE.read_bytes(), "json")
-    report = run_in_session(
-        lambda s: transfer.import_rows(s, rows, by=system_principal("sample-data"), is_sample=True)
-    )
-    if report.errors:
-        for e in report.errors:
-            err.print(f"sample row {e.row} {e.what}: {e.reason}", highlight=False)
-        raise fail("the sample data did not load cleanly")
-    out.print(
-        f"sample registry: {report.created} added, {report.updated} updated, "
-        f"{report.unchanged} already present"
+    _report_sample(
+        "registry", run_in_session(lambda s: transfer.import_rows(s, rows, by=by, is_sample=True))
     )
     password = run_in_session(_sample_accounts)
+    rows = practice_transfer.read_practice_rows(SAMPLE_PRACTICES.read_bytes(), "json")
+    _report_sample(
+        "practices",
+        run_in_session(
+            lambda s: practice_transfer.import_practices(s, rows, by=by, is_sample=True)
+        ),
+    )
+
+    async def _visits(session: AsyncSession) -> transfer.ImportReport:
+        author = await session.scalar(select(User.id).where(User.email == SAMPLE_AUTHOR))
+        visit_rows = practice_transfer.read_study_visit_rows(SAMPLE_VISITS.read_bytes())
+        return await practice_transfer.import_study_visits(
+            session, visit_rows, by=by, author_id=author, is_sample=True
+        )
+
+    _report_sample("study-visit reports", run_in_session(_visits))
     if password:
         out.print(
             "sample accounts (password shown once): admin@example.org, "
-            f"practitioner@example.org — password [bold]{password}[/bold]"
+            f"{SAMPLE_AUTHOR} — password [bold]{password}[/bold]"
         )
+
+
+def _report_sample(what: str, report: Any) -> None:
+    if report.errors:
+        for e in report.errors:
+            err.print(f"sample {what} row {e.row} {e.what}: {e.reason}", highlight=False)
+        raise fail(f"the sample {what} did not load cleanly")
+    out.print(
+        f"sample {what}: {report.created} added, {report.updated} updated, "
+        f"{report.unchanged} already present"
+    )
 
 
 async def _sample_accounts(session: AsyncSession) -> str | None:
@@ -146,7 +183,7 @@ async def _sample_accounts(session: AsyncSession) -> str | None:
     password = secrets.token_urlsafe(12)
     for email, name, role in (
         ("admin@example.org", "Sample National Point administrator", UserRole.admin),
-        ("practitioner@example.org", "Sample practitioner", UserRole.practitioner),
+        (SAMPLE_AUTHOR, "Sample practitioner", UserRole.practitioner),
     ):
         session.add(User(email=email, name=name, role=role, password_hash=hash_password(password)))
     return password
@@ -412,36 +449,32 @@ class ExportFormat(StrEnum):
     hsds = "hsds"
 
 
-@registry_app.command("import")
-def registry_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    format: Annotated[
-        ImportFormat, typer.Option(help="Default: from the file's extension.")
-    ] = ImportFormat.auto,
-) -> None:
-    """Import organisations (CSV or JSON) and, from JSON, their contact points and protocols.
-
-    Safe to re-run: rows are matched to stored records (by ref, identifier, or country and
-    name) and only real differences are written, so importing the same file twice changes
-    nothing. Bad rows are reported with their row number and reason; good rows are stored.
-    """
-    from registry import transfer
-
+def _file_format(file: Path, format: "ImportFormat", allowed: tuple[str, ...]) -> str:
     fmt = format.value if format is not ImportFormat.auto else file.suffix.lower().lstrip(".")
-    if fmt not in ("csv", "json"):
-        raise fail(f"cannot tell the format of {file.name}: use --format csv or --format json")
+    if fmt not in allowed:
+        raise fail(
+            f"cannot tell the format of {file.name}: use --format " + " or --format ".join(allowed)
+        )
+    return fmt
+
+
+def _run_import(
+    file: Path,
+    read: Callable[[], list[Any]],
+    importer: Callable[[AsyncSession, list[Any], Callable[[], None]], Awaitable[Any]],
+) -> None:
+    """Read, import with a progress bar on a terminal, report, exit 2 if rows were refused."""
+    from registry.transfer import FileError
+
     try:
-        rows = transfer.read_rows(file.read_bytes(), fmt)
-    except transfer.FileError as exc:
+        rows = read()
+    except FileError as exc:
         raise fail(f"{file.name}: {exc}") from None
 
-    async def _import(session: AsyncSession) -> transfer.ImportReport:
-        by = system_principal(console_actor())
+    async def _import(session: AsyncSession) -> Any:
         with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:
             task = bar.add_task(f"importing {file.name}", total=len(rows))
-            return await transfer.import_rows(
-                session, rows, by=by, progress=lambda: bar.advance(task)
-            )
+            return await importer(session, rows, lambda: bar.advance(task))
 
     report = run_in_session(_import)
     out.print(
@@ -452,6 +485,29 @@ def registry_import(
         err.print(f"row {error.row} ({error.what}): {error.reason}", highlight=False)
     if report.errors:
         raise typer.Exit(2)
+
+
+FileArgument = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
+FormatOption = Annotated[ImportFormat, typer.Option(help="Default: from the file's extension.")]
+
+
+@registry_app.command("import")
+def registry_import(file: FileArgument, format: FormatOption = ImportFormat.auto) -> None:
+    """Import organisations (CSV or JSON) and, from JSON, their contact points and protocols.
+
+    Safe to re-run: rows are matched to stored records (by ref, identifier, or country and
+    name) and only real differences are written, so importing the same file twice changes
+    nothing. Bad rows are reported with their row number and reason; good rows are stored.
+    """
+    from registry import transfer
+
+    fmt = _file_format(file, format, ("csv", "json"))
+    by = system_principal(console_actor())
+    _run_import(
+        file,
+        lambda: transfer.read_rows(file.read_bytes(), fmt),
+        lambda s, rows, tick: transfer.import_rows(s, rows, by=by, progress=tick),
+    )
 
 
 @registry_app.command("export")
@@ -508,6 +564,160 @@ def registry_export(
         return json.dumps(document, ensure_ascii=False, indent=2)
 
     text = run_in_session(_export)
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+practices_app = typer.Typer(help="The practice database.", no_args_is_help=True)
+visits_app = typer.Typer(help="Study-visit reports.", no_args_is_help=True)
+search_app = typer.Typer(help="The search index.", no_args_is_help=True)
+app.add_typer(practices_app, name="practices")
+app.add_typer(visits_app, name="study-visits")
+app.add_typer(search_app, name="search")
+
+
+@practices_app.command("import")
+def practices_import(file: FileArgument, format: FormatOption = ImportFormat.auto) -> None:
+    """Import practices, policies, tools, training kits and guides (JSON or CSV).
+
+    Safe to re-run: rows are matched by ref, then by country and title, and only real
+    differences are written. A row's `status` (draft, in_review, published, withdrawn) is
+    applied as given; published ones become searchable.
+    """
+    from practices import transfer
+
+    fmt = _file_format(file, format, ("csv", "json"))
+    by = system_principal(console_actor())
+    _run_import(
+        file,
+        lambda: transfer.read_practice_rows(file.read_bytes(), fmt),
+        lambda s, rows, tick: transfer.import_practices(s, rows, by=by, progress=tick),
+    )
+
+
+@practices_app.command("export")
+def practices_export(
+    format: Annotated[
+        ExportFormat, typer.Option(help="json (re-importable) or csv.")
+    ] = ExportFormat.json,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout.")] = None,
+) -> None:
+    """Export every practice record, in the format `practices import` reads."""
+    from practices import transfer
+
+    if format is ExportFormat.hsds:
+        raise fail("HSDS describes organisations; export practices as json or csv")
+
+    async def _export(session: AsyncSession) -> str:
+        rows = await transfer.export_practices(session)
+        if format is ExportFormat.csv:
+            return transfer.practices_csv(rows)
+        return json.dumps({"practices": rows}, ensure_ascii=False, indent=2)
+
+    _write(run_in_session(_export), output)
+
+
+@visits_app.command("import")
+def visits_import(
+    file: FileArgument,
+    author: Annotated[
+        str | None, typer.Option(help="E-mail of the user recorded as author of new reports.")
+    ] = None,
+) -> None:
+    """Import study-visit reports (JSON). Safe to re-run: reports are matched by ref."""
+    from practices import transfer
+
+    by = system_principal(console_actor())
+
+    async def _import(session: AsyncSession, rows: list[Any], tick: Callable[[], None]) -> Any:
+        author_id = None
+        if author:
+            author_id = await session.scalar(select(User.id).where(User.email == author.lower()))
+            if author_id is None:
+                raise fail(f"--author: no user with e-mail {author}")
+        return await transfer.import_study_visits(
+            session, rows, by=by, author_id=author_id, progress=tick
+        )
+
+    _run_import(file, lambda: transfer.read_study_visit_rows(file.read_bytes()), _import)
+
+
+@visits_app.command("export")
+def visits_export(
+    format: Annotated[
+        ExportFormat, typer.Option(help="json or csv (an overview).")
+    ] = ExportFormat.json,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout.")] = None,
+    include_participants: Annotated[
+        bool,
+        typer.Option(
+            help="Include participant names (personal data): needs --token of an admin; JSON only."
+        ),
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INTEGRA_TOKEN", help="An admin's API token, with --include-participants."
+        ),
+    ] = None,
+) -> None:
+    """Export study-visit reports. Participant names stay out unless asked for by an admin."""
+    from practices import transfer
+
+    if include_participants and format is not ExportFormat.json:
+        raise fail("participant names are exported in JSON only")
+    if format is ExportFormat.hsds:
+        raise fail("export study-visit reports as json or csv")
+    if include_participants and not token:
+        raise fail("--include-participants needs --token with an administrator's API token")
+
+    async def _export(session: AsyncSession) -> str:
+        if include_participants:
+            by = await principal_for_token(session, token or "")
+            if by is None or not by.is_admin:
+                raise fail("--token is not a valid administrator's token", 3)
+            audit.record(
+                session,
+                by,
+                action="export",
+                entity_type="study_visit",
+                entity_id=None,
+                detail={"participants": True},
+            )
+        rows = await transfer.export_study_visits(session, with_participants=include_participants)
+        if format is ExportFormat.csv:
+            return transfer.study_visits_csv(rows)
+        return json.dumps({"study_visits": rows}, ensure_ascii=False, indent=2)
+
+    _write(run_in_session(_export), output)
+
+
+@search_app.command("reindex")
+def search_reindex() -> None:
+    """Rebuild the search index from the database. Safe to re-run at any time: it clears the
+    index and writes every published practice again, in one transaction."""
+    from node.jobs import JobContext
+    from practices.search import make_backend
+    from practices.tasks import reindex_all
+
+    settings = get_settings()
+    context = JobContext(search=make_backend(settings))
+
+    async def _reindex(session: AsyncSession) -> int:
+        with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:
+            task = bar.add_task("indexing", total=None)
+            return await session.run_sync(
+                lambda sync: reindex_all(sync, context, lambda n: bar.advance(task, n))
+            )
+
+    count = run_in_session(_reindex)
+    out.print(f"indexed {count} published practices ({context.search.name} search)")
+
+
+def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:

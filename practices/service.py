@@ -30,6 +30,7 @@ from practices.schemas import (
 )
 from practices.tasks import SEARCH_TOPIC
 from registry import repository as registry
+from registry.schemas import given
 
 TERM_FIELDS = {
     "intervention_types": "intervention_type",
@@ -148,9 +149,9 @@ def _apply_practice(practice: Practice, values: dict[str, Any]) -> list[str]:
 
 
 def _values(data: PracticeCreate | PracticeUpdate, *, partial: bool) -> dict[str, Any]:
-    values = data.model_dump(mode="json", exclude_unset=partial)
+    values = given(data, mode="json") if partial else data.model_dump(mode="json")
     # Dates and UUIDs back to Python objects: JSON mode was for the nested JSON columns.
-    python = data.model_dump(mode="python", exclude_unset=partial)
+    python = given(data) if partial else data.model_dump(mode="python")
     for name in ("start_date", "end_date"):
         if name in values:
             values[name] = python[name]
@@ -324,20 +325,25 @@ async def create_study_visit(
     by: Principal,
     is_sample: bool = False,
     status: str = "draft",
+    author_id: uuid.UUID | None = None,
 ) -> StudyVisit:
+    """A new report, authored by the caller (an import may name another author)."""
     await _check_visit_refs(session, data)
     if data.ref and await repository.ref_owner(session, StudyVisit, data.ref):
         raise Conflict(f"The ref '{data.ref}' is already used by another report.")
+    values = data.model_dump(mode="json", exclude={"start_date", "end_date"})
     visit = StudyVisit(
-        author_id=by.user_id,
+        author_id=author_id or by.user_id,
         is_sample=is_sample,
         status=status,
-        **data.model_dump(mode="json", exclude={"start_date", "end_date"}),
         start_date=data.start_date,
         end_date=data.end_date,
+        **values,
     )
+    if status in ("submitted", "published"):
+        visit.submitted_at = utcnow()
     if status == "published":
-        visit.published_at = visit.submitted_at = utcnow()
+        visit.published_at = utcnow()
     session.add(visit)
     await session.flush()
     audit.record(session, by, action="create", entity_type="study_visit", entity_id=visit.id)
@@ -359,8 +365,8 @@ async def update_study_visit(
         raise Forbidden("Only the author changes a report, and only before it is submitted.")
     _check_version(expected_version, visit.version, "report")
     await _check_visit_refs(session, data)
-    values = data.model_dump(mode="json", exclude_unset=True)
-    python = data.model_dump(mode="python", exclude_unset=True)
+    values = given(data, mode="json")
+    python = given(data)
     for name in ("start_date", "end_date"):
         if name in values:
             values[name] = python[name]

@@ -85,6 +85,15 @@ class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def given(
+    model: BaseModel, *, mode: str = "python", exclude: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The fields the caller sent, each dumped whole (nested defaults included): a partial
+    update changes whole fields, so a nested object is compared and stored complete."""
+    full = model.model_dump(mode=mode, exclude=set(exclude))
+    return {name: full[name] for name in model.model_fields_set if name in full}
+
+
 class PartialUpdate(Schema):
     """A partial update: fields left out are kept; null clears a field only where the record
     may be without it (a required field, a list or a flag cannot be nulled)."""

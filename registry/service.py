@@ -32,6 +32,7 @@ from registry.schemas import (
     ProtocolCreate,
     ProtocolRead,
     ProtocolUpdate,
+    given,
 )
 
 TERM_FACETS = {"areas": "area", "target_groups": "target_group"}
@@ -167,7 +168,7 @@ def _apply(organisation: Organisation, values: dict[str, Any]) -> list[str]:
 
 
 def _dump(data: OrganisationCreate | OrganisationUpdate, *, partial: bool) -> dict[str, Any]:
-    values = data.model_dump(mode="python", exclude_unset=partial)
+    values = given(data) if partial else data.model_dump(mode="python")
     if "website" in values and values["website"] is not None:
         values["website"] = str(values["website"])
     return values
@@ -336,7 +337,7 @@ async def update_contact_point(
         raise NotFound(f"No contact point with id {contact_id}.")
     organisation = await _editable_organisation(session, contact.organisation_id, by)
     check_version(expected_version, contact.version, "contact point")
-    values = data.model_dump(mode="python", exclude_unset=True)
+    values = given(data)
     if "phones" in values:
         values["phones"] = normalise_phones(values["phones"] or [], organisation.country, "phones")
     _check_reachable(
@@ -502,7 +503,7 @@ async def update_protocol(
 async def apply_protocol_changes(
     session: AsyncSession, protocol: Protocol, data: ProtocolUpdate, *, by: Principal
 ) -> Protocol:
-    values = data.model_dump(mode="python", exclude_unset=True, exclude={"parties"})
+    values = given(data, exclude={"parties"})
     if "document_url" in values:
         values["document_url"] = str(data.document_url) if data.document_url else None
     if data.ref is not None:

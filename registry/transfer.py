@@ -33,6 +33,7 @@ from registry.schemas import (
     ProtocolCreate,
     ProtocolUpdate,
     Ref,
+    given,
 )
 
 LIST_COLUMNS = ("areas", "services", "target_groups", "languages")
@@ -112,31 +113,42 @@ class Row:
 # --- reading files ------------------------------------------------------------------------
 
 
-def read_rows(content: bytes, fmt: str) -> list[Row]:
-    """Rows numbered as a person finds them: CSV by line (header is line 1), JSON by position."""
+def decode(content: bytes) -> str:
     try:
-        text = content.decode("utf-8-sig")
+        return content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FileError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return _read_csv(text) if fmt == "csv" else _read_json(text)
 
 
-def _read_json(text: str) -> list[Row]:
+def read_rows(content: bytes, fmt: str) -> list[Row]:
+    """Rows numbered as a person finds them: CSV by line (header is line 1), JSON by position."""
+    text = decode(content)
+    if fmt == "csv":
+        return read_csv_rows(text, CSV_COLUMNS, _csv_record)
+    return read_json_rows(text, {"organisations": "organisation", "protocols": "protocol"})
+
+
+def read_json_rows(text: str, sections: dict[str, str]) -> list[Row]:
+    """Rows of a JSON file ``{"<section>": [objects], ...}``; a bare list is the first section."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FileError(f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit number, deep nesting
         raise FileError(f"not usable JSON: {type(exc).__name__}") from None
+    first = next(iter(sections))
     if isinstance(doc, list):
-        doc = {"organisations": doc}
-    shape = 'expected a list of organisations or {"organisations": [...], "protocols": [...]}'
-    if not isinstance(doc, dict) or not set(doc) <= {"organisations", "protocols"}:
+        doc = {first: doc}
+    shape = f"expected a list of {first} or " + ", ".join(f'"{k}": [...]' for k in sections)
+    if not isinstance(doc, dict) or not set(doc) <= set(sections):
         raise FileError(shape)
-    if not all(isinstance(doc.get(k, []), list) for k in ("organisations", "protocols")):
+    if not all(isinstance(doc.get(k, []), list) for k in sections):
         raise FileError(shape)
-    rows = [Row(i + 1, r) for i, r in enumerate(doc.get("organisations", []))]
-    rows += [Row(i + 1, r, "protocol") for i, r in enumerate(doc.get("protocols", []))]
+    rows = [
+        Row(i + 1, r, kind)
+        for section, kind in sections.items()
+        for i, r in enumerate(doc.get(section, []))
+    ]
     for row in rows:
         if not isinstance(row.data, dict):
             raise FileError(f"{row.kind} {row.number} is not an object")
@@ -174,25 +186,28 @@ def _unquote_cell(value: str) -> str:
     return value[1:] if value[:1] == "'" and value[1:2] in FORMULA_STARTS else value
 
 
-def _read_csv(text: str) -> list[Row]:
+def read_csv_rows(
+    text: str, columns: list[str], convert: Callable[[dict[str, str | None]], dict[str, Any]]
+) -> list[Row]:
     first_line = text.split("\n", 1)[0]
     # Spreadsheets in FR, PT, BG and GR locales save CSV with ';' between columns.
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         fieldnames = reader.fieldnames
-        if not fieldnames or "name" not in fieldnames:
+        required = columns[1]  # the name or title column
+        if not fieldnames or required not in fieldnames:
             raise FileError(
-                "the first line must name the columns, including 'name' "
+                f"the first line must name the columns, including '{required}' "
                 f"(columns are separated by '{delimiter}')"
             )
-        unknown = set(fieldnames) - set(CSV_COLUMNS)
+        unknown = set(fieldnames) - set(columns)
         if unknown:
             raise FileError(f"unknown columns: {', '.join(sorted(unknown))}")
         rows = []
         start = reader.line_num + 1
         for record in reader:
-            rows.append(Row(start, _csv_record(record)))
+            rows.append(Row(start, convert(record)))
             start = reader.line_num + 1
     except csv.Error as exc:
         raise FileError(f"line {reader.line_num}: {exc}") from None
@@ -351,13 +366,13 @@ def _present_values(
     data: OrganisationImport, existing: Organisation, exclude: set[str]
 ) -> dict[str, Any]:
     """Only the columns the file gives are compared: a missing column changes nothing."""
-    values = data.model_dump(mode="python", exclude=exclude, exclude_unset=True)
+    values = given(data, exclude=exclude)
     if values.get("website"):
         values["website"] = str(values["website"])
     if data.address is not None:
-        given = data.address.model_fields_set
+        sent = data.address.model_fields_set
         values["address"] = {
-            key: getattr(data.address, key) if key in given else getattr(existing, f"address_{key}")
+            key: getattr(data.address, key) if key in sent else getattr(existing, f"address_{key}")
             for key in ADDRESS_KEYS
         }
     return values
@@ -416,7 +431,7 @@ async def _import_contacts(
             )
             changed = True
             continue
-        values = contact.model_dump(mode="python", exclude_unset=True)
+        values = given(contact)
         if "phones" in values:
             values["phones"] = service.normalise_phones(
                 values["phones"], organisation.country, "phones"

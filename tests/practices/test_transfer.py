@@ -1,0 +1,95 @@
+"""`integra practices` and `integra study-visits` import/export, and `integra search reindex`."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Database, run_cli
+from tests.registry.test_transfer import snapshot
+
+ROOT = Path(__file__).parents[2]
+REGISTRY = ROOT / "registry" / "sample_data" / "registry.json"
+PRACTICES = ROOT / "practices" / "sample_data" / "practices.json"
+VISITS = ROOT / "practices" / "sample_data" / "study_visits.json"
+
+
+@pytest.fixture
+def db(database: Database, tmp_path: Path) -> str:
+    url = database.fresh_copy()
+    assert (
+        run_cli("registry", "import", str(REGISTRY), database_url=url, data_dir=tmp_path).returncode
+        == 0
+    )
+    return url
+
+
+def cli(db: str, tmp_path: Path, *args: str) -> str:
+    result = run_cli(*args, database_url=db, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_sample_practices_import_once_and_search_finds_them(db: str, tmp_path: Path) -> None:
+    first = cli(db, tmp_path, "practices", "import", str(PRACTICES))
+    assert "0 refused" in first
+    second = cli(db, tmp_path, "practices", "import", str(PRACTICES))
+    assert "0 created, 0 updated" in second
+    published = sum(
+        p["status"] == "published" for p in json.loads(PRACTICES.read_text())["practices"]
+    )
+    assert f"indexed {published} published practices" in cli(db, tmp_path, "search", "reindex")
+    visits = cli(db, tmp_path, "study-visits", "import", str(VISITS))
+    assert "10 created" in visits
+    assert "0 created, 0 updated, 10 unchanged" in cli(
+        db, tmp_path, "study-visits", "import", str(VISITS)
+    )
+
+
+def test_practice_exports_import_into_an_empty_node(
+    database: Database, db: str, tmp_path: Path
+) -> None:
+    cli(db, tmp_path, "practices", "import", str(PRACTICES))
+    for fmt in ("json", "csv"):
+        out = tmp_path / f"practices.{fmt}"
+        cli(db, tmp_path, "practices", "export", "--format", fmt, "-o", str(out))
+        other = database.fresh_copy()
+        cli(other, tmp_path, "registry", "import", str(REGISTRY))
+        imported = cli(other, tmp_path, "practices", "import", str(out))
+        assert "65 created" in imported and "0 refused" in imported, imported
+        if fmt == "json":
+            again = cli(other, tmp_path, "practices", "export")
+            assert json.loads(again) == json.loads(out.read_text())
+
+
+def test_participant_names_stay_home_unless_an_admin_asks(db: str, tmp_path: Path) -> None:
+    cli(db, tmp_path, "practices", "import", str(PRACTICES))
+    cli(db, tmp_path, "study-visits", "import", str(VISITS))
+    names = [
+        n for v in json.loads(VISITS.read_text())["study_visits"] for n in v["participant_names"]
+    ]
+    for fmt in ("json", "csv"):
+        exported = cli(db, tmp_path, "study-visits", "export", "--format", fmt)
+        assert "Lyon" in exported or "Λυών" in exported
+        assert not any(n in exported for n in names), fmt
+    refused = run_cli(
+        "study-visits", "export", "--include-participants", database_url=db, data_dir=tmp_path
+    )
+    assert refused.returncode != 0 and "--token" in refused.stderr
+    before = snapshot(db)["audit"]
+    added = run_cli(
+        "user",
+        "add",
+        "np@example.org",
+        "--role",
+        "admin",
+        "--password-stdin",
+        database_url=db,
+        data_dir=tmp_path,
+        stdin="a long enough password\n",
+    )
+    assert added.returncode == 0
+    token = cli(db, tmp_path, "token", "create", "np@example.org", "--name", "x").strip()
+    full = cli(db, tmp_path, "study-visits", "export", "--include-participants", "--token", token)
+    assert all(n in full for n in names)
+    assert snapshot(db)["audit"] == before + 3  # user, token, and the export itself
