@@ -59,6 +59,13 @@ def test_a_fresh_node_serves_the_sample_registry_without_contact_data(node_url: 
     assert embedded.status_code == 401
     assert "example.org" not in greek.text and "example.org" not in embedded.text
 
+    search = httpx.get(f"{node_url}/api/v1/practices/search", params={"q": "ΕΠΑΝΕΝΤΑΞΗ"}).json()
+    assert search["total"] >= 1 and {f["value"] for f in search["facets"]["country"]} == {"GR"}
+    everything = httpx.get(f"{node_url}/api/v1/practices/search", params={"limit": 1}).json()
+    assert everything["total"] >= 55
+    assert {f["value"] for f in everything["facets"]["language"]} >= {"en", "fr", "pt", "bg", "el"}
+    assert httpx.get(f"{node_url}/api/v1/study-visits").status_code == 401
+
     health = httpx.get(f"{node_url}/healthz")
     assert health.json() == {"status": "ok"}
     docs = httpx.get(f"{node_url}/openapi.json").json()

@@ -4,6 +4,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -218,3 +220,62 @@ async def test_a_crash_after_commit_is_repaired_from_the_outbox(
         await session.run_sync(jobs.drain, client._transport.app.state.jobs)  # type: ignore[attr-defined]
         await session.commit()
     assert ids(await search(client, q="resilient")) == {made["id"]}
+
+
+text_input = st.text(max_size=300) | st.sampled_from(
+    [
+        '"',
+        "'",
+        "(",
+        ")",
+        "*",
+        "NEAR",
+        "NEAR(a b)",
+        "a AND b",
+        "a OR b",
+        "NOT x",
+        "-x",
+        "^x",
+        "title_norm:x",
+        "{title_norm}: x",
+        "\u0301",
+        "é",
+        "x" * 10_000,
+        "\x00",
+        "a\x00b",
+        "'; DROP TABLE practice; --",
+        "%_",
+        "\\",
+        "ς",
+        "ǅ",
+    ]
+)
+filters = st.fixed_dictionaries(
+    {},
+    optional={
+        "country": st.lists(st.sampled_from(["GR", "FR", "gr", "XX", "1", "ÉÉ"]), max_size=3),
+        "kind": st.lists(st.sampled_from(["practice", "tool", "nope"]), max_size=2),
+        "setting": st.lists(st.sampled_from(["prison", "probation"]), max_size=2),
+        "language": st.lists(st.sampled_from(["el", "fr", "zzz"]), max_size=2),
+        "sort": st.sampled_from(["relevance", "date", "random"]),
+        "limit": st.sampled_from(["1", "20", "0", "1000", "-1", "x"]),
+        "cursor": st.text(max_size=40),
+    },
+)
+
+
+@pytest.fixture
+async def populated(client: httpx.AsyncClient, admin: Headers) -> None:
+    for title in ("Réinsertion sociale", "Κοινωνική επανένταξη", "Пробация", "NEAR the exit"):
+        await publish_practice(client, admin, title=title)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(q=text_input, params=filters)
+async def test_no_input_makes_search_fail(
+    client: httpx.AsyncClient, populated: None, q: str, params: dict[str, Any]
+) -> None:
+    response = await client.get("/api/v1/practices/search", params={"q": q, **params})
+    assert response.status_code in (200, 422), (q, params, response.text)
