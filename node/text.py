@@ -1,6 +1,12 @@
 """Text folding shared by search filters and (later) the personal-data detectors."""
 
+import re
 import unicodedata
+
+# Combining marks: accents of Latin and Greek letters, Cyrillic titlo, and the like.
+COMBINING = re.compile(
+    "[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+)
 
 
 def fold(text: str) -> str:
@@ -8,9 +14,10 @@ def fold(text: str) -> str:
 
     Works for Latin, Greek ("Κοινωνική" → "κοινωνικη") and Cyrillic; final sigma folds to sigma.
     """
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return unicodedata.normalize("NFC", stripped).replace("ς", "σ")
+    return unicodedata.normalize("NFC", COMBINING.sub("", decomposed))
 
 
 def like_pattern(text: str) -> str:

@@ -1,14 +1,19 @@
 """What the index sees of a practice: the same document for every search adapter."""
 
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from practices.models import Practice
+from practices.models import Practice, PracticeOrganisation, PracticeTerm
 from practices.search.port import IndexDocument
 from registry.models import Organisation
 
 
-def organisation_names(session: Session, practice: Practice) -> list[str]:
+def organisation_names(session: Session, practice: "Practice | PracticeView") -> list[str]:
     ids = [o.organisation_id for o in practice.organisations if o.organisation_id]
     names: dict[object, str] = {}
     if ids:
@@ -17,7 +22,60 @@ def organisation_names(session: Session, practice: Practice) -> list[str]:
     return [o.name or names.get(o.organisation_id, "") for o in practice.organisations]
 
 
-def index_document(session: Session, practice: Practice) -> IndexDocument:
+@dataclass
+class PracticeView:
+    """What indexing reads of a practice, loaded in bulk without full ORM objects."""
+
+    id: uuid.UUID
+    kind: str
+    title: str
+    original_title: str | None
+    language: str
+    summary: str
+    description: str | None
+    problem_addressed: str | None
+    rationale: str | None
+    lessons_learned: str | None
+    transferability: str | None
+    translations: list[Any]
+    country: str | None
+    evaluation_type: str
+    licence: str
+    start_date: date | None
+    published_at: datetime | None
+    terms: list[tuple[str, str]] = field(default_factory=list)
+    organisations: list[PracticeOrganisation] = field(default_factory=list)
+
+    def terms_of(self, facet: str) -> list[str]:
+        return [value for name, value in self.terms if name == facet]
+
+
+def load_views(session: Session, ids: list[uuid.UUID]) -> list[PracticeView]:
+    columns = [
+        getattr(Practice, f.name)
+        for f in fields(PracticeView)
+        if f.name not in ("terms", "organisations")
+    ]
+    views = {
+        row.id: PracticeView(*row)
+        for row in session.execute(select(*columns).where(Practice.id.in_(ids)))
+    }
+    for practice_id, facet, value in session.execute(
+        select(PracticeTerm.practice_id, PracticeTerm.facet, PracticeTerm.value).where(
+            PracticeTerm.practice_id.in_(ids)
+        )
+    ):
+        views[practice_id].terms.append((facet, value))
+    for link in session.scalars(
+        select(PracticeOrganisation)
+        .where(PracticeOrganisation.practice_id.in_(ids))
+        .order_by(PracticeOrganisation.position)
+    ):
+        views[link.practice_id].organisations.append(link)
+    return list(views.values())
+
+
+def index_document(session: Session, practice: Practice | PracticeView) -> IndexDocument:
     titles = [practice.title, practice.original_title or ""]
     titles += [t["title"] for t in practice.translations]
     body = [

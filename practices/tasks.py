@@ -1,13 +1,14 @@
 """Outbox handlers of the practice database. Idempotent: running one twice changes nothing."""
 
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from node.jobs import JobContext, handles
-from practices.documents import index_document
-from practices.models import Practice, PracticeOrganisation
+from practices.documents import index_document, load_views
+from practices.models import Practice
 
 SEARCH_TOPIC = "search.practice"
 
@@ -27,23 +28,22 @@ def reindex_practice(session: Session, entity_id: str, context: JobContext) -> N
     context.search.upsert(session, [index_document(session, practice)])
 
 
-def reindex_all(session: Session, context: JobContext, progress: object = None) -> int:
+def reindex_all(
+    session: Session, context: JobContext, progress: Callable[[int], None] | None = None
+) -> int:
     """Rebuild the whole index from the database (`integra search reindex`)."""
     context.search.clear(session)
     ids = session.scalars(
         select(Practice.id).where(Practice.status == "published").order_by(Practice.id)
     ).all()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        practices = session.scalars(
-            select(Practice)
-            .options(selectinload(Practice.terms), selectinload(Practice.organisations))
-            .where(Practice.id.in_(chunk))
-        ).all()
-        context.search.upsert(session, [index_document(session, p) for p in practices])
-        if callable(progress):
+    for start in range(0, len(ids), BATCH):
+        chunk = list(ids[start : start + BATCH])
+        context.search.upsert(
+            session, [index_document(session, p) for p in load_views(session, chunk)]
+        )
+        if progress is not None:
             progress(len(chunk))
     return len(ids)
 
 
-__all__ = ["PracticeOrganisation", "reindex_all", "reindex_practice"]
+BATCH = 2000

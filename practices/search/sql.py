@@ -4,10 +4,14 @@ Text matching and ranking run in the database; facet filters and counts run on t
 bitsets of `FacetCache`, which both databases share.
 """
 
+import heapq
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -19,6 +23,37 @@ from practices.search.port import FACETS, IndexDocument, SearchQuery, SearchResu
 from practices.search.text import QueryTerms, fts5_match, normalise, query_terms, tsquery
 
 TITLE_WEIGHT = 4.0
+# Core tables: executemany without per-row ORM work, for bulk indexing.
+SEARCH_DOCUMENT: Table = SearchDocument.__table__  # type: ignore[assignment]
+SEARCH_FACET: Table = SearchFacet.__table__  # type: ignore[assignment]
+
+
+@dataclass
+class Order:
+    """A ranked result, read as its first ``n`` documents or as a whole."""
+
+    first: Callable[[int], list[int]]
+    whole: Callable[[], list[int]]
+
+
+def _page(order: Order, query: SearchQuery) -> tuple[list[int], str | None]:
+    start = 0
+    ranked = order.first(query.limit + 1)
+    if query.cursor:
+        position, doc_no = decode_cursor(query.cursor, 2)
+        if not isinstance(position, int) or not isinstance(doc_no, int) or position < 0:
+            raise InvalidInput("cursor", "not a cursor this server issued")
+        ranked = order.first(position + query.limit + 2)
+        # The position is a hint; the document number keeps pages stable if one moved.
+        if position < len(ranked) and ranked[position] == doc_no:
+            start = position + 1
+        else:
+            ranked = order.whole()
+            start = ranked.index(doc_no) + 1 if doc_no in ranked else len(ranked)
+    page = ranked[start : start + query.limit]
+    more = len(ranked) > start + query.limit
+    cursor = encode_cursor([start + len(page) - 1, page[-1]]) if more and page else None
+    return page, cursor
 
 
 class SqlSearch:
@@ -35,22 +70,15 @@ class SqlSearch:
         allowed = self.cache.allowed(query.filters)
         if terms.empty:
             matched = self.cache.active
-            ranked = self._newest_first(allowed)
-            scores: dict[int, float] = {}
+            order: Order = self._newest_first(allowed)
         else:
             scores = await self._match(session, terms)
             matched = bitset(list(scores)) & self.cache.active
-            ranked = None
+            order = self._ranked(scores, matched & allowed, query.sort)
         facets = self.cache.counts(matched, query.filters, FACETS)
-        hits = matched & allowed
-        total = hits.bit_count()
-        if ranked is None:
-            ranked = self._rank(scores, hits, query.sort)
-        elif query.sort == "relevance":
-            ranked = ranked  # no text: relevance has nothing to go on, newest first
-        page, next_cursor = self._page(ranked, query, scores)
-        record_ids = [self.cache.record_ids[d] for d in page]
-        return SearchResult(record_ids, total, facets, next_cursor)
+        total = (matched & allowed).bit_count()
+        page, next_cursor = _page(order, query)
+        return SearchResult([self.cache.record_ids[d] for d in page], total, facets, next_cursor)
 
     async def _match(self, session: AsyncSession, terms: QueryTerms) -> dict[int, float]:
         if (await session.connection()).dialect.name == "sqlite":
@@ -68,75 +96,105 @@ class SqlSearch:
         rows = await session.execute(sql, params)
         return {doc_no: float(score) for doc_no, score in rows}
 
-    def _newest_first(self, allowed: int) -> list[int]:
+    def _newest_first(self, allowed: int) -> "Order":
+        """No text to rank by: newest first, walked lazily so page one stops early."""
         table = member_test(allowed)
-        return [d for d in self.cache.newest_first() if contains(table, d)]
+        newest = self.cache.newest_first()
 
-    def _rank(self, scores: dict[int, float], hits: int, sort: str) -> list[int]:
+        def first(n: int) -> list[int]:
+            return list(islice((d for d in newest if contains(table, d)), n))
+
+        return Order(first, lambda: first(len(newest)))
+
+    def _ranked(self, scores: dict[int, float], hits: int, sort: str) -> "Order":
         table = member_test(hits)
         kept = [d for d in scores if contains(table, d)]
+        dates = self.cache.dates
         if sort == "date":
-            dates = self.cache.dates
-            return sorted(
-                kept, key=lambda d: (dates.get(d) is not None, dates.get(d), d), reverse=True
-            )
-        return sorted(kept, key=lambda d: (-scores[d], d))
 
-    def _page(
-        self, ranked: list[int], query: SearchQuery, scores: dict[int, float]
-    ) -> tuple[list[int], str | None]:
-        start = 0
-        if query.cursor:
-            position, doc_no = decode_cursor(query.cursor, 2)
-            if not isinstance(position, int) or not isinstance(doc_no, int) or position < 0:
-                raise InvalidInput("cursor", "not a cursor this server issued")
-            # The position is a hint; the document number keeps pages stable if it moved.
-            if position < len(ranked) and ranked[position] == doc_no:
-                start = position + 1
-            else:
-                start = ranked.index(doc_no) + 1 if doc_no in ranked else len(ranked)
-        page = ranked[start : start + query.limit]
-        more = start + query.limit < len(ranked)
-        cursor = encode_cursor([start + len(page) - 1, page[-1]]) if more and page else None
-        return page, cursor
+            def key(d: int) -> tuple[Any, ...]:
+                day = dates.get(d)
+                return (day is None, -(day.toordinal() if day else 0), d)
+        else:
+
+            def key(d: int) -> tuple[Any, ...]:
+                return (-scores[d], d)
+
+        # A page needs only the best few: a heap, not a full sort, unless paging deep.
+        return Order(lambda n: heapq.nsmallest(n, kept, key=key), lambda: sorted(kept, key=key))
 
     # --- writing (sync: runs in the outbox task, or via AsyncSession.run_sync) -------------
 
     def upsert(self, session: Session, documents: list[IndexDocument]) -> None:
+        """Index (or re-index) documents in bulk: a few statements per batch, not per record."""
+        documents = list({d.record_id: d for d in documents}.values())
         if not documents:
             return
         seq = _next_seq(session)
         sqlite = session.get_bind().dialect.name == "sqlite"
-        for doc in documents:
-            existing = session.scalar(
-                select(SearchDocument).where(SearchDocument.record_id == doc.record_id)
+        existing = {
+            row.record_id: row
+            for row in session.execute(
+                select(
+                    SearchDocument.doc_no,
+                    SearchDocument.record_id,
+                    SearchDocument.active,
+                    SearchDocument.title_norm,
+                    SearchDocument.body_norm,
+                ).where(SearchDocument.record_id.in_([d.record_id for d in documents]))
             )
-            if existing is None:
-                existing = SearchDocument(record_id=doc.record_id, seq=seq)
-                session.add(existing)
-                session.flush()
-            elif sqlite and existing.active:
-                _fts_delete(session, existing)
-            existing.active = True
-            existing.seq = seq
-            existing.sort_date = doc.sort_date
-            existing.title = doc.title[:300]
-            existing.title_norm = normalise(doc.title_text)
-            existing.body_norm = normalise(doc.body_text)
-            session.execute(delete(SearchFacet).where(SearchFacet.doc_no == existing.doc_no))
-            session.add_all(
-                SearchFacet(doc_no=existing.doc_no, facet=facet, value=value)
-                for facet, values in doc.facets.items()
-                for value in dict.fromkeys(values)
+        }
+        if sqlite:
+            _fts_delete_many(session, [r for r in existing.values() if r.active])
+        rows = [
+            {
+                "record_id": d.record_id,
+                "active": True,
+                "seq": seq,
+                "sort_date": d.sort_date,
+                "title": d.title[:300],
+                "title_norm": normalise(d.title_text),
+                "body_norm": normalise(d.body_text),
+            }
+            for d in documents
+        ]
+        old = [
+            r | {"doc_no": existing[r["record_id"]].doc_no}
+            for r in rows
+            if r["record_id"] in existing
+        ]
+        new = [r for r in rows if r["record_id"] not in existing]
+        if old:
+            session.execute(update(SearchDocument), old)
+            session.execute(
+                delete(SearchFacet).where(SearchFacet.doc_no.in_([r["doc_no"] for r in old]))
             )
-            session.flush()
-            if sqlite:
-                session.execute(
-                    text(
-                        "INSERT INTO practice_fts(rowid, title_norm, body_norm) VALUES (:d, :t, :b)"
-                    ),
-                    {"d": existing.doc_no, "t": existing.title_norm, "b": existing.body_norm},
-                )
+        doc_nos = {r["record_id"]: r["doc_no"] for r in old}
+        if new:
+            inserted = session.execute(
+                insert(SEARCH_DOCUMENT).returning(
+                    SearchDocument.doc_no, SearchDocument.record_id, sort_by_parameter_order=True
+                ),
+                new,
+            )
+            doc_nos |= {record_id: doc_no for doc_no, record_id in inserted}
+        facets = [
+            {"doc_no": doc_nos[d.record_id], "facet": facet, "value": value}
+            for d in documents
+            for facet, values in d.facets.items()
+            for value in dict.fromkeys(values)
+        ]
+        if facets:
+            session.execute(insert(SEARCH_FACET), facets)
+        if sqlite:
+            session.execute(
+                text(
+                    "INSERT INTO practice_fts(rowid, title_norm, body_norm) "
+                    "VALUES (:doc_no, :title_norm, :body_norm)"
+                ),
+                [r | {"doc_no": doc_nos[r["record_id"]]} for r in rows],
+            )
+        session.expire_all()
 
     def remove(self, session: Session, record_ids: list[uuid.UUID]) -> None:
         docs = session.scalars(
@@ -174,10 +232,16 @@ def _next_seq(session: Session) -> int:
 
 
 def _fts_delete(session: Session, doc: SearchDocument) -> None:
-    session.execute(
-        text(
-            "INSERT INTO practice_fts(practice_fts, rowid, title_norm, body_norm) "
-            "VALUES ('delete', :d, :t, :b)"
-        ),
-        {"d": doc.doc_no, "t": doc.title_norm, "b": doc.body_norm},
-    )
+    _fts_delete_many(session, [doc])
+
+
+def _fts_delete_many(session: Session, docs: list[Any]) -> None:
+    """External-content FTS5 forgets a row only when told its old text."""
+    if docs:
+        session.execute(
+            text(
+                "INSERT INTO practice_fts(practice_fts, rowid, title_norm, body_norm) "
+                "VALUES ('delete', :d, :t, :b)"
+            ),
+            [{"d": doc.doc_no, "t": doc.title_norm, "b": doc.body_norm} for doc in docs],
+        )
