@@ -18,6 +18,7 @@ from node.db import create_engine, session_factory
 from node.settings import Settings, get_settings
 from practices.api import router as practices_router
 from practices.search import make_backend
+from practices.search.port import SearchQuery
 from registry.api import router as registry_router
 
 DESCRIPTION = """
@@ -35,12 +36,12 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = None
+        tasks = [asyncio.create_task(_warm_search(app))]
         if not settings.broker_url:
-            sweeper = asyncio.create_task(_sweep_outbox(app, settings.outbox_sweep_interval))
+            tasks.append(asyncio.create_task(_sweep_outbox(app, settings.outbox_sweep_interval)))
         yield
-        if sweeper is not None:
-            sweeper.cancel()
+        for task in tasks:
+            task.cancel()
         await engine.dispose()
 
     app = FastAPI(
@@ -62,6 +63,17 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(practices_router, dependencies=signed)
     app.get("/", include_in_schema=False, response_class=HTMLResponse)(_landing)
     return app
+
+
+async def _warm_search(app: FastAPI) -> None:
+    """Load the search facet cache at start, so the first visitor does not wait for it."""
+    if app.state.search.name != "sql":
+        return
+    try:
+        async with app.state.session_factory() as session:
+            await app.state.search.search(session, SearchQuery(limit=1))
+    except Exception:  # noqa: BLE001 - the first search will load it instead
+        structlog.get_logger().exception("search_warm_up_failed")
 
 
 async def _sweep_outbox(app: FastAPI, interval: timedelta) -> None:
