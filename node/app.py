@@ -72,7 +72,7 @@ async def _warm_search(app: FastAPI) -> None:
     try:
         async with app.state.session_factory() as session:
             await app.state.search.search(session, SearchQuery(limit=1))
-    except Exception:  # noqa: BLE001 - the first search will load it instead
+    except Exception:
         structlog.get_logger().exception("search_warm_up_failed")
 
 

@@ -50,6 +50,15 @@ class PreconditionFailed(AppError):
     error = "Precondition failed"
 
 
+def check_version(expected: int, current: int, what: str) -> None:
+    """Optimistic concurrency: refuse a write based on a version someone else has replaced."""
+    if expected != current:
+        raise PreconditionFailed(
+            f"The {what} was changed by someone else (now version {current}, you sent "
+            f"{expected}). Reload it and apply your change again."
+        )
+
+
 class PreconditionRequired(AppError):
     status_code = 428
     error = "Precondition required"

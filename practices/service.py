@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node import audit, jobs
 from node.auth import Principal, UserRole
 from node.db import sync_collection, utcnow
-from node.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from node.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
 from practices import repository
 from practices.models import (
     Practice,
@@ -40,14 +40,6 @@ TERM_FIELDS = {
     "ideologies": "ideology",
 }
 EDITABLE_BY_EDITORS = ("draft", "in_review")
-
-
-def _check_version(expected: int, current: int, what: str) -> None:
-    if expected != current:
-        raise PreconditionFailed(
-            f"The {what} was changed by someone else (now version {current}, you sent "
-            f"{expected}). Reload it and apply your change again."
-        )
 
 
 async def _check_links(session: AsyncSession, links: list[OrganisationLink], field: str) -> None:
@@ -191,7 +183,7 @@ async def update_practice(
     practice = await get_practice(session, practice_id, by=by)
     if not _may_edit(by, practice):
         raise Forbidden("Editors change drafts of their own organisations' practices only.")
-    _check_version(expected_version, practice.version, "practice")
+    check_version(expected_version, practice.version, "practice")
     return await apply_practice_changes(session, practice, data, by=by)
 
 
@@ -245,7 +237,7 @@ async def transition_practice(
 ) -> Practice:
     """submit (draft → in review), publish (→ published), withdraw (published → withdrawn)."""
     practice = await get_practice(session, practice_id, by=by)
-    _check_version(expected_version, practice.version, "practice")
+    check_version(expected_version, practice.version, "practice")
     allowed_from, target, admin_only = {
         "submit": (("draft",), "in_review", False),
         "publish": (("draft", "in_review", "withdrawn"), "published", True),
@@ -363,7 +355,7 @@ async def update_study_visit(
         _is_author(by, visit) and visit.status in ("draft", "changes_requested")
     ):
         raise Forbidden("Only the author changes a report, and only before it is submitted.")
-    _check_version(expected_version, visit.version, "report")
+    check_version(expected_version, visit.version, "report")
     await _check_visit_refs(session, data)
     values = given(data, mode="json")
     python = given(data)
@@ -416,7 +408,7 @@ async def transition_study_visit(
         raise Forbidden("The National Point reviews and publishes reports.")
     if who == "author" and not (_is_author(by, visit) or by.is_admin):
         raise Forbidden("Only the author submits a report.")
-    _check_version(expected_version, visit.version, "report")
+    check_version(expected_version, visit.version, "report")
     if visit.status not in allowed_from:
         raise Conflict(f"A report that is {visit.status} cannot be sent to {target}.")
     if action == "request-changes" and not comment:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node import audit
 from node.auth import Principal
 from node.db import sync_collection, utcnow
-from node.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from node.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
 from node.text import fold
 from registry import repository
 from registry.models import (
@@ -37,14 +37,6 @@ from registry.schemas import (
 
 TERM_FACETS = {"areas": "area", "target_groups": "target_group"}
 ADDRESS_COLUMNS = ("street", "locality", "postal_code", "region")
-
-
-def check_version(expected: int, current: int, what: str) -> None:
-    if expected != current:
-        raise PreconditionFailed(
-            f"The {what} was changed by someone else (now version {current}, you sent "
-            f"{expected}). Reload it and apply your change again."
-        )
 
 
 # --- organisations ------------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""RFC 8785 JSON Canonicalization Scheme, and a strict parser for what arrives from peers.
+
+Signatures are over canonical bytes, so any copy of a record can be verified on its own. The
+federation schema has no floats (their canonical form is a trap); integers stay within the
+range every JSON implementation reads exactly.
+"""
+
+import json
+from typing import Any
+
+import rfc8785
+
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 32
+
+
+class CanonicalError(ValueError):
+    """The value cannot be canonicalised, or the bytes are not acceptable JSON."""
+
+
+def canonical(value: Any) -> bytes:
+    _check(value, 0)
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError) as exc:
+        raise CanonicalError(str(exc)) from None
+
+
+def _check(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise CanonicalError(f"nested deeper than {MAX_DEPTH}")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, float):
+        raise CanonicalError("floats are not allowed in the federation schema")
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise CanonicalError("integer outside the exactly representable range")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalError("object keys must be strings")
+            _check(item, depth + 1)
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check(item, depth + 1)
+        return
+    raise CanonicalError(f"{type(value).__name__} is not a JSON value")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise CanonicalError(f"duplicate key {key!r}")
+        seen[key] = value
+    return seen
+
+
+def _refuse_constant(name: str) -> Any:
+    raise CanonicalError(f"{name} is not JSON")
+
+
+def parse_strict(data: bytes, *, max_bytes: int) -> Any:
+    """Parse bytes from a peer: size-limited, no duplicate keys, no floats, bounded depth."""
+    if len(data) > max_bytes:
+        raise CanonicalError(f"larger than {max_bytes} bytes")
+    try:
+        value = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_float=lambda s: _refuse_constant(f"the float {s[:20]}"),
+            parse_constant=_refuse_constant,
+        )
+    except CanonicalError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CanonicalError(f"not JSON: {type(exc).__name__}") from None
+    _check(value, 0)
+    return value

@@ -1,0 +1,458 @@
+"""The personal-data gate: nothing that looks like a person's data leaves the node.
+
+Detectors run on every text of a record's shareable projection: e-mail addresses (also written
+"name [at] domain"), phone numbers in national or international format for every EU numbering
+plan, IBANs, national identity numbers, and the names of people this node knows (contact points,
+users, study-visit participants). Names are matched after case, accent and look-alike-letter
+folding, in Latin, Greek and Cyrillic script and in Latin transliteration, and with inflected
+endings (Παπαδόπουλος / Παπαδόπουλου, Петров / Петрова). A hit holds the record for review.
+The hub runs the same detectors on import.
+"""
+
+import importlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import phonenumbers
+from stdnum import iban
+
+from federation.projection import text_fields
+from node.text import fold
+
+EU_REGIONS = (
+    "AT",
+    "BE",
+    "BG",
+    "CY",
+    "CZ",
+    "DE",
+    "DK",
+    "EE",
+    "ES",
+    "FI",
+    "FR",
+    "GR",
+    "HR",
+    "HU",
+    "IE",
+    "IT",
+    "LT",
+    "LU",
+    "LV",
+    "MT",
+    "NL",
+    "PL",
+    "PT",
+    "RO",
+    "SE",
+    "SI",
+    "SK",
+)
+# Personal identity numbers of EU member states that python-stdnum validates (check digits).
+NATIONAL_IDS = (
+    "bg.egn",
+    "gr.amka",
+    "fr.nir",
+    "pt.cc",
+    "es.dni",
+    "es.nie",
+    "it.codicefiscale",
+    "nl.bsn",
+    "be.nn",
+    "dk.cpr",
+    "se.personnummer",
+    "fi.hetu",
+    "ee.ik",
+    "lt.asmens",
+    "lv.pk",
+    "pl.pesel",
+    "ro.cnp",
+    "cz.rc",
+    "sk.rc",
+    "si.emso",
+    "hr.oib",
+    "ie.pps",
+    "de.idnr",
+    "cy.vat",
+)
+EMAIL = re.compile(
+    r"[\w.+-]+\s*(?:@|＠|\[\s*at\s*\]|\(\s*at\s*\)|\{\s*at\s*\}|\s+at\s+(?=[\w-]+\s*(?:\[|\()\s*dot))"
+    r"\s*[\w-]+(?:\s*(?:\.|\[\s*dot\s*\]|\(\s*dot\s*\)|\{\s*dot\s*\})\s*[\w-]+)+",
+    re.IGNORECASE,
+)
+IBAN_CANDIDATE = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
+ID_CANDIDATE = re.compile(
+    r"(?<![\w-])[A-Z0-9](?:[A-Z0-9./ -]{4,22})[A-Z0-9](?![\w-])", re.IGNORECASE
+)
+WORD = re.compile(r"[^\W\d_]+")
+# Letters of one script that look like letters of another: folded to one form, so a name
+# typed with a Greek or Cyrillic look-alike inside a Latin word is still recognised.
+CONFUSABLES = str.maketrans(
+    {
+        "α": "a",
+        "β": "b",
+        "ε": "e",
+        "η": "n",
+        "ι": "i",
+        "κ": "k",
+        "μ": "m",
+        "ν": "v",
+        "ο": "o",
+        "ρ": "p",
+        "τ": "t",
+        "υ": "y",
+        "χ": "x",
+        "ζ": "z",
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "ѕ": "s",
+    }
+)
+GREEK_LATIN = {
+    "α": "a",
+    "β": "v",
+    "γ": "g",
+    "δ": "d",
+    "ε": "e",
+    "ζ": "z",
+    "η": "i",
+    "θ": "th",
+    "ι": "i",
+    "κ": "k",
+    "λ": "l",
+    "μ": "m",
+    "ν": "n",
+    "ξ": "x",
+    "ο": "o",
+    "π": "p",
+    "ρ": "r",
+    "σ": "s",
+    "τ": "t",
+    "υ": "y",
+    "φ": "f",
+    "χ": "ch",
+    "ψ": "ps",
+    "ω": "o",
+}
+GREEK_DIGRAPHS = (
+    ("ου", "ou"),
+    ("αι", "ai"),
+    ("ει", "ei"),
+    ("οι", "oi"),
+    ("μπ", "b"),
+    ("ντ", "nt"),
+    ("γκ", "gk"),
+    ("αυ", "av"),
+    ("ευ", "ev"),
+)
+BULGARIAN_LATIN = {
+    "а": "a",
+    "б": "b",
+    "в": "v",
+    "г": "g",
+    "д": "d",
+    "е": "e",
+    "ж": "zh",
+    "з": "z",
+    "и": "i",
+    "й": "y",
+    "к": "k",
+    "л": "l",
+    "м": "m",
+    "н": "n",
+    "о": "o",
+    "п": "p",
+    "р": "r",
+    "с": "s",
+    "т": "t",
+    "у": "u",
+    "ф": "f",
+    "х": "h",
+    "ц": "ts",
+    "ч": "ch",
+    "ш": "sh",
+    "щ": "sht",
+    "ъ": "a",
+    "ь": "y",
+    "ю": "yu",
+    "я": "ya",
+}
+# Inflected endings stripped before names are compared (Greek cases, Slavic gender and number,
+# Latin transliterations of both).
+ENDINGS = sorted(
+    [
+        "οσ",
+        "ου",
+        "ησ",
+        "ασ",
+        "εσ",
+        "ων",
+        "ο",
+        "η",
+        "α",
+        "σ",
+        "ова",
+        "ева",
+        "ови",
+        "еви",
+        "ов",
+        "ев",
+        "ска",
+        "ски",
+        "ина",
+        "а",
+        "я",
+        "и",
+        "о",
+        "е",
+        "os",
+        "ou",
+        "is",
+        "as",
+        "es",
+        "us",
+        "ova",
+        "eva",
+        "ov",
+        "ev",
+        "a",
+        "e",
+        "i",
+        "o",
+        "s",
+    ],
+    key=len,
+    reverse=True,
+)
+ROLE_WORDS = {
+    "officer",
+    "desk",
+    "duty",
+    "liaison",
+    "coordinator",
+    "director",
+    "secretariat",
+    "office",
+    "unit",
+    "helpline",
+    "service",
+    "head",
+    "manager",
+    "team",
+    "point",
+    "contact",
+    "reception",
+    "department",
+    "centre",
+    "center",
+    "line",
+    "hotline",
+    "permanence",
+    "accueil",
+    "bureau",
+    "sample",
+    "staff",
+    "administrator",
+    "practitioner",
+    "general",
+    "national",
+}
+MIN_STEM = 4
+NAME = "a name of a person this node knows"
+PHONE = "a phone number"
+# Not phone numbers: year ranges (2015-2020) and legal references (Law 53/2008, P.D. 300/2003).
+NOT_PHONE = re.compile(
+    r"\d{4}\s*[-–/.]\s*\d{1,4}(?:\s*[-–/.]\s*\d{1,4})?|\d{1,5}\s*/\s*(?:19|20)\d{2}"
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    detector: str
+    field: str
+    start: int
+    end: int
+
+    @property
+    def reason(self) -> str:
+        return f"{self.detector} in {self.field} at characters {self.start}-{self.end}"
+
+
+def _stem(word: str) -> str:
+    for ending in ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= MIN_STEM - 1:
+            return word[: -len(ending)]
+    return word
+
+
+def transliterate(text: str) -> str:
+    """Greek (ELOT 743, simplified) and Bulgarian (official system) to Latin letters."""
+    out = fold(text)
+    for greek, latin in GREEK_DIGRAPHS:
+        out = out.replace(greek, latin)
+    return "".join(GREEK_LATIN.get(c, BULGARIAN_LATIN.get(c, c)) for c in out)
+
+
+def word_forms(word: str) -> frozenset[str]:
+    """The forms a word is compared in: its own script and its Latin transliteration, each
+    folded, stripped of an inflected ending, with look-alike letters made one."""
+    folded = fold(word)
+    return frozenset(_stem(form).translate(CONFUSABLES) for form in (folded, transliterate(folded)))
+
+
+@dataclass(frozen=True)
+class KnownName:
+    """A person this node knows: the forms of each word of the name, surname last."""
+
+    words: tuple[frozenset[str], ...]
+
+    @property
+    def surname(self) -> frozenset[str]:
+        return frozenset(f for f in self.words[-1] if len(f) >= MIN_STEM)
+
+
+def known_names(names: Iterable[str]) -> list[KnownName]:
+    """Person names; functional roles ("Duty officer", "Desk") are not people and are left out."""
+    out: set[KnownName] = set()
+    for name in names:
+        words = [w for w in WORD.findall(re.sub(r"\([^)]*\)", " ", name)) if len(w) > 1]
+        if not words or any(fold(w) in ROLE_WORDS for w in words):
+            continue
+        out.add(KnownName(tuple(word_forms(w) for w in words)))
+    return sorted(out, key=lambda k: sorted(k.words[-1]))
+
+
+def _name_hits(field: str, text: str, names: list[KnownName]) -> list[Hit]:
+    if not names:
+        return []
+    tokens = [(m.start(), m.end(), word_forms(m.group())) for m in WORD.finditer(text)]
+    hits = []
+    for name in names:
+        size = len(name.words)
+        for i, (start, end, forms) in enumerate(tokens):
+            window = tokens[i : i + size]
+            full = (
+                size > 1
+                and len(window) == size
+                and all(token[2] & word for token, word in zip(window, name.words, strict=True))
+            )
+            if full:
+                hits.append(Hit(NAME, field, start, window[-1][1]))
+            elif forms & name.surname:
+                hits.append(Hit(NAME, field, start, end))
+    return hits
+
+
+def _email_hits(field: str, text: str) -> list[Hit]:
+    return [Hit("an e-mail address", field, m.start(), m.end()) for m in EMAIL.finditer(text)]
+
+
+@cache
+def _id_modules() -> list[Any]:
+    modules = []
+    for name in NATIONAL_IDS:
+        try:
+            modules.append(importlib.import_module(f"stdnum.{name}"))
+        except ImportError:
+            continue
+    return modules
+
+
+def _phone_hits(field: str, text: str, home: str | None) -> list[Hit]:
+    if sum(c.isdigit() for c in text) < 6:
+        return []
+    found: dict[tuple[int, int], Hit] = {}
+    for region in dict.fromkeys([home, *EU_REGIONS]):
+        if region is None:
+            continue
+        for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID):
+            raw = match.raw_string.strip(" ()[]")
+            inside_word = text[match.start - 1 : match.start] in ("_", "/", ".") or text[
+                match.end : match.end + 1
+            ] in ("_", "/")
+            digits = sum(c.isdigit() for c in raw)
+            if digits < 8 or inside_word or NOT_PHONE.fullmatch(raw):
+                continue
+            found.setdefault((match.start, match.end), Hit(PHONE, field, match.start, match.end))
+    return list(found.values())
+
+
+def _iban_hits(field: str, text: str) -> list[Hit]:
+    return [
+        Hit("a bank account number (IBAN)", field, m.start(), m.end())
+        for m in IBAN_CANDIDATE.finditer(text)
+        if iban.is_valid(m.group())
+    ]
+
+
+def _id_hits(field: str, text: str) -> list[Hit]:
+    if sum(c.isdigit() for c in text) < 6:
+        return []
+    hits = []
+    for match in ID_CANDIDATE.finditer(text):
+        candidate = match.group()
+        if sum(c.isdigit() for c in candidate) < 6 or _looks_like_dates(candidate):
+            continue
+        if any(_valid(module, candidate) for module in _id_modules()):
+            hits.append(Hit("a national identity number", field, match.start(), match.end()))
+    return hits
+
+
+def _looks_like_dates(candidate: str) -> bool:
+    return bool(re.fullmatch(r"\d{4}([-/. ]\d{1,4})*", candidate.strip()))
+
+
+def _valid(module: Any, candidate: str) -> bool:
+    try:
+        return bool(module.is_valid(candidate))
+    except Exception:
+        return False
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The detectors, with what this node knows: its people and its country's numbering."""
+
+    names: tuple[KnownName, ...] = ()
+    home_region: str | None = None
+
+    @classmethod
+    def for_people(cls, names: Iterable[str], home_region: str | None = None) -> "Gate":
+        return cls(tuple(known_names(names)), home_region)
+
+    def scan(self, body: Any) -> list[Hit]:
+        hits: list[Hit] = []
+        names = list(self.names)
+        for field, text in text_fields(body):
+            hits += _email_hits(field, text)
+            hits += _phone_hits(field, text, self.home_region)
+            hits += _iban_hits(field, text)
+            hits += _id_hits(field, text)
+            hits += _name_hits(field, text, names)
+        return _without_overlaps(hits)
+
+
+def _without_overlaps(hits: list[Hit]) -> list[Hit]:
+    """One hit per stretch of text: a number inside an IBAN is the IBAN, not also a phone."""
+    ordered = sorted(set(hits), key=lambda h: (h.field, h.start, -(h.end - h.start), h.detector))
+    kept: list[Hit] = []
+    for hit in ordered:
+        if kept and kept[-1].field == hit.field and hit.end <= kept[-1].end:
+            continue
+        kept.append(hit)
+    return kept

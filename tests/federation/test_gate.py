@@ -1,0 +1,130 @@
+"""The personal-data gate finds what must not travel, and lets the report's own texts through."""
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from federation.canonical import CanonicalError, canonical, parse_strict
+from federation.gate import Gate
+from federation.projection import text_fields
+
+PEOPLE = [
+    "Eleni Papadopoulou",
+    "Ελένη Δοκιμαστική (sample)",
+    "Мария Петрова",
+    "Γιώργος Παπαδόπουλος",
+    "Duty Officer (sample)",
+    "Jean Dupont",
+]
+GATE = Gate.for_people(PEOPLE, home_region="GR")
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Write to liaison@probation.example.org today", "liaison@probation.example.org"),
+        ("contact: eleni.p [at] example [dot] org", "eleni.p [at] example [dot] org"),
+        ("contact: eleni (at) example (dot) gr", "eleni (at) example (dot) gr"),
+        ("Call 210 555 0101 for details", "210 555 0101"),
+        ("Appeler le 01 99 00 12 34", "01 99 00 12 34"),
+        ("Call +359 2 987 6543", "+359 2 987 6543"),
+        ("Ligue 213 456 789", "213 456 789"),
+        ("Funds to GR16 0110 1250 0000 0001 2300 695", "GR16 0110 1250 0000 0001 2300 695"),
+        ("Η κ. ΔΟΚΙΜΑΣΤΙΚΗ συντονίζει", "ΔΟΚΙΜΑΣΤΙΚΗ"),
+        ("η κ. δοκιμαστικη συντονιζει", "δοκιμαστικη"),
+        ("με την υποστήριξη του Παπαδόπουλου", "Παπαδόπουλου"),
+        ("Петров и колегите", "Петров"),
+        ("Ms Dokimastiki leads the team", "Dokimastiki"),
+        ("Dr PAPADOPOULOS", "PAPADOPOULOS"),
+        ("Pаpadopoulou (a Cyrillic а inside)", "Pаpadopoulou"),
+        ("Eleni Papadopoulou said", "Eleni Papadopoulou"),
+        ("M. DUPONT a présenté", "DUPONT"),
+    ],
+)
+def test_personal_data_is_found_where_it_is(text: str, found: str) -> None:
+    hits = GATE.scan({"summary": text})
+    assert [text[h.start : h.end] for h in hits] == [found]
+    assert hits[0].field == "summary" and "characters" in hits[0].reason
+
+
+def test_hits_name_the_field_path() -> None:
+    body = {
+        "delegation": [{"profession": "probation officer", "count": 2}],
+        "observations": "All fine.",
+        "findings": "Ask jean.dupont@example.org.",
+    }
+    assert [h.field for h in GATE.scan(body)] == ["findings"]
+
+
+def test_roles_are_not_people_and_ordinary_words_are_not_names() -> None:
+    text = (
+        "The duty officer on call and the sample desk; a Greek official (Ελένη is a first "
+        "name only); Petrovgrad; Papadakis; 2015-2020 strategy; Law 53/2008; P.D. 300/2003; "
+        "22 measures; started 2018-10-01; report_24-25022016_en.pdf"
+    )
+    assert GATE.scan({"summary": text}) == []
+
+
+def test_the_reports_own_practices_and_visits_pass_the_gate() -> None:
+    for name, key in (("practices.json", "practices"), ("study_visits.json", "study_visits")):
+        records = json.loads((ROOT / "practices/sample_data" / name).read_text())[key]
+        for record in records:
+            shared = {k: v for k, v in record.items() if k != "participant_names"}
+            assert GATE.scan(shared) == [], record["ref"]
+
+
+def test_study_visit_participants_are_caught_if_they_slip_into_text() -> None:
+    records = json.loads((ROOT / "practices/sample_data/study_visits.json").read_text())
+    for record in records["study_visits"]:
+        gate = Gate.for_people(record["participant_names"])
+        name = record["participant_names"][0].replace(" (sample)", "")
+        body = {"findings": f"According to {name.upper()}, it works."}
+        assert gate.scan(body), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_canonical_bytes_parse_back_to_the_same_value(value: object) -> None:
+    try:
+        data = canonical(value)
+    except CanonicalError:
+        return  # lone surrogates cannot be encoded: refused, never mangled
+    assert parse_strict(data, max_bytes=10**7) == value
+    assert canonical(parse_strict(data, max_bytes=10**7)) == data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a":1,"a":2}',
+        b'{"a":1.5}',
+        b'{"a":NaN}',
+        b"[" * 100 + b"]" * 100,
+        b"\xff",
+        b'{"a":' + b"9" * 30 + b"}",
+    ],
+)
+def test_peers_bytes_that_are_not_plain_json_are_refused(data: bytes) -> None:
+    with pytest.raises(CanonicalError):
+        parse_strict(data, max_bytes=10_000)
+
+
+def test_oversized_input_is_refused_before_parsing() -> None:
+    with pytest.raises(CanonicalError, match="larger than"):
+        parse_strict(b" " * 101, max_bytes=100)
+
+
+def test_text_fields_walks_nested_bodies() -> None:
+    assert text_fields({"a": ["x", {"b": "y"}], "n": 3}) == [("a.0", "x"), ("a.1.b", "y")]
