@@ -10,6 +10,8 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from federation.api import feed_router
+from federation.api import router as federation_router
 from node import errors, jobs, logging
 from node.api import health
 from node.api import router as node_router
@@ -51,7 +53,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     app.state.search = make_backend(settings)
-    app.state.jobs = jobs.JobContext(search=app.state.search)
+    app.state.jobs = jobs.JobContext(search=app.state.search, settings=settings)
     app.middleware("http")(logging.request_id_middleware)
     errors.install(app)
     app.include_router(health)
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(node_router, dependencies=signed)
     app.include_router(registry_router, dependencies=signed)
     app.include_router(practices_router, dependencies=signed)
+    app.include_router(federation_router, dependencies=signed)
+    app.include_router(feed_router)
     app.get("/", include_in_schema=False, response_class=HTMLResponse)(_landing)
     return app
 

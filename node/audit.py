@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.auth import Principal
+from node.db import defer_write
 from node.models import AuditEntry
 
 
@@ -20,17 +21,22 @@ def record(
     entity_id: uuid.UUID | str | None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Add an entry to the caller's transaction: it is stored exactly when the change is."""
-    session.add(
-        AuditEntry(
-            actor_id=principal.user_id,
-            actor=principal.label,
-            action=action,
-            entity_type=entity_type,
-            entity_id=str(entity_id) if entity_id is not None else None,
-            detail=detail or {},
-        )
+    """Add an entry to the caller's transaction: it is stored exactly when the change is (in
+    a reading request, in the short writing transaction right after the read)."""
+    entry = AuditEntry(
+        actor_id=principal.user_id,
+        actor=principal.label,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id) if entity_id is not None else None,
+        detail=detail or {},
     )
+
+    async def store(writer: AsyncSession) -> None:
+        writer.add(entry)
+
+    if not defer_write(session, store):
+        session.add(entry)
 
 
 def record_reads(

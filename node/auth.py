@@ -13,10 +13,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.db import utcnow
+from node.db import defer_write, utcnow
 from node.deps import SessionDep
 from node.errors import Forbidden, Unauthorized
 from node.models import ApiToken, User, UserOrganisation
@@ -124,7 +124,15 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal | 
     if api_token.expires_at is not None and api_token.expires_at <= now:
         return None
     if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
-        api_token.last_used_at = now
+        token_id = api_token.id
+
+        async def touch(writer: AsyncSession) -> None:
+            await writer.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+            )
+
+        if not defer_write(session, touch):
+            api_token.last_used_at = now
     return await principal_for_user(session, user)
 
 

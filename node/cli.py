@@ -77,7 +77,9 @@ def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
                     await session.rollback()
                     raise
                 await jobs.after_commit(
-                    session, settings, jobs.JobContext(search=make_backend(settings))
+                    session,
+                    settings,
+                    jobs.JobContext(search=make_backend(settings), settings=settings),
                 )
                 return result
         finally:
@@ -704,7 +706,7 @@ def search_reindex() -> None:
     from practices.tasks import reindex_all
 
     settings = get_settings()
-    context = JobContext(search=make_backend(settings))
+    context = JobContext(search=make_backend(settings), settings=settings)
 
     async def _reindex(session: AsyncSession) -> int:
         with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:
@@ -715,6 +717,120 @@ def search_reindex() -> None:
 
     count = run_in_session(_reindex)
     out.print(f"indexed {count} published practices ({context.search.name} search)")
+
+
+keys_app = typer.Typer(help="This node's signing keys (Ed25519).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init() -> None:
+    """Create this node's signing key. Safe to re-run: an existing key is kept and shown."""
+    from federation import feed, keys
+    from federation.models import NodeKey
+
+    settings = get_settings()
+
+    async def _init(session: AsyncSession) -> tuple[str, str, bool]:
+        current = await session.scalar(select(NodeKey).where(NodeKey.retired_at.is_(None)))
+        if current is not None:
+            return current.key_id, current.public_key, False
+        key = keys.generate()
+        keys.save(key, feed.key_path(settings, key.key_id))
+        session.add(NodeKey(key_id=key.key_id, public_key=key.public_b64))
+        audit.record(
+            session,
+            system_principal(console_actor()),
+            action="key_create",
+            entity_type="node_key",
+            entity_id=key.key_id,
+        )
+        return key.key_id, key.public_b64, True
+
+    key_id, public, created = run_in_session(_init)
+    out.print(("created " if created else "already has ") + f"key {key_id}")
+    _print_key(key_id, public)
+
+
+def _print_key(key_id: str, public: str) -> None:
+    from federation import keys
+
+    out.print(f"  fingerprint {keys.fingerprint(key_id)}\n  public key  {public}")
+
+
+@keys_app.command("show")
+def keys_show() -> None:
+    """Every key this node has had, newest first, with fingerprints to read out to the hub."""
+    from federation.models import NodeKey
+
+    async def _show(session: AsyncSession) -> list[tuple[str, str, str]]:
+        rows = await session.scalars(select(NodeKey).order_by(NodeKey.created_at.desc()))
+        return [(k.key_id, k.public_key, "retired" if k.retired_at else "active") for k in rows]
+
+    rows = run_in_session(_show)
+    if not rows:
+        raise fail("no signing key yet: run `integra keys init`")
+    for key_id, public, state in rows:
+        out.print(f"{key_id} ({state})")
+        _print_key(key_id, public)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new signing key and announce it, signed by the old key and the new one. The old
+    key is retired: subscribers keep trusting what it signed before now."""
+    from federation import feed, keys
+    from federation.canonical import canonical
+    from federation.models import NodeKey
+
+    settings = get_settings()
+
+    async def _rotate(session: AsyncSession) -> tuple[str, str]:
+        current = await session.scalar(select(NodeKey).where(NodeKey.retired_at.is_(None)))
+        if current is None:
+            raise fail("no signing key yet: run `integra keys init`")
+        old = keys.load(feed.key_path(settings, current.key_id))
+        new = keys.generate()
+        now = utcnow()
+        statement = {
+            "type": "key-rotation",
+            "origin": settings.country,
+            "previous": old.key_id,
+            "key": new.key_id,
+            "public_key": new.public_b64,
+            "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        signed = canonical(statement)
+        announcement = {
+            "statement": statement,
+            "signatures": [
+                {"key": old.key_id, "sig": old.sign(signed)},
+                {"key": new.key_id, "sig": new.sign(signed)},
+            ],
+        }
+        keys.save(new, feed.key_path(settings, new.key_id))
+        current.retired_at = now
+        session.add(
+            NodeKey(
+                key_id=new.key_id,
+                public_key=new.public_b64,
+                announcement=announcement,
+                created_at=now,
+            )
+        )
+        audit.record(
+            session,
+            system_principal(console_actor()),
+            action="key_rotate",
+            entity_type="node_key",
+            entity_id=new.key_id,
+            detail={"previous": old.key_id},
+        )
+        return new.key_id, new.public_b64
+
+    key_id, public = run_in_session(_rotate)
+    out.print(f"new key {key_id}, announced under the previous one")
+    _print_key(key_id, public)
 
 
 def _write(text: str, output: Path | None) -> None:

@@ -1,7 +1,7 @@
 """Storage: the declarative base, engines for SQLite and PostgreSQL, the request session."""
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -100,7 +100,27 @@ def _sqlite_pragmas(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE: take the write lock up front, so a transaction that reads then writes
         # waits for busy_timeout instead of failing with SQLITE_BUSY when another wrote first.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only requests need no lock at all (WAL readers never block): plain BEGIN.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "integra_read_only"
+
+
+async def read_only(session: AsyncSession) -> None:
+    """Mark a session as a reader: on SQLite it takes no write lock. What it would write
+    (the audit of a read, say) goes through `defer_write` into a short writing transaction."""
+    session.info[READ_ONLY] = True
+    await session.connection(execution_options={READ_ONLY: True})
+
+
+def defer_write(session: AsyncSession, write: Callable[[AsyncSession], Awaitable[None]]) -> bool:
+    """In a reading session, keep ``write`` for the writing transaction that follows it."""
+    if not session.info.get(READ_ONLY):
+        return False
+    session.info.setdefault("deferred_writes", []).append(write)
+    return True
 
 
 def create_engine(url: str, *, pooled: bool = True) -> AsyncEngine:

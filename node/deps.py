@@ -8,15 +8,23 @@ import structlog
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.db import session_scope
+from node.db import read_only, session_scope
 from node.errors import InvalidInput, PreconditionRequired
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # scope="function" below: the commit happens before the response is sent, so a client
     # never sees success for a write that failed to commit.
-    async with session_scope(request.app.state.session_factory) as session:
+    factory = request.app.state.session_factory
+    async with session_scope(factory) as session:
+        if request.method in ("GET", "HEAD"):
+            await read_only(session)
         yield session
+    writes = session.info.pop("deferred_writes", [])
+    if writes:  # e.g. the audit of what was read: stored before the answer leaves
+        async with session_scope(factory) as writer:
+            for write in writes:
+                await write(writer)
     await _after_commit(request, session)
 
 

@@ -30,15 +30,17 @@ BATCH = 500
 @dataclass
 class JobContext:
     search: Any
+    settings: Settings | None = None
 
 
 Handler = Callable[[Session, str, JobContext], None]
-HANDLERS: dict[str, Handler] = {}
+# A topic says what changed; every domain that cares registers a handler for it.
+HANDLERS: dict[str, list[Handler]] = {}
 
 
 def handles(topic: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        HANDLERS[topic] = fn
+        HANDLERS.setdefault(topic, []).append(fn)
         return fn
 
     return register
@@ -63,22 +65,28 @@ def process_pending(session: Session, context: JobContext, *, limit: int = BATCH
         stmt = stmt.with_for_update(skip_locked=True)
     messages = session.scalars(stmt).all()
     for message in messages:
-        try:
-            with session.begin_nested():
-                HANDLERS[message.topic](session, message.entity_id, context)
+        errors = []
+        # Each handler in its own savepoint: one domain failing does not undo another's work.
+        for handler in HANDLERS.get(message.topic, []):
+            try:
+                with session.begin_nested():
+                    handler(session, message.entity_id, context)
+            except Exception as exc:
+                errors.append(f"{handler.__module__}: {type(exc).__name__}: {exc}")
+        if not errors:
             message.processed_at = utcnow()
-        except Exception as exc:
-            message.attempts += 1
-            message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            log.warning(
-                "outbox_failed",
-                topic=message.topic,
-                entity=message.entity_id,
-                attempts=message.attempts,
-                error=message.last_error,
-            )
-            if message.attempts >= MAX_ATTEMPTS:
-                message.processed_at = utcnow()  # given up; the error stays on the row
+            continue
+        message.attempts += 1
+        message.last_error = "; ".join(errors)[:2000]
+        log.warning(
+            "outbox_failed",
+            topic=message.topic,
+            entity=message.entity_id,
+            attempts=message.attempts,
+            error=message.last_error,
+        )
+        if message.attempts >= MAX_ATTEMPTS:
+            message.processed_at = utcnow()  # given up; the error stays on the row
     session.flush()
     return len(messages)
 
@@ -103,7 +111,8 @@ async def after_commit(session: AsyncSession, settings: Settings, context: JobCo
 
 
 def _load_handlers() -> None:
-    import practices.tasks  # noqa: F401 - registers the practice handlers
+    import federation.tasks  # noqa: F401 - registers the feed handlers
+    import practices.tasks  # noqa: F401 - registers the search handlers
 
 
 # --- Celery -------------------------------------------------------------------------------
@@ -147,7 +156,7 @@ def process_outbox() -> int:
     engine = create_sync_engine(settings.sqlalchemy_url)
     try:
         with Session(engine) as session:
-            done = drain(session, JobContext(search=make_backend(settings)))
+            done = drain(session, JobContext(search=make_backend(settings), settings=settings))
             session.commit()
             return done
     finally:

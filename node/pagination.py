@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+import math
 from typing import Any
 
 from node.errors import InvalidInput
@@ -25,11 +26,15 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
 
 
 def _plain(value: Any) -> bool:
-    """A scalar the database can take: short, and text that encodes (no lone surrogates)."""
+    """A value the database can take: short, and text that encodes (no lone surrogates)."""
     if isinstance(value, bool) or value is None:
         return False
     if isinstance(value, int):
         return abs(value) < 2**62
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return len(value) <= 8 and all(map(_plain, value))
     if isinstance(value, str):
         try:
             value.encode("utf-8")

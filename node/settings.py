@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # every `outbox_sweep_interval` repairs anything a crash left behind.
     broker_url: str | None = None
     outbox_sweep_interval: timedelta = timedelta(seconds=30)
+    # Federation: where the private signing keys live (default: `keys/` in the data
+    # directory), and the largest feed page this node serves.
+    keys_dir: Path | None = None
+    feed_page_max: Annotated[int, Field(ge=1, le=5000)] = 500
     # Search: "sql" (SQLite FTS5 / PostgreSQL full text) or "meilisearch".
     search_backend: Literal["sql", "meilisearch"] = "sql"
     meili_url: str | None = Field(

@@ -337,7 +337,7 @@ async def list_study_visits(
         limit=limit + 1,
     )
     audit.record_reads(session, by, "study_visit", (v.id for v in rows[:limit]))
-    items = [await service.study_visit_read(session, v) for v in rows[:limit]]
+    items = [await service.study_visit_read(session, v, by=by) for v in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return Page(
         items=items, next_cursor=encode_cursor([last.title, str(last.id)]) if last else None
@@ -358,7 +358,7 @@ async def create_study_visit(
     visit = await service.create_study_visit(session, data, by=by)
     response.headers["ETag"] = etag(visit.version)
     response.headers["Location"] = f"/api/v1/study-visits/{visit.id}"
-    return await service.study_visit_read(session, visit)
+    return await service.study_visit_read(session, visit, by=by)
 
 
 @router.get(
@@ -372,7 +372,7 @@ async def get_study_visit(
 ) -> StudyVisitRead:
     visit = await service.get_study_visit(session, visit_id, by=by)
     response.headers["ETag"] = etag(visit.version)
-    return await service.study_visit_read(session, visit)
+    return await service.study_visit_read(session, visit, by=by)
 
 
 @router.patch(
@@ -393,7 +393,7 @@ async def update_study_visit(
         session, visit_id, data, expected_version=version, by=by
     )
     response.headers["ETag"] = etag(visit.version)
-    return await service.study_visit_read(session, visit)
+    return await service.study_visit_read(session, visit, by=by)
 
 
 @router.post(
@@ -406,7 +406,7 @@ async def comment_study_visit(
     visit_id: uuid.UUID, data: ReviewComment, session: SessionDep, by: CurrentUser
 ) -> StudyVisitRead:
     visit = await service.comment_study_visit(session, visit_id, data.comment, by=by)
-    return await service.study_visit_read(session, visit)
+    return await service.study_visit_read(session, visit, by=by)
 
 
 @router.post(
@@ -435,7 +435,7 @@ async def transition_study_visit(
         comment=data.comment if data else None,
     )
     response.headers["ETag"] = etag(visit.version)
-    return await service.study_visit_read(session, visit)
+    return await service.study_visit_read(session, visit, by=by)
 
 
 __all__ = ["PRINTABLE", "router"]

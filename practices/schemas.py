@@ -18,7 +18,16 @@ from practices.vocabulary import (
     ReviewLabel,
     Setting,
 )
-from registry.schemas import CountryCode, LanguageCode, Name, Ref, ShortText, Text, _unique
+from registry.schemas import (
+    CountryCode,
+    LanguageCode,
+    Name,
+    PartialUpdate,
+    Ref,
+    ShortText,
+    Text,
+    _unique,
+)
 from registry.vocabulary import Level, TargetGroup
 
 
@@ -54,7 +63,7 @@ class Outcome(Schema):
 
 class Evaluation(Schema):
     type: EvaluationType = EvaluationType.none
-    outcomes: list[Outcome] = []
+    outcomes: Annotated[list[Outcome], Field(max_length=50)] = []
 
     @model_validator(mode="after")
     def _outcomes_need_evaluation(self) -> Self:
@@ -83,10 +92,10 @@ class PracticeFields(Schema):
     settings: Annotated[list[Setting], AfterValidator(_unique)] = []
     target_groups: Annotated[list[TargetGroup], AfterValidator(_unique)] = []
     ideologies: Annotated[list[Ideology], AfterValidator(_unique)] = []
-    organisations: list[OrganisationLink] = []
+    organisations: Annotated[list[OrganisationLink], Field(max_length=50)] = []
     country: CountryCode | None = None
     geographical_scope: Level | None = None
-    translations: list[Translation] = []
+    translations: Annotated[list[Translation], Field(max_length=30)] = []
     start_date: date | None = None
     end_date: date | None = None
     staffing: Text | None = None
@@ -97,7 +106,7 @@ class PracticeFields(Schema):
     sustainability: Text | None = None
     transferability: Text | None = None
     lessons_learned: Text | None = None
-    links: list[Link] = []
+    links: Annotated[list[Link], Field(max_length=50)] = []
     licence: Licence
 
 
@@ -113,10 +122,9 @@ class PracticeCreate(PracticeFields):
         return self
 
 
-PRACTICE_REQUIRED = ("kind", "title", "language", "summary", "licence", "evaluation")
+class PracticeUpdate(PartialUpdate):
+    creates = PracticeCreate
 
-
-class PracticeUpdate(Schema):
     ref: Ref | None = None
     kind: PracticeKind | None = None
     title: Name | None = None
@@ -147,13 +155,6 @@ class PracticeUpdate(Schema):
     lessons_learned: Text | None = None
     links: list[Link] | None = None
     licence: Licence | None = None
-
-    @model_validator(mode="after")
-    def _required_stay_set(self) -> Self:
-        for name in PRACTICE_REQUIRED:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be emptied")
-        return self
 
 
 class OrganisationLinkRead(OrganisationLink):
@@ -245,7 +246,9 @@ class StudyVisitCreate(StudyVisitFields):
         return self
 
 
-class StudyVisitUpdate(Schema):
+class StudyVisitUpdate(PartialUpdate):
+    creates = StudyVisitCreate
+
     ref: Ref | None = None
     title: Name | None = None
     language: LanguageCode | None = None
@@ -264,22 +267,6 @@ class StudyVisitUpdate(Schema):
     recommendations: Text | None = None
     transferability: Text | None = None
     addressed_to: list[ShortText] | None = None
-
-    @model_validator(mode="after")
-    def _required_stay_set(self) -> Self:
-        for name in (
-            "title",
-            "language",
-            "organising_authority",
-            "host_country",
-            "start_date",
-            "end_date",
-            "purpose",
-            "delegation",
-        ):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be emptied")
-        return self
 
 
 class ReviewComment(Schema):

@@ -28,7 +28,7 @@ from practices.schemas import (
     StudyVisitUpdate,
     check_dates,
 )
-from practices.tasks import SEARCH_TOPIC
+from practices.tasks import PRACTICE_CHANGED, STUDY_VISIT_CHANGED
 from registry import repository as registry
 from registry.schemas import given
 
@@ -56,18 +56,22 @@ async def _check_links(session: AsyncSession, links: list[OrganisationLink], fie
 # --- practices ----------------------------------------------------------------------------
 
 
-def _responsible_ids(practice: Practice) -> list[uuid.UUID]:
-    return [o.organisation_id for o in practice.organisations if o.organisation_id]
+def _owns(by: Principal, links: list[tuple[uuid.UUID | None, str]]) -> bool:
+    """An editor's record is one where an organisation of theirs is the responsible body."""
+    return by.role == UserRole.editor and any(
+        org_id is not None and role == "responsible" and by.may_edit(org_id)
+        for org_id, role in links
+    )
+
+
+def _links_of(practice: Practice) -> list[tuple[uuid.UUID | None, str]]:
+    return [(o.organisation_id, o.role) for o in practice.organisations]
 
 
 def _may_edit(by: Principal, practice: Practice) -> bool:
     if by.is_admin:
         return True
-    return (
-        by.role == UserRole.editor
-        and practice.status in EDITABLE_BY_EDITORS
-        and any(by.may_edit(org_id) for org_id in _responsible_ids(practice))
-    )
+    return practice.status in EDITABLE_BY_EDITORS and _owns(by, _links_of(practice))
 
 
 async def get_practice(session: AsyncSession, practice_id: uuid.UUID, *, by: Principal) -> Practice:
@@ -156,11 +160,11 @@ def _values(data: PracticeCreate | PracticeUpdate, *, partial: bool) -> dict[str
 async def create_practice(
     session: AsyncSession, data: PracticeCreate, *, by: Principal, is_sample: bool = False
 ) -> Practice:
-    org_ids = [o.organisation_id for o in data.organisations if o.organisation_id]
-    if not by.is_admin and not (
-        by.role == UserRole.editor and any(by.may_edit(i) for i in org_ids)
-    ):
-        raise Forbidden("Editors record practices of their own organisations (name one of them).")
+    links = [(o.organisation_id, str(o.role)) for o in data.organisations]
+    if not by.is_admin and not _owns(by, links):
+        raise Forbidden(
+            "Editors record practices of their own organisations: name one of them as responsible."
+        )
     await _check_links(session, data.organisations, "organisations")
     if data.ref and await repository.ref_owner(session, Practice, data.ref):
         raise Conflict(f"The ref '{data.ref}' is already used by another practice.")
@@ -183,6 +187,12 @@ async def update_practice(
     practice = await get_practice(session, practice_id, by=by)
     if not _may_edit(by, practice):
         raise Forbidden("Editors change drafts of their own organisations' practices only.")
+    if (
+        data.organisations is not None
+        and not by.is_admin
+        and not _owns(by, [(o.organisation_id, str(o.role)) for o in data.organisations])
+    ):
+        raise Forbidden("An organisation of yours must stay the responsible body.")
     check_version(expected_version, practice.version, "practice")
     return await apply_practice_changes(session, practice, data, by=by)
 
@@ -223,7 +233,7 @@ async def _touch(
         detail=detail | {"version": practice.version, "status": practice.status},
     )
     if practice.status == "published" or action == "withdraw":
-        jobs.enqueue(session, SEARCH_TOPIC, practice.id)
+        jobs.enqueue(session, PRACTICE_CHANGED, practice.id)
 
 
 async def transition_practice(
@@ -278,8 +288,14 @@ async def get_study_visit(
     return visit
 
 
-async def study_visit_read(session: AsyncSession, visit: StudyVisit) -> StudyVisitRead:
+async def study_visit_read(
+    session: AsyncSession, visit: StudyVisit, *, by: Principal | None
+) -> StudyVisitRead:
+    """``by`` None: an export by the operator. Review comments are between the author and the
+    National Point: others (and exports) see none."""
     values = {k: getattr(visit, k) for k in StudyVisitRead.model_fields if k != "comments"}
+    if by is None or not (by.is_admin or _is_author(by, visit)):
+        return StudyVisitRead.model_validate(values | {"comments": []})
     comments = await repository.comments_of(session, visit.id)
     values["comments"] = [
         {"author": c.author_label, "action": c.action, "body": c.body, "created_at": c.created_at}
@@ -374,6 +390,8 @@ async def update_study_visit(
     if changed:
         visit.updated_at = utcnow()
         await session.flush()
+        if visit.status == "published":
+            jobs.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
         audit.record(
             session,
             by,
@@ -419,6 +437,7 @@ async def transition_study_visit(
         visit.submitted_at = now
     if target == "published":
         visit.published_at = now
+        jobs.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
     visit.updated_at = now
     if comment:
         add_comment(session, visit, by, comment, action)

@@ -10,18 +10,32 @@ from node.jobs import JobContext, handles
 from practices.documents import index_document, load_views
 from practices.models import Practice
 
-SEARCH_TOPIC = "search.practice"
+# What changed, for every domain that reacts (search here; the federation feed too).
+PRACTICE_CHANGED = "practice.changed"
+STUDY_VISIT_CHANGED = "study_visit.changed"
 
 
-@handles(SEARCH_TOPIC)
-def reindex_practice(session: Session, entity_id: str, context: JobContext) -> None:
-    """Make the index agree with the practice as it is now: published → in it, else out."""
-    practice_id = uuid.UUID(entity_id)
-    practice = session.scalar(
+def locked_practice(session: Session, practice_id: uuid.UUID) -> Practice | None:
+    """The practice as last committed, its row locked until this job's transaction ends.
+
+    Handlers for the same practice then run one after the other, each reading the status the
+    previous one left: a publish and a withdrawal handled at the same moment cannot cross, so
+    the index and the feed always end on the committed state.
+    """
+    return session.scalar(
         select(Practice)
         .options(selectinload(Practice.terms), selectinload(Practice.organisations))
         .where(Practice.id == practice_id)
+        .with_for_update(of=Practice)
+        .execution_options(populate_existing=True)
     )
+
+
+@handles(PRACTICE_CHANGED)
+def reindex_practice(session: Session, entity_id: str, context: JobContext) -> None:
+    """Make the index agree with the practice as it is now: published → in it, else out."""
+    practice_id = uuid.UUID(entity_id)
+    practice = locked_practice(session, practice_id)
     if practice is None or practice.status != "published":
         context.search.remove(session, [practice_id])
         return

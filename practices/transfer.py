@@ -23,7 +23,7 @@ from node.db import utcnow
 from practices import repository, service
 from practices.models import Practice, StudyVisit
 from practices.schemas import PracticeCreate, PracticeUpdate, StudyVisitCreate, StudyVisitUpdate
-from practices.tasks import SEARCH_TOPIC
+from practices.tasks import PRACTICE_CHANGED, STUDY_VISIT_CHANGED
 from practices.vocabulary import OrganisationRole, PracticeStatus, ReportStatus
 from registry import repository as registry
 from registry.models import Organisation
@@ -199,7 +199,7 @@ async def _set_status(
         practice.published_at = utcnow()
     practice.updated_at = utcnow()
     await session.flush()
-    jobs.enqueue(session, SEARCH_TOPIC, practice.id)
+    jobs.enqueue(session, PRACTICE_CHANGED, practice.id)
 
 
 async def export_practices(session: AsyncSession) -> list[dict[str, Any]]:
@@ -302,6 +302,8 @@ async def _study_visit_row(
         visit = await service.create_study_visit(
             session, data, by=run.by, is_sample=run.is_sample, status=status, author_id=author_id
         )
+        if status is ReportStatus.published:
+            jobs.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
         _claim(run, row, "study_visit", visit.id)
         return "created"
     _claim(run, row, "study_visit", existing.id)
@@ -331,7 +333,7 @@ async def export_study_visits(
     visits = (await session.scalars(select(StudyVisit).order_by(StudyVisit.title))).all()
     out = []
     for visit in visits:
-        read = await service.study_visit_read(session, visit)
+        read = await service.study_visit_read(session, visit, by=None)
         exclude = {"id", "is_sample", "version", "created_at", "updated_at", "author_id"}
         if not with_participants:
             exclude.add("participant_names")

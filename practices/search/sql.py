@@ -6,8 +6,9 @@ bitsets of `FacetCache`, which both databases share.
 
 import heapq
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from itertools import islice
 from typing import Any
 
@@ -23,37 +24,46 @@ from practices.search.port import FACETS, IndexDocument, SearchQuery, SearchResu
 from practices.search.text import QueryTerms, fts5_match, normalise, query_terms, tsquery
 
 TITLE_WEIGHT = 4.0
+# PostgreSQL refuses a tsvector over 1 MB; nobody searches past the first 200,000 characters.
+MAX_INDEXED_TEXT = 200_000
 # Core tables: executemany without per-row ORM work, for bulk indexing.
 SEARCH_DOCUMENT: Table = SearchDocument.__table__  # type: ignore[assignment]
 SEARCH_FACET: Table = SearchFacet.__table__  # type: ignore[assignment]
 
 
+Key = tuple[int | float, ...]
+
+
 @dataclass
 class Order:
-    """A ranked result, read as its first ``n`` documents or as a whole."""
+    """A ranking: each document's sort key (ascending), and the candidates in key order when
+    they are already sorted (newest first), so a page can stop early."""
 
-    first: Callable[[int], list[int]]
-    whole: Callable[[], list[int]]
+    key: Callable[[int], Key]
+    candidates: Iterable[int]
+    presorted: bool
+
+    def after(self, last: Key | None, n: int) -> list[int]:
+        """The ``n`` best documents ranked after ``last`` (a keyset: stable when others move)."""
+        remaining = (d for d in self.candidates if last is None or self.key(d) > last)
+        if self.presorted:
+            return list(islice(remaining, n))
+        return heapq.nsmallest(n, remaining, key=self.key)
 
 
 def _page(order: Order, query: SearchQuery) -> tuple[list[int], str | None]:
-    start = 0
-    ranked = order.first(query.limit + 1)
+    last = None
     if query.cursor:
-        position, doc_no = decode_cursor(query.cursor, 2)
-        if not isinstance(position, int) or not isinstance(doc_no, int) or position < 0:
+        decoded = decode_cursor(query.cursor, 1)[0]
+        if not isinstance(decoded, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in decoded
+        ):
             raise InvalidInput("cursor", "not a cursor this server issued")
-        ranked = order.first(position + query.limit + 2)
-        # The position is a hint; the document number keeps pages stable if one moved.
-        if position < len(ranked) and ranked[position] == doc_no:
-            start = position + 1
-        else:
-            ranked = order.whole()
-            start = ranked.index(doc_no) + 1 if doc_no in ranked else len(ranked)
-    page = ranked[start : start + query.limit]
-    more = len(ranked) > start + query.limit
-    cursor = encode_cursor([start + len(page) - 1, page[-1]]) if more and page else None
-    return page, cursor
+        last = tuple(decoded)
+    ranked = order.after(last, query.limit + 1)
+    page = ranked[: query.limit]
+    more = len(ranked) > query.limit
+    return page, encode_cursor([list(order.key(page[-1]))]) if more and page else None
 
 
 class SqlSearch:
@@ -96,32 +106,24 @@ class SqlSearch:
         rows = await session.execute(sql, params)
         return {doc_no: float(score) for doc_no, score in rows}
 
-    def _newest_first(self, allowed: int) -> "Order":
+    def _newest_first(self, allowed: int) -> Order:
         """No text to rank by: newest first, walked lazily so page one stops early."""
         table = member_test(allowed)
+        dates = self.cache.dates
         newest = self.cache.newest_first()
+        return Order(
+            key=lambda d: _date_key(dates.get(d), d),
+            candidates=(d for d in newest if contains(table, d)),
+            presorted=True,
+        )
 
-        def first(n: int) -> list[int]:
-            return list(islice((d for d in newest if contains(table, d)), n))
-
-        return Order(first, lambda: first(len(newest)))
-
-    def _ranked(self, scores: dict[int, float], hits: int, sort: str) -> "Order":
+    def _ranked(self, scores: dict[int, float], hits: int, sort: str) -> Order:
         table = member_test(hits)
         kept = [d for d in scores if contains(table, d)]
         dates = self.cache.dates
         if sort == "date":
-
-            def key(d: int) -> tuple[Any, ...]:
-                day = dates.get(d)
-                return (day is None, -(day.toordinal() if day else 0), d)
-        else:
-
-            def key(d: int) -> tuple[Any, ...]:
-                return (-scores[d], d)
-
-        # A page needs only the best few: a heap, not a full sort, unless paging deep.
-        return Order(lambda n: heapq.nsmallest(n, kept, key=key), lambda: sorted(kept, key=key))
+            return Order(lambda d: _date_key(dates.get(d), d), kept, presorted=False)
+        return Order(lambda d: (-scores[d], d), kept, presorted=False)
 
     # --- writing (sync: runs in the outbox task, or via AsyncSession.run_sync) -------------
 
@@ -153,8 +155,8 @@ class SqlSearch:
                 "seq": seq,
                 "sort_date": d.sort_date,
                 "title": d.title[:300],
-                "title_norm": normalise(d.title_text),
-                "body_norm": normalise(d.body_text),
+                "title_norm": normalise(d.title_text)[:MAX_INDEXED_TEXT],
+                "body_norm": normalise(d.body_text)[:MAX_INDEXED_TEXT],
             }
             for d in documents
         ]
@@ -224,6 +226,12 @@ class SqlSearch:
         )
         if session.get_bind().dialect.name == "sqlite":
             session.execute(text("INSERT INTO practice_fts(practice_fts) VALUES ('rebuild')"))
+
+
+def _date_key(day: date | None, doc_no: int) -> Key:
+    """Newest first, undated last, then by document number: the same order as
+    `FacetCache.newest_first`."""
+    return (-(day.toordinal() if day else 0), -doc_no)
 
 
 def _next_seq(session: Session) -> int:

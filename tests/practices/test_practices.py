@@ -206,3 +206,81 @@ async def test_study_visit_validation(client: httpx.AsyncClient, world: dict[str
         response = await client.post("/api/v1/study-visits", json=visit(**change), headers=author)
         assert response.status_code == 422, change
         assert response.json()["fields"][0]["field"] == field, response.json()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"intervention_types": None},
+        {"organisations": None},
+        {"translations": None},
+        {"links": None},
+        {"review_label": None},
+        {"title": None},
+        {"evaluation": None},
+    ],
+)
+async def test_nulls_in_a_practice_patch_are_422_naming_the_field(
+    client: httpx.AsyncClient, world: dict[str, Any], body: dict[str, Any]
+) -> None:
+    created = await client.post("/api/v1/practices", json=practice(), headers=world["admin"])
+    response = await client.patch(
+        f"/api/v1/practices/{created.json()['id']}",
+        json=body,
+        headers=world["admin"] | {"If-Match": '"1"'},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["fields"][0]["field"] == next(iter(body))
+
+
+async def test_an_editor_cannot_hand_a_practice_to_another_organisation(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    editor, mine, other = world["editor"], world["mine"], world["other"]
+    as_funder = [
+        {"organisation_id": other["id"], "role": "responsible"},
+        {"organisation_id": mine["id"], "role": "funder"},
+    ]
+    refused = await client.post(
+        "/api/v1/practices", headers=editor, json=practice(organisations=as_funder)
+    )
+    assert refused.status_code == 403
+    draft = await client.post(
+        "/api/v1/practices", headers=editor, json=practice(organisations=by(mine))
+    )
+    hijack = await client.patch(
+        f"/api/v1/practices/{draft.json()['id']}",
+        json={"organisations": by(other)},
+        headers=editor | {"If-Match": '"1"'},
+    )
+    assert hijack.status_code == 403
+    kept = await client.get(f"/api/v1/practices/{draft.json()['id']}", headers=editor)
+    assert kept.json()["organisations"][0]["organisation_id"] == mine["id"]
+
+
+async def test_review_comments_stay_between_the_author_and_the_national_point(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    author, admin = world["practitioner"], world["admin"]
+    created = await client.post("/api/v1/study-visits", json=visit(), headers=author)
+    url = f"/api/v1/study-visits/{created.json()['id']}"
+    await client.post(
+        f"{url}/comments", json={"comment": "A. Secretname asked not to be named"}, headers=author
+    )
+    await client.post(f"{url}/submit", headers=author | {"If-Match": '"1"'})
+    await client.post(f"{url}/publish", headers=admin | {"If-Match": '"2"'})
+    assert (await client.get(url, headers=author)).json()["comments"]
+    seen_by_colleague = await client.get(url, headers=world["colleague"])
+    assert seen_by_colleague.json()["comments"] == []
+    assert "Secretname" not in seen_by_colleague.text
+
+
+async def test_too_many_translations_are_refused(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    translations = [{"language": "fr", "title": f"T{i}"} for i in range(31)]
+    response = await client.post(
+        "/api/v1/practices", headers=world["admin"], json=practice(translations=translations)
+    )
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "translations"

@@ -279,3 +279,21 @@ async def test_no_input_makes_search_fail(
 ) -> None:
     response = await client.get("/api/v1/practices/search", params={"q": q, **params})
     assert response.status_code in (200, 422), (q, params, response.text)
+
+
+async def test_a_cursor_survives_the_last_hit_of_its_page_being_withdrawn(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    made = [await publish_practice(client, admin, title=f"Stable paging {i}") for i in range(6)]
+    first = await search(client, q="stable paging", limit=3)
+    last_id = first["items"][-1]["id"]
+    last = next(m for m in made if m["id"] == last_id)
+    withdrawn = await client.post(
+        f"/api/v1/practices/{last_id}/withdraw",
+        json={"reason": "x"},
+        headers=admin | {"If-Match": f'"{last["version"]}"'},
+    )
+    assert withdrawn.status_code == 200
+    second = await search(client, q="stable paging", limit=3, cursor=first["next_cursor"])
+    assert len(second["items"]) == 3
+    assert not ids(first) & ids(second)

@@ -1,0 +1,148 @@
+"""This node's signed, append-only feed of shareable records.
+
+Each entry `{origin, seq, type, id, version, op, body, time}` is canonicalised (RFC 8785) and
+signed on its own, so any copy of a record can be verified wherever it travels; the signed text
+is stored as is. Appends are serialised so that sequence numbers become visible in order: a
+subscriber that has read up to seq N never misses an entry N-1 committed later.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from federation import keys
+from federation.canonical import canonical
+from federation.merkle import leaf_hash, root
+from federation.models import FeedEntry, NodeKey
+from node.db import utcnow
+from node.settings import Settings
+
+
+class FederationNotConfigured(RuntimeError):
+    pass
+
+
+def origin_of(settings: Settings) -> str:
+    if not settings.country:
+        raise FederationNotConfigured("set INTEGRA_COUNTRY to this node's ISO country code")
+    return settings.country
+
+
+def record_id(origin: str, local_id: object) -> str:
+    """Record ids are namespaced by origin: a node can only speak for its own records."""
+    return f"{origin}:{local_id}"
+
+
+def key_path(settings: Settings, key_id: str) -> Path:
+    directory = settings.keys_dir or settings.data_dir / "keys"
+    return directory / f"{key_id.removeprefix(keys.KEY_ID_PREFIX)}.pem"
+
+
+def active_key(session: Session, settings: Settings) -> keys.SigningKey:
+    row = session.scalar(
+        select(NodeKey).where(NodeKey.retired_at.is_(None)).order_by(NodeKey.created_at.desc())
+    )
+    if row is None:
+        raise FederationNotConfigured("no signing key: run `integra keys init`")
+    key = keys.load(key_path(settings, row.key_id))
+    if key.key_id != row.key_id:
+        raise FederationNotConfigured(f"the key file does not hold key {row.key_id}")
+    return key
+
+
+@dataclass(frozen=True)
+class Envelope:
+    payload: dict[str, Any]
+    key: str
+    sig: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"payload": self.payload, "key": self.key, "sig": self.sig}
+
+
+def _lock_feed(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7220001)"))
+    # SQLite: every write transaction already holds the database write lock (BEGIN IMMEDIATE).
+
+
+def last_entry(session: Session, rid: str) -> FeedEntry | None:
+    return session.scalar(
+        select(FeedEntry).where(FeedEntry.record_id == rid).order_by(FeedEntry.seq.desc()).limit(1)
+    )
+
+
+def append(
+    session: Session,
+    key: keys.SigningKey,
+    *,
+    origin: str,
+    record_type: str,
+    rid: str,
+    version: int,
+    op: str,
+    body: dict[str, Any] | None,
+) -> FeedEntry | None:
+    """Append an entry unless it would repeat the record's last one (idempotent)."""
+    _lock_feed(session)
+    body_hash = hashlib.sha256(canonical(body)).hexdigest()
+    last = last_entry(session, rid)
+    if last is not None and (last.op, last.body_hash) == (op, body_hash):
+        return None
+    if last is not None and version <= last.version:
+        version = last.version + 1  # a version never goes backwards, even after a withdrawal
+    seq = (session.scalar(select(func.max(FeedEntry.seq))) or 0) + 1
+    payload = {
+        "origin": origin,
+        "seq": seq,
+        "type": record_type,
+        "id": rid,
+        "version": version,
+        "op": op,
+        "body": body,
+        "time": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    signed = canonical(payload)
+    entry = FeedEntry(
+        seq=seq,
+        record_type=record_type,
+        record_id=rid,
+        version=version,
+        op=op,
+        payload=signed.decode("utf-8"),
+        body_hash=body_hash,
+        key_id=key.key_id,
+        signature=key.sign(signed),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def page(session: Session, *, after: int, limit: int) -> list[FeedEntry]:
+    return list(
+        session.scalars(
+            select(FeedEntry).where(FeedEntry.seq > after).order_by(FeedEntry.seq).limit(limit)
+        )
+    )
+
+
+def envelope(entry: FeedEntry) -> dict[str, Any]:
+    return {"payload": json.loads(entry.payload), "key": entry.key_id, "sig": entry.signature}
+
+
+def checkpoint(session: Session, key: keys.SigningKey, origin: str) -> dict[str, Any]:
+    """The signed size and Merkle root of the whole feed."""
+    payloads = session.scalars(select(FeedEntry.payload).order_by(FeedEntry.seq)).all()
+    body = {
+        "origin": origin,
+        "size": len(payloads),
+        "root": root([leaf_hash(p.encode("utf-8")) for p in payloads]).hex(),
+        "time": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return {"checkpoint": body, "key": key.key_id, "sig": key.sign(canonical(body))}
