@@ -114,7 +114,7 @@ async def _links(
 def read_practice_rows(content: bytes, fmt: str) -> list[Row]:
     text = decode(content)
     if fmt == "csv":
-        return read_csv_rows(text, PRACTICE_CSV, _practice_csv_record)
+        return read_csv_rows(text, PRACTICE_CSV, _practice_csv_record, kind="practice")
     return read_json_rows(text, {"practices": "practice"})
 
 
@@ -128,21 +128,20 @@ def _practice_csv_record(record: dict[str, str | None]) -> dict[str, Any]:
             out[key] = _split(value)
         elif key == "organisations":
             out[key] = [_csv_link(part) for part in _split(value)]
-        elif key == "evaluation_type":
-            out["evaluation"] = {"type": value}
         else:
             out[key] = value
     return out
 
 
 def _csv_link(text: str) -> dict[str, str]:
-    """`role:ref-or-name`; a value that looks like a registry ref is taken as one."""
+    """`role:ref:<registry ref>` or `role:<free name>` (role optional, default responsible)."""
     role, sep, target = text.partition(":")
     if not sep or role.strip() not in {r.value for r in OrganisationRole}:
         role, target = "responsible", text
     target = target.strip()
-    key = "ref" if target and target == target.lower() and " " not in target else "name"
-    return {key: target, "role": role.strip()}
+    if target.startswith("ref:"):
+        return {"ref": target.removeprefix("ref:").strip(), "role": role.strip()}
+    return {"name": target, "role": role.strip()}
 
 
 async def import_practices(
@@ -166,11 +165,11 @@ async def _practice_row(session: AsyncSession, run: ImportRun, row: Row) -> str:
     reason = raw.pop("withdrawn_reason", None)
     if "organisations" in raw:
         raw["organisations"] = await _links(session, raw["organisations"], "organisations")
+    existing = await _match_practice(session, raw)
+    if "evaluation_type" in raw:  # a CSV names the type only: the outcomes stored stay
+        outcomes = existing.outcomes if existing is not None else []
+        raw["evaluation"] = {"type": raw.pop("evaluation_type"), "outcomes": outcomes}
     data = PracticeCreate.model_validate(raw)
-    existing = await repository.find_practice_by_ref(session, data.ref) if data.ref else None
-    existing = existing or await repository.find_practice_by_title(
-        session, data.country, data.title
-    )
     if existing is None:
         practice = await service.create_practice(session, data, by=run.by, is_sample=run.is_sample)
         _claim(run, row, "practice", practice.id)
@@ -183,6 +182,16 @@ async def _practice_row(session: AsyncSession, run: ImportRun, row: Row) -> str:
     if "status" in row.data:
         await _set_status(session, existing, status, reason)
     return "updated" if existing.version != before else "unchanged"
+
+
+async def _match_practice(session: AsyncSession, raw: dict[str, Any]) -> Practice | None:
+    ref, title, country = raw.get("ref"), raw.get("title"), raw.get("country")
+    found = await repository.find_practice_by_ref(session, ref) if isinstance(ref, str) else None
+    if found is None and isinstance(title, str):
+        found = await repository.find_practice_by_title(
+            session, country if isinstance(country, str) else None, title.strip()
+        )
+    return found
 
 
 async def _set_status(
@@ -237,7 +246,8 @@ def practices_csv(rows: list[dict[str, Any]]) -> str:
                 flat[column] = _join(row[column])
             elif column == "organisations":
                 flat[column] = _join(
-                    f"{o['role']}:{o.get('ref') or o['name']}" for o in row["organisations"]
+                    f"{o['role']}:ref:{o['ref']}" if o.get("ref") else f"{o['role']}:{o['name']}"
+                    for o in row["organisations"]
                 )
             elif column == "evaluation_type":
                 flat[column] = row["evaluation"]["type"]
@@ -298,6 +308,14 @@ async def _study_visit_row(
         )
     data = StudyVisitCreate.model_validate(raw)
     existing = await repository.find_study_visit_by_ref(session, data.ref) if data.ref else None
+    if existing is None:  # without a ref: the same visit is the same title, host and dates
+        existing = await session.scalar(
+            select(StudyVisit).where(
+                StudyVisit.title == data.title,
+                StudyVisit.host_country == data.host_country,
+                StudyVisit.start_date == data.start_date,
+            )
+        )
     if existing is None:
         visit = await service.create_study_visit(
             session, data, by=run.by, is_sample=run.is_sample, status=status, author_id=author_id
@@ -330,15 +348,48 @@ async def _practice_ids(session: AsyncSession, refs: Any) -> list[str]:
 async def export_study_visits(
     session: AsyncSession, *, with_participants: bool
 ) -> list[dict[str, Any]]:
+    """Reports in the shape `study-visits import` reads (organisations and observed practices
+    by ref); review comments never, participant names only when asked for."""
     visits = (await session.scalars(select(StudyVisit).order_by(StudyVisit.title))).all()
+    org_refs = await _organisation_refs(session)
+    practice_refs = {
+        str(i): ref for i, ref in await session.execute(select(Practice.id, Practice.ref)) if ref
+    }
     out = []
     for visit in visits:
         read = await service.study_visit_read(session, visit, by=None)
-        exclude = {"id", "is_sample", "version", "created_at", "updated_at", "author_id"}
-        if not with_participants:
-            exclude.add("participant_names")
-        out.append(read.model_dump(mode="json", exclude=exclude))
+        row = read.model_dump(
+            mode="json",
+            exclude={
+                "id",
+                "is_sample",
+                "version",
+                "created_at",
+                "updated_at",
+                "author_id",
+                "comments",
+                "submitted_at",
+                "published_at",
+                "observed_practice_ids",
+            }
+            | (set() if with_participants else {"participant_names"}),
+        )
+        row["organising_authority"] = _link_ref(row["organising_authority"], org_refs)
+        row["host_organisations"] = [_link_ref(o, org_refs) for o in row["host_organisations"]]
+        for member in row["delegation"]:
+            if member.get("home_organisation"):
+                member["home_organisation"] = _link_ref(member["home_organisation"], org_refs)
+        row["observed_practice_refs"] = [
+            practice_refs[i] for i in map(str, visit.observed_practice_ids) if i in practice_refs
+        ]
+        out.append(row)
     return out
+
+
+def _link_ref(link: dict[str, Any], refs: dict[uuid.UUID, str]) -> dict[str, Any]:
+    org_id = link.get("organisation_id")
+    ref = refs.get(uuid.UUID(org_id)) if org_id else None
+    return {"ref": ref} if ref else {"name": link.get("name")}
 
 
 VISIT_CSV = [

@@ -176,18 +176,23 @@ def _pairs(value: str, keys: tuple[str, str]) -> list[dict[str, str]]:
 
 
 def _safe_cell(value: Any) -> Any:
-    """Spreadsheets run cells that start with = + - @ as formulas; quote them (undone on import)."""
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+    """Spreadsheets run cells that start with = + - @ as formulas; quote them with an
+    apostrophe (and a leading apostrophe itself), which the import takes off again."""
+    if isinstance(value, str) and value[:1] in (*FORMULA_STARTS, "'"):
         return "'" + value
     return value
 
 
 def _unquote_cell(value: str) -> str:
-    return value[1:] if value[:1] == "'" and value[1:2] in FORMULA_STARTS else value
+    return value[1:] if value[:1] == "'" and value[1:2] in (*FORMULA_STARTS, "'") else value
 
 
 def read_csv_rows(
-    text: str, columns: list[str], convert: Callable[[dict[str, str | None]], dict[str, Any]]
+    text: str,
+    columns: list[str],
+    convert: Callable[[dict[str, str | None]], dict[str, Any]],
+    *,
+    kind: str = "organisation",
 ) -> list[Row]:
     first_line = text.split("\n", 1)[0]
     # Spreadsheets in FR, PT, BG and GR locales save CSV with ';' between columns.
@@ -207,7 +212,7 @@ def read_csv_rows(
         rows = []
         start = reader.line_num + 1
         for record in reader:
-            rows.append(Row(start, convert(record)))
+            rows.append(Row(start, convert(record), kind))
             start = reader.line_num + 1
     except csv.Error as exc:
         raise FileError(f"line {reader.line_num}: {exc}") from None

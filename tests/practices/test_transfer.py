@@ -50,9 +50,12 @@ def test_practice_exports_import_into_an_empty_node(
     database: Database, db: str, tmp_path: Path
 ) -> None:
     cli(db, tmp_path, "practices", "import", str(PRACTICES))
+    cli(db, tmp_path, "study-visits", "import", str(VISITS))
     for fmt in ("json", "csv"):
         out = tmp_path / f"practices.{fmt}"
         cli(db, tmp_path, "practices", "export", "--format", fmt, "-o", str(out))
+        same = cli(db, tmp_path, "practices", "import", str(out))
+        assert "0 created, 0 updated, 65 unchanged, 0 refused" in same, (fmt, same)
         other = database.fresh_copy()
         cli(other, tmp_path, "registry", "import", str(REGISTRY))
         imported = cli(other, tmp_path, "practices", "import", str(out))
@@ -60,6 +63,12 @@ def test_practice_exports_import_into_an_empty_node(
         if fmt == "json":
             again = cli(other, tmp_path, "practices", "export")
             assert json.loads(again) == json.loads(out.read_text())
+            visits = tmp_path / "visits.json"
+            cli(db, tmp_path, "study-visits", "export", "-o", str(visits))
+            moved = cli(other, tmp_path, "study-visits", "import", str(visits))
+            assert "10 created" in moved and "0 refused" in moved, moved
+            exported = json.loads(cli(other, tmp_path, "study-visits", "export"))
+            assert exported == json.loads(visits.read_text())
 
 
 def test_participant_names_stay_home_unless_an_admin_asks(db: str, tmp_path: Path) -> None:
