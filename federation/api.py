@@ -1,15 +1,23 @@
 """The signed feed (`/federation/v1`) and the review queue of held records (`/api/v1`)."""
 
+import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from federation import feed
-from federation.models import FeedEntry, GateHold, NodeKey
+from federation.models import (
+    FederatedRecord,
+    GateHold,
+    NodeKey,
+    Peer,
+    PeerSync,
+    SyncRefusal,
+)
 from node import audit, jobs
 from node.auth import AdminUser, CurrentUser
 from node.db import utcnow
@@ -161,4 +169,116 @@ async def release_hold(hold_id: int, data: Release, session: SessionDep, by: Adm
     return HoldRead.model_validate(hold, from_attributes=True)
 
 
-__all__ = ["FeedEntry", "feed_router", "router"]
+# --- the hub ------------------------------------------------------------------------------
+
+hub_router = APIRouter(prefix="/api/v1/hub", tags=["hub"])
+
+
+class PeerStatus(BaseModel):
+    origin: str
+    base_url: str
+    last_seq: int
+    checkpoint_size: int
+    last_success_at: Any
+    last_attempt_at: Any
+    last_error: str | None
+    next_attempt_at: Any
+    records_held: int
+    refusals: int
+
+
+@hub_router.get("/peers", response_model=list[PeerStatus], responses=responses(Forbidden))
+async def peer_status(session: SessionDep, _admin: AdminUser) -> list[PeerStatus]:
+    """Per enrolled node: where sync stands, its last error, what the hub holds, refusals."""
+    out = []
+    for peer in (await session.scalars(select(Peer).order_by(Peer.origin))).all():
+        state = await session.get(PeerSync, peer.id)
+        held = await session.scalar(
+            select(func.count())
+            .select_from(FederatedRecord)
+            .where(FederatedRecord.origin == peer.origin, FederatedRecord.withdrawn.is_(False))
+        )
+        refused = await session.scalar(
+            select(func.count()).select_from(SyncRefusal).where(SyncRefusal.peer_id == peer.id)
+        )
+        out.append(
+            PeerStatus(
+                origin=peer.origin,
+                base_url=peer.base_url,
+                last_seq=state.cursor if state else 0,
+                checkpoint_size=state.checkpoint_size if state else 0,
+                last_success_at=state.last_success_at if state else None,
+                last_attempt_at=state.last_attempt_at if state else None,
+                last_error=state.last_error if state else None,
+                next_attempt_at=state.next_attempt_at if state else None,
+                records_held=held or 0,
+                refusals=refused or 0,
+            )
+        )
+    return out
+
+
+class RefusalRead(BaseModel):
+    id: int
+    seq: int | None
+    record_id: str | None
+    reason: str
+    at: Any
+
+
+class RefusalPage(BaseModel):
+    items: list[RefusalRead]
+    next_cursor: int | None
+
+
+@hub_router.get(
+    "/peers/{origin}/refusals", response_model=RefusalPage, responses=responses(Forbidden, NotFound)
+)
+async def peer_refusals(
+    origin: Annotated[str, Path(pattern=r"^[A-Z]{2}$")],
+    session: SessionDep,
+    _admin: AdminUser,
+    cursor: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> RefusalPage:
+    """Every entry the hub refused from this node, with the reason, oldest first."""
+    peer = await session.scalar(select(Peer).where(Peer.origin == origin))
+    if peer is None:
+        raise NotFound(f"No enrolled node {origin}.")
+    rows = (
+        await session.scalars(
+            select(SyncRefusal)
+            .where(SyncRefusal.peer_id == peer.id, SyncRefusal.id > cursor)
+            .order_by(SyncRefusal.id)
+            .limit(limit + 1)
+        )
+    ).all()
+    items = [RefusalRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    return RefusalPage(items=items, next_cursor=rows[limit - 1].id if len(rows) > limit else None)
+
+
+class FederatedRead(BaseModel):
+    record_id: str
+    origin: str
+    record_type: str
+    version: int
+    withdrawn: bool
+    body: dict[str, Any] | None
+    envelope: dict[str, Any] = Field(description="The origin's signed envelope, as received.")
+
+
+@hub_router.get("/records/{record_id}", response_model=FederatedRead, responses=responses(NotFound))
+async def federated_record(record_id: str, session: SessionDep) -> FederatedRead:
+    """A record the hub holds, with the envelope its origin signed (verify it anywhere)."""
+    record = await session.get(FederatedRecord, record_id)
+    if record is None:
+        raise NotFound(f"No record {record_id[:80]} on this hub.")
+    return FederatedRead(
+        record_id=record.record_id,
+        origin=record.origin,
+        record_type=record.record_type,
+        version=record.version,
+        withdrawn=record.withdrawn,
+        body=record.body,
+        envelope=json.loads(record.envelope),
+    )

@@ -239,39 +239,20 @@ ENDINGS = sorted(
     key=len,
     reverse=True,
 )
-ROLE_WORDS = {
-    "officer",
-    "desk",
-    "duty",
-    "liaison",
-    "coordinator",
-    "director",
-    "secretariat",
-    "office",
-    "unit",
-    "helpline",
-    "service",
-    "head",
-    "manager",
-    "team",
-    "point",
-    "contact",
-    "reception",
-    "department",
-    "centre",
-    "center",
-    "line",
-    "hotline",
-    "permanence",
-    "accueil",
-    "bureau",
-    "sample",
-    "staff",
-    "administrator",
-    "practitioner",
-    "general",
-    "national",
-}
+# Words that make a contact's "name" a function, not a person ("Duty officer", "Support pair -
+# psychologist"): such names are not personal data and would flag ordinary text.
+ROLE_WORDS = frozenset(
+    """
+    officer desk duty liaison coordinator director secretariat office unit helpline service
+    head manager team point contact reception department centre center line hotline permanence
+    accueil bureau sample staff administrator practitioner general national support pair
+    educator psychologist psychiatrist social worker counsellor counselor mediator chaplain
+    teacher trainer adviser advisor specialist analyst nurse doctor lawyer inspector probation
+    prison police guard assistant secretary clerk representative delegate operator enquiries
+    appointments referral relations commission council training policy international regional
+    deputy interregional
+""".split()
+)
 MIN_STEM = 4
 NAME = "a name of a person this node knows"
 PHONE = "a phone number"

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from federation.api import feed_router
+from federation.api import feed_router, hub_router
 from federation.api import router as federation_router
 from node import errors, jobs, logging
 from node.api import health
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(registry_router, dependencies=signed)
     app.include_router(practices_router, dependencies=signed)
     app.include_router(federation_router, dependencies=signed)
+    app.include_router(hub_router, dependencies=signed)
     app.include_router(feed_router)
     app.get("/", include_in_schema=False, response_class=HTMLResponse)(_landing)
     return app

@@ -6,7 +6,7 @@ import json
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -831,6 +831,134 @@ def keys_rotate() -> None:
     key_id, public = run_in_session(_rotate)
     out.print(f"new key {key_id}, announced under the previous one")
     _print_key(key_id, public)
+
+
+hub_app = typer.Typer(help="The EU hub: enrolled nodes and signed sync.", no_args_is_help=True)
+app.add_typer(hub_app, name="hub")
+
+
+@hub_app.command("enrol")
+def hub_enrol(
+    country: Annotated[
+        str, typer.Option(help="The node's ISO country code: the only origin it may speak for.")
+    ],
+    url: Annotated[str, typer.Option(help="The node's base URL, e.g. https://node.example.pt")],
+    key: Annotated[
+        list[str],
+        typer.Option(
+            help="A public key of the node (base64url, as "
+            "`integra keys show` prints it); repeat for several."
+        ),
+    ],
+) -> None:
+    """Enrol a node, or add keys to an enrolled one. Keys are exchanged out of band: compare
+    the fingerprints printed here with the node operator's before trusting them."""
+    from federation import keys as keyring
+    from federation.models import Peer, PeerKey
+
+    origin = country.upper()
+    if len(origin) != 2 or not origin.isalpha():
+        raise fail("--country takes an ISO 3166-1 alpha-2 code, e.g. PT")
+    if not url.startswith(("http://", "https://")):
+        raise fail("--url must start with http:// or https://")
+    parsed = []
+    for text in key:
+        try:
+            raw = keyring.unb64(text.strip())
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise fail(f"--key {text[:16]}…: not a base64url Ed25519 public key (32 bytes)")
+        parsed.append((keyring.key_id_of(raw), text.strip()))
+
+    async def _enrol(session: AsyncSession) -> None:
+        peer = await session.scalar(select(Peer).where(Peer.origin == origin))
+        if peer is None:
+            peer = Peer(origin=origin, base_url=url.rstrip("/"))
+            session.add(peer)
+            await session.flush()
+        peer.base_url = url.rstrip("/")
+        for key_id, public in parsed:
+            if await session.get(PeerKey, key_id) is None:
+                session.add(PeerKey(key_id=key_id, peer_id=peer.id, public_key=public))
+        audit.record(
+            session,
+            system_principal(console_actor()),
+            action="enrol",
+            entity_type="peer",
+            entity_id=origin,
+            detail={"url": url, "keys": [k for k, _ in parsed]},
+        )
+
+    run_in_session(_enrol)
+    out.print(f"enrolled {origin} at {url}")
+    for key_id, _ in parsed:
+        out.print(f"  key {key_id}\n  fingerprint {keyring.fingerprint(key_id)}")
+
+
+@hub_app.command("revoke-key")
+def hub_revoke_key(
+    key_id: str,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Revoked from this UTC time (default: now). Entries it signed later are refused."
+        ),
+    ] = None,
+) -> None:
+    """Revoke a node's key: what it signed before stays trusted, anything later is refused."""
+    from federation.models import PeerKey
+
+    when = (at.replace(tzinfo=UTC) if at and at.tzinfo is None else at) or utcnow()
+
+    async def _revoke(session: AsyncSession) -> None:
+        key = await session.get(PeerKey, key_id)
+        if key is None:
+            raise fail(f"no enrolled key {key_id}")
+        key.revoked_at = when
+        audit.record(
+            session,
+            system_principal(console_actor()),
+            action="revoke",
+            entity_type="peer_key",
+            entity_id=key_id,
+            detail={"at": when.isoformat()},
+        )
+
+    run_in_session(_revoke)
+    out.print(f"revoked {key_id} from {when:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@hub_app.command("sync")
+def hub_sync() -> None:
+    """Pull every due node's feed now, verify it and apply it. Safe to repeat: what is already
+    held is not applied twice, and a failure only delays that node (with backoff)."""
+    from sqlalchemy.orm import Session
+
+    from federation.hub import Round, run_round
+    from node.db import create_sync_engine
+
+    settings = get_settings()
+    migrations.upgrade(settings.sqlalchemy_url)
+    engine = create_sync_engine(settings.sqlalchemy_url)
+    try:
+        results = run_round(lambda: Session(engine), interval=settings.outbox_sweep_interval)
+    finally:
+        engine.dispose()
+    failed = False
+    for origin, result in sorted(results.items()):
+        if isinstance(result, Round):
+            out.print(
+                f"{origin}: {result.applied} applied, {result.unchanged} unchanged, "
+                f"{result.refused} refused"
+            )
+        else:
+            failed = True
+            err.print(f"{origin}: failed: {result}", highlight=False)
+    if not results:
+        out.print("no node is due (see `integra hub status`)")
+    if failed:
+        raise typer.Exit(2)
 
 
 def _write(text: str, output: Path | None) -> None:

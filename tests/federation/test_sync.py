@@ -1,0 +1,194 @@
+"""Signed sync between a real node process and the hub, over HTTP on 127.0.0.1."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from federation import keys
+from federation.canonical import canonical
+from node.settings import sync_url
+from tests.conftest import Database, free_port, run_cli
+
+
+def cli(
+    db: str, data: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> str:
+    extra = env or {}
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        result = run_cli(*args, database_url=db, data_dir=data, stdin=stdin)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def node(database: Database, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A Portuguese node with the sample data, a signing key and an admin token."""
+    db, data = database.fresh_copy(), tmp_path / "pt"
+    shown = cli(db, data, "keys", "init")
+    public = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
+    cli(
+        db,
+        data,
+        "user",
+        "add",
+        "np@example.pt",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
+    token = cli(db, data, "token", "create", "np@example.pt", "--name", "test").strip()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data), "INTEGRA_COUNTRY": "PT"}
+    log = (tmp_path / "node.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "node", "serve", "--sample-data", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        yield {
+            "url": url,
+            "public_key": public,
+            "db": db,
+            "admin": {"Authorization": f"Bearer {token}"},
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def hub(database: Database, tmp_path: Path, node: dict[str, Any]) -> dict[str, Any]:
+    db, data = database.fresh_copy(), tmp_path / "hub"
+    cli(
+        db,
+        data,
+        "hub",
+        "enrol",
+        "--country",
+        "PT",
+        "--url",
+        node["url"],
+        "--key",
+        node["public_key"],
+    )
+    return {"db": db, "data": data}
+
+
+def hub_rows(db: str, sql: str) -> list[Any]:
+    engine = create_engine(sync_url(db))
+    with engine.connect() as conn:
+        rows = list(conn.execute(text(sql)))
+    engine.dispose()
+    return rows
+
+
+def test_a_node_syncs_signed_non_personal_records_to_the_hub(
+    node: dict[str, Any], hub: dict[str, Any]
+) -> None:
+    feed = httpx.get(f"{node['url']}/federation/v1/feed", params={"limit": 1000}).json()
+    upserts = [e for e in feed["entries"] if e["payload"]["op"] == "upsert"]
+    assert len(upserts) >= 60  # the sample's published practices and study-visit reports
+
+    first = cli(hub["db"], hub["data"], "hub", "sync")
+    assert f"PT: {len(upserts)} applied, 0 unchanged, 0 refused" in first
+
+    records = hub_rows(hub["db"], "SELECT record_id, envelope, withdrawn FROM federated_record")
+    assert len(records) == len(upserts)
+    import json
+
+    for record_id, envelope, withdrawn in records:
+        signed = json.loads(envelope)
+        assert record_id.startswith("PT:") and not withdrawn
+        assert keys.verify(node["public_key"], canonical(signed["payload"]), signed["sig"])
+
+    again = cli(hub["db"], hub["data"], "hub", "sync")
+    assert "no node is due" in again or "PT: 0 applied, 0 unchanged, 0 refused" in again
+
+
+def test_nothing_personal_reaches_the_hub(node: dict[str, Any], hub: dict[str, Any]) -> None:
+    cli(hub["db"], hub["data"], "hub", "sync")
+    import json
+
+    registry = json.loads(
+        (Path(__file__).parents[2] / "registry/sample_data/registry.json").read_text()
+    )
+    visits = json.loads(
+        (Path(__file__).parents[2] / "practices/sample_data/study_visits.json").read_text()
+    )
+    secrets = [
+        c[k]
+        for o in registry["organisations"]
+        for c in o.get("contact_points", [])
+        for k in ("email",)
+        if c.get(k)
+    ]
+    secrets += [
+        n.replace(" (sample)", "") for v in visits["study_visits"] for n in v["participant_names"]
+    ]
+    secrets += ["np@example.pt"]
+    dump = "\n".join(
+        str(row)
+        for table in ("federated_record", "sync_refusal", "audit_entry", "peer", "peer_key")
+        for row in hub_rows(hub["db"], f"SELECT * FROM {table}")
+    )
+    assert "PT:" in dump
+    for secret in secrets:
+        assert secret not in dump, secret
+
+
+def test_a_withdrawal_reaches_the_hub_as_a_signed_tombstone(
+    node: dict[str, Any], hub: dict[str, Any]
+) -> None:
+    cli(hub["db"], hub["data"], "hub", "sync")
+    listing = httpx.get(
+        f"{node['url']}/api/v1/practices",
+        params={"country": "PT", "limit": 1},
+        headers=node["admin"],
+    ).json()["items"][0]
+    withdrawn = httpx.post(
+        f"{node['url']}/api/v1/practices/{listing['id']}/withdraw",
+        json={"reason": "Programme ended"},
+        headers=node["admin"] | {"If-Match": f'"{listing["version"]}"'},
+    )
+    assert withdrawn.status_code == 200
+    engine = create_engine(sync_url(hub["db"]))  # the next round is due at once
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE peer_sync SET next_attempt_at = NULL"))
+    engine.dispose()
+    result = cli(hub["db"], hub["data"], "hub", "sync")
+    assert "PT: 1 applied" in result
+    [(withdrawn_flag, body)] = hub_rows(
+        hub["db"],
+        f"SELECT withdrawn, body FROM federated_record WHERE record_id = 'PT:{listing['id']}'",
+    )
+    assert withdrawn_flag and body is None
