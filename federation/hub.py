@@ -36,6 +36,7 @@ HUB_GATE = Gate()  # the hub knows no people: addresses, numbers and identifiers
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 JOB_TIMEOUT = timedelta(minutes=10)
+UNREADABLE = b"\0" * 32  # the leaf kept for an entry that could not be parsed
 
 
 class SyncError(Exception):
@@ -242,7 +243,8 @@ def sync_peer(session: Session, peer: Peer, client: httpx.Client) -> Round:
         else:
             payload = item.get("payload") if isinstance(item, dict) else None
             new_leaves.append((seq, leaf_hash(canonical(payload)) if payload is not None else None))
-    readable = all(leaf is not None for _, leaf in new_leaves)
+    # An entry the hub could not read leaves the log's root beyond its reach from then on.
+    readable = all(leaf is not None for _, leaf in new_leaves) and UNREADABLE not in leaves
     if readable and len(leaves) + len(new_leaves) == checkpoint["size"]:
         if root(leaves + [leaf for _, leaf in new_leaves]).hex() != checkpoint["root"]:  # type: ignore[misc]
             raise SyncError(
@@ -253,7 +255,7 @@ def sync_peer(session: Session, peer: Peer, client: httpx.Client) -> Round:
     for offset, item in enumerate(received):
         seq = state.cursor + offset + 1
         leaf = new_leaves[offset][1]
-        session.add(PeerLeaf(peer_id=peer.id, seq=seq, leaf=(leaf or b"\0" * 32).hex()))
+        session.add(PeerLeaf(peer_id=peer.id, seq=seq, leaf=(leaf or UNREADABLE).hex()))
         if isinstance(item, tuple):
             _refuse(session, peer, seq, None, f"unreadable entry: {item[2]}")
             result.refused += 1

@@ -1,0 +1,56 @@
+"""A peer that serves whatever bytes a test wrote: a forger, a replayer, a history rewriter.
+
+    python forger.py DIRECTORY PORT
+
+Serves DIRECTORY/checkpoint.json at /federation/v1/checkpoint and, at /federation/v1/feed,
+the raw bytes of DIRECTORY/entries/<seq>.json for the requested `after`/`limit`, joined into a
+page without re-encoding, so malformed entries reach the hub exactly as written.
+"""
+
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+ROOT = Path(sys.argv[1])
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        if url.path == "/federation/v1/checkpoint":
+            self._send((ROOT / "checkpoint.json").read_bytes())
+        elif url.path == "/federation/v1/feed":
+            query = parse_qs(url.query)
+            after = int(query.get("after", ["0"])[0])
+            limit = int(query.get("limit", ["100"])[0])
+            parts = []
+            for seq in range(after + 1, after + limit + 1):
+                entry = ROOT / "entries" / f"{seq}.json"
+                if not entry.exists():
+                    break
+                parts.append(entry.read_bytes())
+            origin = (ROOT / "origin").read_text().strip()
+            self._send(
+                b'{"origin":"'
+                + origin.encode()
+                + b'","entries":['
+                + b",".join(parts)
+                + b'],"next_after":null}'
+            )
+        else:
+            self.send_error(404)
+
+    def _send(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler).serve_forever()
