@@ -37,9 +37,13 @@ def cli(
     return result.stdout
 
 
-@pytest.fixture
-def node(database: Database, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """A Portuguese node with the sample data, a signing key and an admin token."""
+@pytest.fixture(scope="module")
+def node(
+    database: Database, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """A Portuguese node with the sample data, a signing key and an admin token (one per
+    database backend: starting it is the slow part; each test gets its own hub)."""
+    tmp_path = tmp_path_factory.mktemp("node")
     db, data = database.fresh_copy(), tmp_path / "pt"
     shown = cli(db, data, "keys", "init")
     public = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
