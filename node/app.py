@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         tasks = [asyncio.create_task(_warm_search(app))]
         if not settings.broker_url:
             tasks.append(asyncio.create_task(_sweep_outbox(app, settings.outbox_sweep_interval)))
+            if settings.role == "hub":
+                tasks.append(asyncio.create_task(_pull_nodes(settings)))
         yield
         for task in tasks:
             task.cancel()
@@ -79,6 +81,30 @@ async def _warm_search(app: FastAPI) -> None:
             await app.state.search.search(session, SearchQuery(limit=1))
     except Exception:
         structlog.get_logger().exception("search_warm_up_failed")
+
+
+async def _pull_nodes(settings: Settings) -> None:
+    """Embedded hub: pull every due node in a worker thread, round after round."""
+    from sqlalchemy.orm import Session
+
+    from federation.hub import run_round
+    from node.db import create_sync_engine
+
+    engine = create_sync_engine(settings.sqlalchemy_url)
+    log = structlog.get_logger()
+    try:
+        while True:
+            try:
+                results = await asyncio.to_thread(
+                    run_round, lambda: Session(engine), interval=settings.hub_sync_interval
+                )
+                for origin, result in results.items():
+                    log.info("hub_pulled", origin=origin, result=str(result))
+            except Exception:
+                log.exception("hub_round_failed")
+            await asyncio.sleep(min(10.0, settings.hub_sync_interval.total_seconds()))
+    finally:
+        engine.dispose()
 
 
 async def _sweep_outbox(app: FastAPI, interval: timedelta) -> None:

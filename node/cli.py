@@ -961,6 +961,57 @@ def hub_sync() -> None:
         raise typer.Exit(2)
 
 
+def _load_json(source: str) -> Any:
+    from federation.canonical import parse_strict
+
+    if source.startswith(("http://", "https://")):
+        import httpx
+
+        response = httpx.get(source, timeout=30)
+        response.raise_for_status()
+        data = response.content
+    else:
+        data = Path(source).read_bytes()
+    return parse_strict(data, max_bytes=64 * 1024 * 1024)
+
+
+@app.command()
+def verify(
+    record: Annotated[
+        str,
+        typer.Argument(
+            help="A file or URL: an envelope {payload, key, sig}, or a hub record carrying one."
+        ),
+    ],
+    keys: Annotated[
+        list[str],
+        typer.Option(
+            "--keys",
+            help="A file or URL of a keys document "
+            "(/federation/v1/keys of the origin, and of the hub "
+            "for a hub's envelope); repeat for several.",
+        ),
+    ],
+) -> None:
+    """Check a record's envelope chain offline: who signed what, when, with which key."""
+    from federation.canonical import CanonicalError
+    from federation.verify import envelope_of, known_keys, verify_chain
+
+    try:
+        known = known_keys([_load_json(source) for source in keys])
+        links = verify_chain(envelope_of(_load_json(record)), known)
+    except (OSError, ValueError, CanonicalError) as exc:
+        raise fail(str(exc)) from None
+    for link in links:
+        mark = "valid" if link.valid else f"INVALID: {link.reason}"
+        out.print(
+            f"{link.record}: signed by {link.signer} at {link.time} with {link.key_id} — {mark}",
+            highlight=False,
+        )
+    if not links or not all(link.valid for link in links):
+        raise typer.Exit(1)
+
+
 def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")

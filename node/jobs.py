@@ -129,16 +129,30 @@ celery.conf.update(
 
 
 def configure(settings: Settings) -> Celery:
-    celery.conf.update(
-        broker_url=settings.broker_url,
-        beat_schedule={
-            "outbox-sweep": {
-                "task": "integra.outbox.process",
-                "schedule": settings.outbox_sweep_interval.total_seconds(),
-            }
-        },
-    )
+    schedule: dict[str, Any] = {
+        "outbox-sweep": {
+            "task": "integra.outbox.process",
+            "schedule": settings.outbox_sweep_interval.total_seconds(),
+        }
+    }
+    if settings.role == "hub":
+        schedule["hub-pull"] = {"task": "integra.hub.pull", "schedule": 10.0}
+    celery.conf.update(broker_url=settings.broker_url, beat_schedule=schedule)
     return celery
+
+
+@celery.task(name="integra.hub.pull", soft_time_limit=540, time_limit=600)  # type: ignore[untyped-decorator]
+def pull_nodes() -> dict[str, str]:
+    """Hub: pull every due node (each node's own backoff decides which are due)."""
+    from federation.hub import run_round
+
+    settings = get_settings()
+    engine = create_sync_engine(settings.sqlalchemy_url)
+    try:
+        results = run_round(lambda: Session(engine), interval=settings.hub_sync_interval)
+    finally:
+        engine.dispose()
+    return {origin: str(result) for origin, result in results.items()}
 
 
 @celery.task(  # type: ignore[untyped-decorator]

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Federation: where the private signing keys live (default: `keys/` in the data
     # directory), and the largest feed page this node serves.
     keys_dir: Path | None = None
+    # Hub: how often each enrolled node is pulled (failures back off on their own).
+    hub_sync_interval: timedelta = timedelta(seconds=60)
     feed_page_max: Annotated[int, Field(ge=1, le=5000)] = 500
     # Search: "sql" (SQLite FTS5 / PostgreSQL full text) or "meilisearch".
     search_backend: Literal["sql", "meilisearch"] = "sql"

@@ -38,9 +38,7 @@ def cli(
 
 
 @pytest.fixture(scope="module")
-def node(
-    database: Database, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Any]]:
+def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A Portuguese node with the sample data, a signing key and an admin token (one per
     database backend: starting it is the slow part; each test gets its own hub)."""
     tmp_path = tmp_path_factory.mktemp("node")
@@ -196,3 +194,28 @@ def test_a_withdrawal_reaches_the_hub_as_a_signed_tombstone(
         f"SELECT withdrawn, body FROM federated_record WHERE record_id = 'PT:{listing['id']}'",
     )
     assert withdrawn_flag and body is None
+
+
+def test_integra_verify_traces_a_hub_copy_to_its_signer(
+    node: dict[str, Any], hub: dict[str, Any], tmp_path: Path
+) -> None:
+    cli(hub["db"], hub["data"], "hub", "sync")
+    [(record_id, envelope)] = hub_rows(
+        hub["db"], "SELECT record_id, envelope FROM federated_record ORDER BY record_id LIMIT 1")
+    copy = tmp_path / "record.json"
+    copy.write_text(envelope)
+    keys_url = f"{node['url']}/federation/v1/keys"
+    checked = run_cli("verify", str(copy), "--keys", keys_url, database_url=hub["db"],
+                      data_dir=hub["data"])
+    assert checked.returncode == 0, checked.stderr
+    assert record_id in checked.stdout and "signed by PT" in checked.stdout
+    assert "valid" in checked.stdout
+
+    import json
+
+    forged = json.loads(envelope)
+    forged["payload"]["version"] += 1
+    copy.write_text(json.dumps(forged))
+    refused = run_cli("verify", str(copy), "--keys", keys_url, database_url=hub["db"],
+                      data_dir=hub["data"])
+    assert refused.returncode == 1 and "INVALID: signature does not match" in refused.stdout
