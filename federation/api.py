@@ -23,6 +23,8 @@ from node.auth import AdminUser, CurrentUser
 from node.db import utcnow
 from node.deps import SessionDep
 from node.errors import AppError, Conflict, Forbidden, NotFound, responses
+from practices.search.port import SearchQuery
+from practices.search.text import query_terms, snippet
 from practices.tasks import PRACTICE_CHANGED, STUDY_VISIT_CHANGED
 
 feed_router = APIRouter(prefix="/federation/v1", tags=["federation"])
@@ -281,4 +283,82 @@ async def federated_record(record_id: str, session: SessionDep) -> FederatedRead
         withdrawn=record.withdrawn,
         body=record.body,
         envelope=json.loads(record.envelope),
+    )
+
+
+class HubHit(BaseModel):
+    record_id: str
+    origin: str
+    record_type: str
+    kind: str
+    title: str
+    summary: str
+    snippet: str
+    country: str | None
+
+
+class HubSearchPage(BaseModel):
+    items: list[HubHit]
+    total: int
+    facets: dict[str, list[dict[str, Any]]]
+    next_cursor: str | None
+
+
+@hub_router.get("/search", response_model=HubSearchPage, responses=responses())
+async def hub_search(
+    request: Request,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=500)] = "",
+    country: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]], Query()] = [],  # noqa: B006
+    kind: Annotated[list[Annotated[str, Field(max_length=40)]], Query()] = [],  # noqa: B006
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> HubSearchPage:
+    """EU-wide search over what the hub holds from every node, with a country facet; each
+    hit names its origin, whose signature `GET /records/{id}` shows."""
+    filters = {"source": frozenset({"federated"})}
+    if country:
+        filters["country"] = frozenset(c.upper() for c in country)
+    if kind:
+        filters["kind"] = frozenset(kind)
+    result = await request.app.state.search.search(
+        session, SearchQuery(text=q, filters=filters, limit=limit, cursor=cursor)
+    )
+    rows = (
+        await session.scalars(
+            select(FederatedRecord).where(
+                FederatedRecord.search_id.in_(result.record_ids),
+                FederatedRecord.withdrawn.is_(False),
+            )
+        )
+    ).all()
+    by_id = {r.search_id: r for r in rows}
+    terms = query_terms(q)
+    items = []
+    for search_id in result.record_ids:
+        record = by_id.get(search_id)
+        if record is None or record.body is None:
+            continue
+        body = record.body
+        text_ = (
+            f"{body.get('summary') or body.get('purpose') or ''} {body.get('description') or ''}"
+        )
+        items.append(
+            HubHit(
+                record_id=record.record_id,
+                origin=record.origin,
+                record_type=record.record_type,
+                kind=str(body.get("kind", record.record_type)),
+                title=str(body.get("title", "")),
+                summary=str(body.get("summary") or body.get("purpose") or ""),
+                snippet=snippet(text_, terms),
+                country=body.get("country") or record.origin,
+            )
+        )
+    facets = {
+        f: [{"value": v, "count": n} for v, n in counts.items()]
+        for f, counts in result.facets.items()
+    }
+    return HubSearchPage(
+        items=items, total=result.total, facets=facets, next_cursor=result.next_cursor
     )

@@ -10,9 +10,10 @@ a crash or a repeated delivery leaves the same state.
 
 import hashlib
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from federation.merkle import leaf_hash, root
 from federation.models import FederatedRecord, Peer, PeerKey, PeerLeaf, PeerSync, SyncRefusal
 from federation.projection import SCHEMAS
 from node.db import utcnow
+from practices.search.port import IndexDocument
 
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 PAGE_SIZE = 200
@@ -133,7 +135,58 @@ def body_problem(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def apply(session: Session, envelope: dict[str, Any]) -> str:
+SEARCH_NAMESPACE = uuid.UUID("6f1c2b52-3c1e-4f0e-9a55-7d3b1c0e5a11")
+
+
+def search_id(record_id: str) -> uuid.UUID:
+    return uuid.uuid5(SEARCH_NAMESPACE, record_id)
+
+
+def index_document(record: FederatedRecord) -> IndexDocument:
+    """What EU-wide search sees of a shared record: the same shape as a node's practices."""
+    body = record.body or {}
+    titles = [body.get("title", ""), body.get("original_title") or ""]
+    titles += [t.get("title", "") for t in body.get("translations", [])]
+    texts = [
+        body.get(k) or ""
+        for k in (
+            "summary",
+            "description",
+            "problem_addressed",
+            "rationale",
+            "lessons_learned",
+            "transferability",
+            "purpose",
+            "programme",
+            "observations",
+            "findings",
+            "recommendations",
+        )
+    ]
+    texts += [o.get("name", "") for o in body.get("organisations", [])]
+    start = body.get("start_date")
+    return IndexDocument(
+        record_id=search_id(record.record_id),
+        title=str(body.get("title", "")),
+        title_text=" \n".join(titles),
+        body_text=" \n".join(texts),
+        sort_date=date.fromisoformat(start) if start else None,
+        facets={
+            "country": [body.get("country") or record.origin],
+            "kind": [body.get("kind", record.record_type)],
+            "language": [body.get("language", "")],
+            "licence": [body["licence"]] if body.get("licence") else [],
+            "evaluation_type": [body["evaluation"]["type"]] if body.get("evaluation") else [],
+            "intervention_type": body.get("intervention_types", []),
+            "setting": body.get("settings", []),
+            "target_group": body.get("target_groups", []),
+            "process_focus": body.get("process_focus", []),
+            "source": ["federated"],
+        },
+    )
+
+
+def apply(session: Session, envelope: dict[str, Any], search: Any = None) -> str:
     """Store an accepted entry; a version never goes backwards and a repeat changes nothing."""
     payload = envelope["payload"]
     body_hash = hashlib.sha256(canonical(payload["body"])).hexdigest()
@@ -157,6 +210,12 @@ def apply(session: Session, envelope: dict[str, Any]) -> str:
     record.envelope = canonical(envelope).decode("utf-8")
     record.origin_seq = payload["seq"]
     record.received_at = utcnow()
+    record.search_id = search_id(record.record_id)
+    if search is not None:
+        if record.withdrawn:
+            search.remove(session, [record.search_id])
+        else:
+            search.upsert(session, [index_document(record)])
     return "applied"
 
 
@@ -215,7 +274,7 @@ def _pages(client: httpx.Client, peer: Peer, after: int, upto: int) -> list[Any]
     return out
 
 
-def sync_peer(session: Session, peer: Peer, client: httpx.Client) -> Round:
+def sync_peer(session: Session, peer: Peer, client: httpx.Client, search: Any = None) -> Round:
     """One round with one peer, in the caller's transaction."""
     state = session.get(PeerSync, peer.id) or PeerSync(peer_id=peer.id, cursor=0, checkpoint_size=0)
     session.add(state)
@@ -261,7 +320,7 @@ def sync_peer(session: Session, peer: Peer, client: httpx.Client) -> Round:
             result.refused += 1
             continue
         problem = entry_problem(item, origin=peer.origin, expected_seq=seq, peer_keys=peer_keys)
-        outcome = apply(session, item) if problem is None else f"refused: {problem}"
+        outcome = apply(session, item, search) if problem is None else f"refused: {problem}"
         if outcome.startswith("refused"):
             rid = (
                 item["payload"].get("id")
@@ -325,7 +384,11 @@ def record_success(session: Session, peer: Peer, interval: timedelta) -> None:
 
 
 def run_round(
-    sessions: Callable[[], Session], *, interval: timedelta, timeout: float = 30.0
+    sessions: Callable[[], Session],
+    *,
+    interval: timedelta,
+    timeout: float = 30.0,
+    search: Any = None,
 ) -> dict[str, Round | str]:
     """Sync every due peer, each in its own transactions: a failure is recorded on that peer
     (with backoff) and the others go on. Returns what happened per origin."""
@@ -341,18 +404,22 @@ def run_round(
         session.commit()
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client:
         for peer_id, origin in due:
-            outcome[origin] = _one(sessions, peer_id, client, interval)
+            outcome[origin] = _one(sessions, peer_id, client, interval, search)
     return outcome
 
 
 def _one(
-    sessions: Callable[[], Session], peer_id: int, client: httpx.Client, interval: timedelta
+    sessions: Callable[[], Session],
+    peer_id: int,
+    client: httpx.Client,
+    interval: timedelta,
+    search: Any,
 ) -> Round | str:
     with sessions() as session:
         peer = session.get(Peer, peer_id)
         assert peer is not None
         try:
-            result = sync_peer(session, peer, client)
+            result = sync_peer(session, peer, client, search)
             record_success(session, peer, interval)
             session.commit()
             return result

@@ -140,6 +140,8 @@ class FederatedRecord(Base):
     envelope: Mapped[str] = mapped_column(Text)
     origin_seq: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The record's id in the search index (derived from record_id, which is not a UUID).
+    search_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
 
 
 class SyncRefusal(Base):

@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 import structlog
 from fastapi import Depends, FastAPI
@@ -96,7 +97,12 @@ async def _pull_nodes(settings: Settings) -> None:
         while True:
             try:
                 results = await asyncio.to_thread(
-                    run_round, lambda: Session(engine), interval=settings.hub_sync_interval
+                    partial(
+                        run_round,
+                        lambda: Session(engine),
+                        interval=settings.hub_sync_interval,
+                        search=make_backend(settings),
+                    )
                 )
                 for origin, result in results.items():
                     log.info("hub_pulled", origin=origin, result=str(result))

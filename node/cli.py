@@ -937,12 +937,17 @@ def hub_sync() -> None:
 
     from federation.hub import Round, run_round
     from node.db import create_sync_engine
+    from practices.search import make_backend
 
     settings = get_settings()
     migrations.upgrade(settings.sqlalchemy_url)
     engine = create_sync_engine(settings.sqlalchemy_url)
     try:
-        results = run_round(lambda: Session(engine), interval=settings.outbox_sweep_interval)
+        results = run_round(
+            lambda: Session(engine),
+            interval=settings.hub_sync_interval,
+            search=make_backend(settings),
+        )
     finally:
         engine.dispose()
     failed = False

@@ -145,11 +145,16 @@ def configure(settings: Settings) -> Celery:
 def pull_nodes() -> dict[str, str]:
     """Hub: pull every due node (each node's own backoff decides which are due)."""
     from federation.hub import run_round
+    from practices.search import make_backend
 
     settings = get_settings()
     engine = create_sync_engine(settings.sqlalchemy_url)
     try:
-        results = run_round(lambda: Session(engine), interval=settings.hub_sync_interval)
+        results = run_round(
+            lambda: Session(engine),
+            interval=settings.hub_sync_interval,
+            search=make_backend(settings),
+        )
     finally:
         engine.dispose()
     return {origin: str(result) for origin, result in results.items()}

@@ -121,6 +121,7 @@ async def search_practices(
         "licence": licence,
     }
     filters = {k: frozenset(str(v) for v in vals) for k, vals in raw.items() if vals}
+    filters["source"] = frozenset({"local"})  # this node's own practices, not a mirrored pool
     query = SearchQuery(text=q, filters=filters, sort=sort, limit=limit, cursor=cursor)
     result = await request.app.state.search.search(session, query)
     found = await repository.practices_by_ids(session, result.record_ids, published_only=True)

@@ -99,6 +99,7 @@ def index_document(session: Session, practice: Practice | PracticeView) -> Index
         "setting": practice.terms_of("setting"),
         "target_group": practice.terms_of("target_group"),
         "process_focus": practice.terms_of("process_focus"),
+        "source": ["local"],
     }
     published = practice.published_at.date() if practice.published_at else None
     return IndexDocument(

@@ -23,7 +23,7 @@ INDEX = "practices"
 TASK_TIMEOUT_MS = 60_000
 SETTINGS: dict[str, Any] = {
     "searchableAttributes": ["title_norm", "body_norm"],
-    "filterableAttributes": list(FACETS),
+    "filterableAttributes": [*FACETS, "source"],
     "sortableAttributes": ["sort_date"],
     "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness"],
     "typoTolerance": {"enabled": True, "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9}},
@@ -36,7 +36,7 @@ def filter_expression(filters: dict[str, frozenset[str]], *, skip: str | None = 
     """Meilisearch filter clauses: AND across facets, OR (IN) within one; values quoted."""
     clauses = []
     for facet in sorted(filters):
-        if facet == skip or not filters[facet] or facet not in FACETS:
+        if facet == skip or not filters[facet] or facet not in (*FACETS, "source"):
             continue
         values = ", ".join(json.dumps(v) for v in sorted(filters[facet]))
         clauses.append(f"{facet} IN [{values}]")

@@ -201,12 +201,14 @@ def test_integra_verify_traces_a_hub_copy_to_its_signer(
 ) -> None:
     cli(hub["db"], hub["data"], "hub", "sync")
     [(record_id, envelope)] = hub_rows(
-        hub["db"], "SELECT record_id, envelope FROM federated_record ORDER BY record_id LIMIT 1")
+        hub["db"], "SELECT record_id, envelope FROM federated_record ORDER BY record_id LIMIT 1"
+    )
     copy = tmp_path / "record.json"
     copy.write_text(envelope)
     keys_url = f"{node['url']}/federation/v1/keys"
-    checked = run_cli("verify", str(copy), "--keys", keys_url, database_url=hub["db"],
-                      data_dir=hub["data"])
+    checked = run_cli(
+        "verify", str(copy), "--keys", keys_url, database_url=hub["db"], data_dir=hub["data"]
+    )
     assert checked.returncode == 0, checked.stderr
     assert record_id in checked.stdout and "signed by PT" in checked.stdout
     assert "valid" in checked.stdout
@@ -216,6 +218,39 @@ def test_integra_verify_traces_a_hub_copy_to_its_signer(
     forged = json.loads(envelope)
     forged["payload"]["version"] += 1
     copy.write_text(json.dumps(forged))
-    refused = run_cli("verify", str(copy), "--keys", keys_url, database_url=hub["db"],
-                      data_dir=hub["data"])
+    refused = run_cli(
+        "verify", str(copy), "--keys", keys_url, database_url=hub["db"], data_dir=hub["data"]
+    )
     assert refused.returncode == 1 and "INVALID: signature does not match" in refused.stdout
+
+
+def test_a_running_hub_pulls_by_itself_and_searches_the_eu_pool(
+    node: dict[str, Any], hub: dict[str, Any], tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env |= {"DATABASE_URL": hub["db"], "INTEGRA_DATA_DIR": str(hub["data"]),
+            "INTEGRA_ROLE": "hub", "INTEGRA_HUB_SYNC_INTERVAL": "PT5S"}
+    with (tmp_path / "hub.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "node", "serve", "--port", str(port)],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline, page = time.monotonic() + 90, {"total": 0}
+        while time.monotonic() < deadline and not page["total"]:
+            time.sleep(0.5)
+            try:
+                page = httpx.get(f"{url}/api/v1/hub/search", params={"q": "reinsercao"}).json()
+            except (httpx.TransportError, ValueError):
+                page = {"total": 0}
+        assert page["total"] >= 1, (tmp_path / "hub.log").read_text()[-2000:]
+        hit = page["items"][0]
+        assert hit["origin"] == "PT" and hit["record_id"].startswith("PT:")
+        everything = httpx.get(f"{url}/api/v1/hub/search", params={"limit": 1}).json()
+        assert {f["value"] for f in everything["facets"]["country"]} >= {"PT", "FR", "GR", "BG"}
+        record = httpx.get(f"{url}/api/v1/hub/records/{hit['record_id']}").json()
+        assert keys.verify(node["public_key"], canonical(record["envelope"]["payload"]),
+                           record["envelope"]["sig"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
