@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -132,7 +132,11 @@ class Release(BaseModel):
 
 
 @router.get("/holds", response_model=list[HoldRead], responses=responses(Forbidden))
-async def list_holds(session: SessionDep, by: CurrentUser, status: str = "held") -> list[HoldRead]:
+async def list_holds(
+    session: SessionDep,
+    by: CurrentUser,
+    status: Literal["held", "released", "superseded"] = "held",
+) -> list[HoldRead]:
     """Records the personal-data gate kept from the feed, with what it found and where.
     Editors fix the text (a new version is scanned again); administrators may release."""
     if by.role not in ("admin", "editor"):
@@ -270,7 +274,9 @@ class FederatedRead(BaseModel):
 
 
 @hub_router.get("/records/{record_id}", response_model=FederatedRead, responses=responses(NotFound))
-async def federated_record(record_id: str, session: SessionDep) -> FederatedRead:
+async def federated_record(
+    record_id: Annotated[str, Path(pattern=r"^[A-Z]{2}:[0-9A-Za-z-]{1,77}$")], session: SessionDep
+) -> FederatedRead:
     """A record the hub holds, with the envelope its origin signed (verify it anywhere)."""
     record = await session.get(FederatedRecord, record_id)
     if record is None:

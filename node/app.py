@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.session_factory = session_factory(engine)
     app.state.search = make_backend(settings)
     app.state.jobs = jobs.JobContext(search=app.state.search, settings=settings)
+    app.middleware("http")(logging.refuse_control_characters)
     app.middleware("http")(logging.request_id_middleware)
     errors.install(app)
     app.include_router(health)

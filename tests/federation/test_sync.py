@@ -229,11 +229,19 @@ def test_a_running_hub_pulls_by_itself_and_searches_the_eu_pool(
 ) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
-    env |= {"DATABASE_URL": hub["db"], "INTEGRA_DATA_DIR": str(hub["data"]),
-            "INTEGRA_ROLE": "hub", "INTEGRA_HUB_SYNC_INTERVAL": "PT5S"}
+    env |= {
+        "DATABASE_URL": hub["db"],
+        "INTEGRA_DATA_DIR": str(hub["data"]),
+        "INTEGRA_ROLE": "hub",
+        "INTEGRA_HUB_SYNC_INTERVAL": "PT5S",
+    }
     with (tmp_path / "hub.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "node", "serve", "--port", str(port)],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "node", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline, page = time.monotonic() + 90, {"total": 0}
@@ -249,8 +257,9 @@ def test_a_running_hub_pulls_by_itself_and_searches_the_eu_pool(
         everything = httpx.get(f"{url}/api/v1/hub/search", params={"limit": 1}).json()
         assert {f["value"] for f in everything["facets"]["country"]} >= {"PT", "FR", "GR", "BG"}
         record = httpx.get(f"{url}/api/v1/hub/records/{hit['record_id']}").json()
-        assert keys.verify(node["public_key"], canonical(record["envelope"]["payload"]),
-                           record["envelope"]["sig"])
+        assert keys.verify(
+            node["public_key"], canonical(record["envelope"]["payload"]), record["envelope"]["sig"]
+        )
     finally:
         process.terminate()
         process.wait(timeout=30)

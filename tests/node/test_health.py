@@ -26,3 +26,14 @@ async def test_not_ready_when_a_migration_is_pending(
 async def test_responses_carry_a_request_id(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz", headers={"X-Request-ID": "abc123"})
     assert response.headers["x-request-id"] == "abc123"
+
+
+async def test_control_characters_in_a_url_are_a_400(client: httpx.AsyncClient) -> None:
+    for url in (
+        "/api/v1/organisations?q=a%00b",
+        "/api/v1/hub/records/PT%3Ax%00",
+        "/api/v1/practices/search?q=%1b%5b31m",
+    ):
+        response = await client.get(url)
+        assert response.status_code == 400, url
+        assert "control characters" in response.json()["detail"]
