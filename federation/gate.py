@@ -254,6 +254,10 @@ ROLE_WORDS = frozenset(
 """.split()
 )
 MIN_STEM = 4
+# The Bulgarian definite article, suffixed to a name used as a noun or a possessive adjective
+# (Петровия, Петровата, Петровите, Славейковския): also tried without it in Cyrillic text.
+BULGARIAN_ARTICLES = ("ият", "ия", "ят", "я", "ът", "та", "то", "те")
+CYRILLIC = re.compile("[\u0400-\u04ff]")
 NAME = "a name of a person this node knows"
 PHONE = "a phone number"
 # Not phone numbers: year ranges (2015-2020) and legal references (Law 53/2008, P.D. 300/2003).
@@ -296,6 +300,19 @@ def word_forms(word: str) -> frozenset[str]:
     return frozenset(_stem(form).translate(CONFUSABLES) for form in (folded, transliterate(folded)))
 
 
+def text_forms(word: str) -> frozenset[str]:
+    """The forms of a word of text: those of `word_forms`, and in Cyrillic also those of the
+    word without a definite article (names themselves are stored without one)."""
+    forms = word_forms(word)
+    if not CYRILLIC.search(word):
+        return forms
+    folded = fold(word)
+    for article in BULGARIAN_ARTICLES:
+        if folded.endswith(article) and len(folded) - len(article) >= MIN_STEM:
+            forms |= word_forms(folded[: -len(article)])
+    return forms
+
+
 @dataclass(frozen=True)
 class KnownName:
     """A person this node knows: the forms of each word of the name, surname last."""
@@ -321,7 +338,7 @@ def known_names(names: Iterable[str]) -> list[KnownName]:
 def _name_hits(field: str, text: str, names: list[KnownName]) -> list[Hit]:
     if not names:
         return []
-    tokens = [(m.start(), m.end(), word_forms(m.group())) for m in WORD.finditer(text)]
+    tokens = [(m.start(), m.end(), text_forms(m.group())) for m in WORD.finditer(text)]
     hits = []
     for name in names:
         size = len(name.words)

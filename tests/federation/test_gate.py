@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +39,9 @@ ROOT = Path(__file__).parents[2]
         ("η κ. δοκιμαστικη συντονιζει", "δοκιμαστικη"),
         ("με την υποστήριξη του Παπαδόπουλου", "Παπαδόπουλου"),
         ("Петров и колегите", "Петров"),
+        ("по Петровата методика", "Петровата"),
+        ("екипът на Петровите", "Петровите"),
+        ("подходът на Петровия екип", "Петровия"),
         ("Ms Dokimastiki leads the team", "Dokimastiki"),
         ("Dr PAPADOPOULOS", "PAPADOPOULOS"),
         ("Pаpadopoulou (a Cyrillic а inside)", "Pаpadopoulou"),
@@ -128,3 +132,29 @@ def test_oversized_input_is_refused_before_parsing() -> None:
 
 def test_text_fields_walks_nested_bodies() -> None:
     assert text_fields({"a": ["x", {"b": "y"}], "n": 3}) == [("a.0", "x"), ("a.1.b", "y")]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+        | st.text(alphabet=st.characters(codec="utf-8")),
+        lambda children: (
+            st.lists(children, max_size=5)
+            | st.dictionaries(st.text(alphabet=st.characters(codec="utf-8")), children, max_size=5)
+        ),
+        max_leaves=30,
+    )
+)
+def test_canonical_bytes_are_exactly_rfc_8785(value: object) -> None:
+    """The fast encoder and the reference implementation agree byte for byte, including
+    control characters, astral-plane keys (sorted by UTF-16 code unit) and escapes."""
+    assert canonical(value) == rfc8785.dumps(value)
+
+
+def test_astral_keys_sort_by_utf16_code_units() -> None:
+    value = {"\U0001f600": 1, "\uff61": 2, "a\u0007": 3, "b": "\u2028\x7f\x1f"}
+    assert canonical(value) == rfc8785.dumps(value)
+    assert canonical(value).index("\U0001f600".encode()) < canonical(value).index(b"\xef\xbd\xa1")
