@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from federation import feed
+from federation import feed, hub
 from federation.models import (
+    PEER_HUB,
+    PEER_LISTED,
     FederatedRecord,
     GateHold,
     NodeKey,
@@ -81,6 +83,23 @@ async def get_checkpoint(request: Request, session: SessionDep) -> dict[str, Any
         except feed.FederationNotConfigured as exc:
             raise NotConfigured(str(exc)) from None
         return feed.checkpoint(sync, key, settings.country)
+
+    return await session.run_sync(sign)
+
+
+@feed_router.get("/directory", responses=responses(NotConfigured, NotFound))
+async def get_directory(request: Request, session: SessionDep) -> dict[str, Any]:
+    """(Hub) The nodes this hub enrols and their keys, signed by the hub: what a mirroring node
+    needs to check the origin's signature inside every entry of the hub's feed."""
+    settings = _settings(request)
+    if settings.role != "hub":
+        raise NotFound("Only a hub publishes a directory of nodes.")
+
+    def sign(sync: Session) -> dict[str, Any]:
+        relay = hub.relay_for(sync, settings)
+        if relay is None:
+            raise NotConfigured("The hub has no signing key: run `integra keys init`.")
+        return hub.directory(sync, relay)
 
     return await session.run_sync(sign)
 
@@ -182,6 +201,7 @@ hub_router = APIRouter(prefix="/api/v1/hub", tags=["hub"])
 
 class PeerStatus(BaseModel):
     origin: str
+    kind: str = Field(description="`node`: a node this hub pulls; `hub`: a hub this node mirrors.")
     base_url: str
     last_seq: int
     checkpoint_size: int
@@ -195,21 +215,26 @@ class PeerStatus(BaseModel):
 
 @hub_router.get("/peers", response_model=list[PeerStatus], responses=responses(Forbidden))
 async def peer_status(session: SessionDep, _admin: AdminUser) -> list[PeerStatus]:
-    """Per enrolled node: where sync stands, its last error, what the hub holds, refusals."""
+    """Per enrolled node (on a hub) or mirrored hub (on a node): where sync stands, its last
+    error, the records held from it, and how many entries were refused."""
     out = []
-    for peer in (await session.scalars(select(Peer).order_by(Peer.origin))).all():
+    peers = await session.scalars(
+        select(Peer).where(Peer.kind != PEER_LISTED).order_by(Peer.origin)
+    )
+    for peer in peers.all():
         state = await session.get(PeerSync, peer.id)
-        held = await session.scalar(
-            select(func.count())
-            .select_from(FederatedRecord)
-            .where(FederatedRecord.origin == peer.origin, FederatedRecord.withdrawn.is_(False))
-        )
+        counted = select(func.count()).select_from(FederatedRecord)
+        counted = counted.where(FederatedRecord.withdrawn.is_(False))
+        if peer.kind != PEER_HUB:  # a mirrored hub brings the records of every origin
+            counted = counted.where(FederatedRecord.origin == peer.origin)
+        held = await session.scalar(counted)
         refused = await session.scalar(
             select(func.count()).select_from(SyncRefusal).where(SyncRefusal.peer_id == peer.id)
         )
         out.append(
             PeerStatus(
                 origin=peer.origin,
+                kind=peer.kind,
                 base_url=peer.base_url,
                 last_seq=state.cursor if state else 0,
                 checkpoint_size=state.checkpoint_size if state else 0,
@@ -273,11 +298,17 @@ class FederatedRead(BaseModel):
     envelope: dict[str, Any] = Field(description="The origin's signed envelope, as received.")
 
 
-@hub_router.get("/records/{record_id}", response_model=FederatedRead, responses=responses(NotFound))
+pool_router = APIRouter(prefix="/api/v1/eu", tags=["EU pool"])
+
+
+@pool_router.get(
+    "/records/{record_id}", response_model=FederatedRead, responses=responses(NotFound)
+)
 async def federated_record(
     record_id: Annotated[str, Path(pattern=r"^[A-Z]{2}:[0-9A-Za-z-]{1,77}$")], session: SessionDep
 ) -> FederatedRead:
-    """A record the hub holds, with the envelope its origin signed (verify it anywhere)."""
+    """A record of the EU pool (held by the hub, or by a node mirroring it), with the envelope
+    its origin signed: verify it anywhere with `integra verify`."""
     record = await session.get(FederatedRecord, record_id)
     if record is None:
         raise NotFound(f"No record {record_id[:80]} on this hub.")
@@ -310,7 +341,7 @@ class HubSearchPage(BaseModel):
     next_cursor: str | None
 
 
-@hub_router.get("/search", response_model=HubSearchPage, responses=responses())
+@pool_router.get("/search", response_model=HubSearchPage, responses=responses())
 async def hub_search(
     request: Request,
     session: SessionDep,
@@ -320,8 +351,9 @@ async def hub_search(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> HubSearchPage:
-    """EU-wide search over what the hub holds from every node, with a country facet; each
-    hit names its origin, whose signature `GET /records/{id}` shows."""
+    """EU-wide search over the pool: on the hub, what it holds from every node; on a node
+    that mirrors the hub, its copy of the same. A country facet; each hit names its origin,
+    whose signature `GET /api/v1/eu/records/{id}` shows."""
     filters = {"source": frozenset({"federated"})}
     if country:
         filters["country"] = frozenset(c.upper() for c in country)
@@ -368,3 +400,12 @@ async def hub_search(
     return HubSearchPage(
         items=items, total=result.total, facets=facets, next_cursor=result.next_cursor
     )
+
+
+# The hub's own paths for the pool, kept for clients written before the pool had its own.
+hub_router.add_api_route(
+    "/records/{record_id}", federated_record, response_model=FederatedRead, include_in_schema=False
+)
+hub_router.add_api_route(
+    "/search", hub_search, response_model=HubSearchPage, include_in_schema=False
+)

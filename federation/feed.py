@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from federation import keys
 from federation.canonical import canonical
-from federation.merkle import leaf_hash, root
-from federation.models import FeedEntry, NodeKey
+from federation.merkle import dump_frontier, extend, frontier_root, leaf_hash, load_frontier
+from federation.models import FeedEntry, FeedState, NodeKey
 from node.db import utcnow
 from node.settings import Settings
 
@@ -86,25 +86,35 @@ def append(
     rid: str,
     version: int,
     op: str,
-    body: dict[str, Any] | None,
+    body: dict[str, Any] | None = None,
+    relayed: dict[str, Any] | None = None,
 ) -> FeedEntry | None:
-    """Append an entry unless it would repeat the record's last one (idempotent)."""
+    """Append an entry unless it would repeat the record's last one (idempotent).
+
+    A node's own entry carries the record's `body`. A hub's entry carries instead the origin's
+    signed envelope unchanged (`relayed`), so the record can still be traced to its origin."""
     _lock_feed(session)
-    body_hash = hashlib.sha256(canonical(body)).hexdigest()
+    content = body if relayed is None else relayed
+    body_hash = hashlib.sha256(canonical(content)).hexdigest()
     last = last_entry(session, rid)
     if last is not None and (last.op, last.body_hash) == (op, body_hash):
         return None
-    if last is not None and version <= last.version:
+    if relayed is None and last is not None and version <= last.version:
         version = last.version + 1  # a version never goes backwards, even after a withdrawal
-    seq = (session.scalar(select(func.max(FeedEntry.seq))) or 0) + 1
-    payload = {
+    state = session.get(FeedState, 1, with_for_update=True)
+    if state is None:
+        state = FeedState(id=1, size=session.scalar(select(func.count(FeedEntry.seq))) or 0)
+        state.frontier = dump_frontier(_frontier_of_log(session))
+        session.add(state)
+    seq = state.size + 1
+    payload: dict[str, Any] = {
         "origin": origin,
         "seq": seq,
         "type": record_type,
         "id": rid,
         "version": version,
         "op": op,
-        "body": body,
+        ("body" if relayed is None else "envelope"): content,
         "time": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     signed = canonical(payload)
@@ -120,8 +130,63 @@ def append(
         signature=key.sign(signed),
     )
     session.add(entry)
+    state.size = seq
+    state.frontier = dump_frontier(extend(load_frontier(state.frontier), [leaf_hash(signed)]))
     session.flush()
     return entry
+
+
+def relay_many(
+    session: Session, key: keys.SigningKey, *, origin: str, envelopes: list[dict[str, Any]]
+) -> None:
+    """(Hub) Append the origins' envelopes just applied, each signed again under the hub's key
+    and origin, in one go. The caller applies each (id, version) at most once, so no entry here
+    can repeat an earlier one."""
+    if not envelopes:
+        return
+    _lock_feed(session)
+    state = session.get(FeedState, 1, with_for_update=True)
+    if state is None:
+        state = FeedState(id=1, size=session.scalar(select(func.count(FeedEntry.seq))) or 0)
+        state.frontier = dump_frontier(_frontier_of_log(session))
+        session.add(state)
+    now = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+    leaves, seq = [], state.size
+    for envelope in envelopes:
+        origin_payload = envelope["payload"]
+        seq += 1
+        payload = {
+            "origin": origin,
+            "seq": seq,
+            "type": origin_payload["type"],
+            "id": origin_payload["id"],
+            "version": origin_payload["version"],
+            "op": origin_payload["op"],
+            "envelope": envelope,
+            "time": now,
+        }
+        signed = canonical(payload, checked=True)  # built from values a peer check vetted
+        leaves.append(leaf_hash(signed))
+        session.add(
+            FeedEntry(
+                seq=seq,
+                record_type=payload["type"],
+                record_id=payload["id"],
+                version=payload["version"],
+                op=payload["op"],
+                payload=signed.decode("utf-8"),
+                body_hash=hashlib.sha256(canonical(envelope, checked=True)).hexdigest(),
+                key_id=key.key_id,
+                signature=key.sign(signed),
+            )
+        )
+    state.size = seq
+    state.frontier = dump_frontier(extend(load_frontier(state.frontier), leaves))
+
+
+def _frontier_of_log(session: Session) -> list[tuple[int, bytes]]:
+    payloads = session.scalars(select(FeedEntry.payload).order_by(FeedEntry.seq))
+    return extend([], [leaf_hash(p.encode("utf-8")) for p in payloads])
 
 
 def page(session: Session, *, after: int, limit: int) -> list[FeedEntry]:
@@ -137,12 +202,13 @@ def envelope(entry: FeedEntry) -> dict[str, Any]:
 
 
 def checkpoint(session: Session, key: keys.SigningKey, origin: str) -> dict[str, Any]:
-    """The signed size and Merkle root of the whole feed."""
-    payloads = session.scalars(select(FeedEntry.payload).order_by(FeedEntry.seq)).all()
+    """The signed size and Merkle root of the whole feed, from the frontier kept by `append`."""
+    state = session.get(FeedState, 1)
+    frontier = load_frontier(state.frontier) if state else _frontier_of_log(session)
     body = {
         "origin": origin,
-        "size": len(payloads),
-        "root": root([leaf_hash(p.encode("utf-8")) for p in payloads]).hex(),
+        "size": state.size if state else sum(size for size, _ in frontier),
+        "root": frontier_root(frontier).hex(),
         "time": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return {"checkpoint": body, "key": key.key_id, "sig": key.sign(canonical(body))}

@@ -8,37 +8,56 @@ feed is still applied. The cursor, the checkpoint and the records change in one 
 a crash or a repeated delivery leaves the same state.
 """
 
+import fcntl
 import hashlib
 import random
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from federation import keys
+from federation import feed, keys
 from federation.canonical import CanonicalError, canonical, parse_strict
 from federation.gate import Gate
-from federation.merkle import leaf_hash, root
-from federation.models import FederatedRecord, Peer, PeerKey, PeerLeaf, PeerSync, SyncRefusal
+from federation.merkle import dump_frontier, extend, frontier_root, leaf_hash, load_frontier
+from federation.models import (
+    PEER_HUB,
+    PEER_LISTED,
+    PEER_NODE,
+    FederatedRecord,
+    Peer,
+    PeerKey,
+    PeerSync,
+    SyncRefusal,
+)
 from federation.projection import SCHEMAS
 from node.db import utcnow
+from node.models import AuditEntry
+from node.settings import Settings
 from practices.search.port import IndexDocument
 
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 PAGE_SIZE = 200
 ENVELOPE_KEYS = {"payload", "key", "sig"}
 PAYLOAD_KEYS = {"origin", "seq", "type", "id", "version", "op", "body", "time"}
+# A hub's entry carries the origin's envelope unchanged instead of a body.
+RELAY_KEYS = {"origin", "seq", "type", "id", "version", "op", "envelope", "time"}
+COMMIT_EVERY = 500  # entries applied per transaction, each committed with its cursor
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 HUB_GATE = Gate()  # the hub knows no people: addresses, numbers and identifiers only
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 JOB_TIMEOUT = timedelta(minutes=10)
-UNREADABLE = b"\0" * 32  # the leaf kept for an entry that could not be parsed
 
 
 class SyncError(Exception):
@@ -54,16 +73,23 @@ class Round:
 
 
 def fetch_json(client: httpx.Client, url: str, params: dict[str, Any] | None = None) -> Any:
-    """GET with a hard size limit, parsed strictly (no duplicate keys, floats or deep nesting)."""
+    """GET with a hard size limit, parsed strictly (no duplicate keys, floats or deep nesting),
+    within the job's deadline: a peer that trickles bytes cannot hold the job for ever."""
     with client.stream("GET", url, params=params) as response:
         if response.status_code != 200:
             raise SyncError(f"{url} answered {response.status_code}")
         data = bytearray()
         for chunk in response.iter_bytes():
+            if time.monotonic() > _job_deadline.get():
+                raise SyncError(f"the job ran past its limit of {JOB_TIMEOUT}")
             data += chunk
             if len(data) > MAX_PAGE_BYTES:
                 raise CanonicalError(f"larger than {MAX_PAGE_BYTES} bytes")
     return parse_strict(bytes(data), max_bytes=MAX_PAGE_BYTES)
+
+
+# When the running job must give up (time.monotonic()); set around each peer's job.
+_job_deadline: ContextVar[float] = ContextVar("job_deadline", default=float("inf"))
 
 
 def _time(text: Any) -> datetime | None:
@@ -78,7 +104,7 @@ def key_problem(
 ) -> str | None:
     key = peer_keys.get(key_id) if isinstance(key_id, str) else None
     if key is None:
-        return f"signed by a key this hub has not enrolled ({str(key_id)[:80]})"
+        return f"signed by a key not enrolled here ({str(key_id)[:80]})"
     if signed_at is None:
         return "no valid signing time"
     if key.revoked_at is not None and signed_at > key.revoked_at:
@@ -90,28 +116,98 @@ def key_problem(
     return None
 
 
-def entry_problem(
-    envelope: Any, *, origin: str, expected_seq: int, peer_keys: dict[str, PeerKey]
-) -> str | None:
-    """Why an entry cannot be accepted, or None. Checks cheapest first."""
+def _shape_problem(envelope: Any, fields: set[str], origin: str) -> str | None:
     if not isinstance(envelope, dict) or set(envelope) != ENVELOPE_KEYS:
         return "not an envelope {payload, key, sig}"
     payload = envelope["payload"]
-    if not isinstance(payload, dict) or set(payload) != PAYLOAD_KEYS:
+    if not isinstance(payload, dict) or set(payload) != fields:
         return "the payload does not have exactly the fields of a feed entry"
     if payload["origin"] != origin:
         return f"an entry of origin {str(payload['origin'])[:10]} in the feed of {origin}"
-    if not isinstance(payload["id"], str) or not payload["id"].startswith(f"{origin}:"):
-        return f"record id {str(payload['id'])[:80]} is outside the {origin} namespace"
-    if payload["seq"] != expected_seq:
-        return f"sequence {payload['seq']} where {expected_seq} was due"
+    return None
+
+
+def _signature_problem(
+    envelope: dict[str, Any], peer_keys: dict[str, PeerKey], signed: bytes | None = None
+) -> str | None:
+    """`signed`: the payload's canonical bytes, if the caller has them already."""
+    payload = envelope["payload"]
     problem = key_problem(peer_keys, envelope["key"], _time(payload["time"]))
     if problem:
         return problem
-    signed = canonical(payload)
+    if signed is None:
+        signed = canonical(payload, checked=True)
     if not keys.verify(peer_keys[envelope["key"]].public_key, signed, str(envelope["sig"])):
         return "the signature does not match the entry (altered in transit or forged)"
-    return body_problem(payload)
+    return None
+
+
+def _namespace_problem(payload: dict[str, Any], origin: str) -> str | None:
+    if not isinstance(payload["id"], str) or not payload["id"].startswith(f"{origin}:"):
+        return f"record id {str(payload['id'])[:80]} is outside the {origin} namespace"
+    return None
+
+
+def entry_problem(
+    envelope: Any,
+    *,
+    origin: str,
+    expected_seq: int,
+    peer_keys: dict[str, PeerKey],
+    signed: bytes | None = None,
+) -> str | None:
+    """Why a node's own entry cannot be accepted, or None. Checks cheapest first."""
+    problem = _shape_problem(envelope, PAYLOAD_KEYS, origin)
+    if problem:
+        return problem
+    payload = envelope["payload"]
+    problem = _namespace_problem(payload, origin)
+    if problem:
+        return problem
+    if payload["seq"] != expected_seq:
+        return f"sequence {payload['seq']} where {expected_seq} was due"
+    return _signature_problem(envelope, peer_keys, signed) or body_problem(payload)
+
+
+def relay_problem(
+    envelope: Any,
+    *,
+    origin: str,
+    expected_seq: int,
+    peer_keys: dict[str, PeerKey],
+    listed: dict[str, dict[str, PeerKey]],
+    signed: bytes | None = None,
+) -> str | None:
+    """Why a hub's relayed entry cannot be accepted, or None: the hub's signature over its
+    entry, then the origin's signature over the envelope it carries (under the keys of the
+    hub's signed directory), then the record itself."""
+    problem = _shape_problem(envelope, RELAY_KEYS, origin)
+    if problem:
+        return problem
+    payload = envelope["payload"]
+    if payload["seq"] != expected_seq:
+        return f"sequence {payload['seq']} where {expected_seq} was due"
+    problem = _signature_problem(envelope, peer_keys, signed)
+    if problem:
+        return problem
+    inner = payload["envelope"]
+    source = (
+        inner["payload"].get("origin")
+        if isinstance(inner, dict) and isinstance(inner.get("payload"), dict)
+        else None
+    )
+    if not isinstance(source, str) or source not in listed:
+        return f"relays a record of {str(source)[:10]}, a node the hub's directory does not list"
+    problem = _shape_problem(inner, PAYLOAD_KEYS, source) or _namespace_problem(
+        inner["payload"], source
+    )
+    problem = problem or _signature_problem(inner, listed[source])
+    if problem:
+        return f"the origin's envelope: {problem}"
+    for name in ("type", "id", "version", "op"):
+        if payload[name] != inner["payload"][name]:
+            return f"the relay's {name} differs from the origin's entry"
+    return body_problem(inner["payload"])
 
 
 def body_problem(payload: dict[str, Any]) -> str | None:
@@ -186,37 +282,75 @@ def index_document(record: FederatedRecord) -> IndexDocument:
     )
 
 
-def apply(session: Session, envelope: dict[str, Any], search: Any = None) -> str:
-    """Store an accepted entry; a version never goes backwards and a repeat changes nothing."""
+def apply(
+    session: Session,
+    envelope: dict[str, Any],
+    held: dict[str, FederatedRecord] | None = None,
+) -> tuple[str, FederatedRecord | None]:
+    """Store an accepted entry; a version never goes backwards and a repeat changes nothing.
+    `held` maps record ids to what is stored already (None: look each one up)."""
     payload = envelope["payload"]
-    body_hash = hashlib.sha256(canonical(payload["body"])).hexdigest()
-    record = session.get(FederatedRecord, payload["id"])
+    body_hash = hashlib.sha256(canonical(payload["body"], checked=True)).hexdigest()
+    record = (
+        held.get(payload["id"]) if held is not None else session.get(FederatedRecord, payload["id"])
+    )
     if record is not None:
         if payload["version"] < record.version:
-            return f"refused: a replay of version {payload['version']} (holding {record.version})"
+            return (
+                f"refused: a replay of version {payload['version']} (holding {record.version})",
+                None,
+            )
         if payload["version"] == record.version:
             if body_hash == record.body_hash and (payload["op"] == "withdraw") == record.withdrawn:
-                return "unchanged"
-            return f"refused: version {payload['version']} already held with other content"
+                return "unchanged", None
+            return f"refused: version {payload['version']} already held with other content", None
     else:
         record = FederatedRecord(record_id=payload["id"])
         session.add(record)
+        if held is not None:
+            held[record.record_id] = record
     record.origin = payload["origin"]
     record.record_type = payload["type"]
     record.version = payload["version"]
     record.withdrawn = payload["op"] == "withdraw"
     record.body = payload["body"]
     record.body_hash = body_hash
-    record.envelope = canonical(envelope).decode("utf-8")
+    record.envelope = canonical(envelope, checked=True).decode("utf-8")
     record.origin_seq = payload["seq"]
     record.received_at = utcnow()
     record.search_id = search_id(record.record_id)
-    if search is not None:
-        if record.withdrawn:
-            search.remove(session, [record.search_id])
-        else:
-            search.upsert(session, [index_document(record)])
-    return "applied"
+    return "applied", record
+
+
+def reindex(session: Session, search: Any, records: list[FederatedRecord]) -> None:
+    """Bring the search index in line with these records, in one call each way."""
+    if search is None or not records:
+        return
+    latest = {r.record_id: r for r in records}.values()
+    gone = [r.search_id for r in latest if r.withdrawn and r.search_id is not None]
+    if gone:
+        search.remove(session, gone)
+    live = [index_document(r) for r in latest if not r.withdrawn]
+    if live:
+        search.upsert(session, live)
+
+
+@dataclass(frozen=True)
+class Relay:
+    """How a hub republishes what it accepts: signed again under its own key and origin."""
+
+    key: keys.SigningKey
+    origin: str
+
+
+def relay_for(session: Session, settings: Settings) -> Relay | None:
+    """The hub's relay, or None when this is not a hub or it has no signing key yet."""
+    if settings.role != "hub" or not settings.country:
+        return None
+    try:
+        return Relay(feed.active_key(session, settings), settings.country)
+    except (feed.FederationNotConfigured, OSError):
+        return None
 
 
 def _refuse(session: Session, peer: Peer, seq: int | None, rid: Any, reason: str) -> None:
@@ -230,21 +364,165 @@ def _refuse(session: Session, peer: Peer, seq: int | None, rid: Any, reason: str
     )
 
 
+def _verify_signed(
+    document: Any, name: str, peer: Peer, peer_keys: dict[str, PeerKey]
+) -> dict[str, Any]:
+    """A `{<name>, key, sig}` document signed by one of the peer's keys: its body."""
+    if not isinstance(document, dict) or set(document) != {name, "key", "sig"}:
+        raise SyncError(f"the {name} is not {{{name}, key, sig}}")
+    body = document[name]
+    if not isinstance(body, dict) or body.get("origin") != peer.origin:
+        raise SyncError(f"the {name} is not this peer's")
+    problem = key_problem(peer_keys, document["key"], _time(body.get("time")))
+    if problem or not keys.verify(
+        peer_keys[document["key"]].public_key, canonical(body), str(document["sig"])
+    ):
+        raise SyncError(f"the {name}'s signature is not valid ({problem or 'mismatch'})")
+    return body
+
+
 def _checkpoint(client: httpx.Client, peer: Peer, peer_keys: dict[str, PeerKey]) -> dict[str, Any]:
     signed = fetch_json(client, f"{peer.base_url}/federation/v1/checkpoint")
-    if not isinstance(signed, dict) or set(signed) != {"checkpoint", "key", "sig"}:
-        raise SyncError("the checkpoint is not {checkpoint, key, sig}")
-    body = signed["checkpoint"]
-    if not isinstance(body, dict) or set(body) != {"origin", "size", "root", "time"}:
+    body = _verify_signed(signed, "checkpoint", peer, peer_keys)
+    if set(body) != {"origin", "size", "root", "time"} or not isinstance(body["size"], int):
         raise SyncError("the checkpoint does not have exactly origin, size, root, time")
-    if body["origin"] != peer.origin or not isinstance(body["size"], int):
-        raise SyncError("the checkpoint is not this peer's")
-    problem = key_problem(peer_keys, signed["key"], _time(body["time"]))
-    if problem or not keys.verify(
-        peer_keys[signed["key"]].public_key, canonical(body), str(signed["sig"])
-    ):
-        raise SyncError(f"the checkpoint's signature is not valid ({problem or 'mismatch'})")
     return body
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return moment.strftime(TIME_FORMAT) if moment else None
+
+
+def directory(session: Session, hub: Relay) -> dict[str, Any]:
+    """The hub's signed list of the nodes it enrols and their keys, so a mirror can check the
+    origin's signature inside every relayed entry."""
+    nodes = []
+    for peer in session.scalars(
+        select(Peer).where(Peer.kind == PEER_NODE, Peer.active).order_by(Peer.origin)
+    ):
+        peer_keys = session.scalars(
+            select(PeerKey).where(PeerKey.peer_id == peer.id).order_by(PeerKey.key_id)
+        )
+        nodes.append(
+            {
+                "origin": peer.origin,
+                "keys": [
+                    {
+                        "key_id": k.key_id,
+                        "public_key": k.public_key,
+                        "valid_from": _stamp(k.valid_from),
+                        "valid_until": _stamp(k.valid_until),
+                        "revoked_at": _stamp(k.revoked_at),
+                    }
+                    for k in peer_keys
+                ],
+            }
+        )
+    body = {"origin": hub.origin, "nodes": nodes, "time": _stamp(utcnow())}
+    return {"directory": body, "key": hub.key.key_id, "sig": hub.key.sign(canonical(body))}
+
+
+def _listed_keys(
+    session: Session, client: httpx.Client, hub: Peer, hub_keys: dict[str, PeerKey]
+) -> dict[str, dict[str, PeerKey]]:
+    """Fetch and verify the mirrored hub's directory; keep its nodes' keys as listed peers."""
+    body = _verify_signed(
+        fetch_json(client, f"{hub.base_url}/federation/v1/directory"), "directory", hub, hub_keys
+    )
+    if not isinstance(body.get("nodes"), list):
+        raise SyncError("the directory lists no nodes")
+    listed: dict[str, dict[str, PeerKey]] = {}
+    for node in body["nodes"]:
+        origin = node.get("origin") if isinstance(node, dict) else None
+        if not isinstance(origin, str) or len(origin) != 2 or origin == hub.origin:
+            raise SyncError(f"the directory lists an invalid origin {str(origin)[:10]}")
+        peer = session.scalar(select(Peer).where(Peer.origin == origin))
+        if peer is None:
+            peer = Peer(origin=origin, kind=PEER_LISTED, base_url=hub.base_url)
+            session.add(peer)
+            session.flush()
+        if peer.kind != PEER_LISTED:
+            continue  # a node this program pulls itself keeps the keys enrolled here
+        listed[origin] = {}
+        entries = node.get("keys")
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise SyncError(f"the directory's keys of {origin} are not a list of keys")
+        for entry in entries:
+            public = str(entry.get("public_key", ""))
+            try:
+                key_id = keys.key_id_of(keys.unb64(public))
+            except ValueError:
+                key_id = ""
+            if key_id != entry.get("key_id"):
+                raise SyncError(
+                    f"the directory's key {str(entry.get('key_id'))[:80]} is not its own"
+                )
+            key = session.get(PeerKey, key_id)
+            if key is None:
+                key = PeerKey(key_id=key_id, peer_id=peer.id, public_key=public)
+                session.add(key)
+            elif key.peer_id != peer.id:
+                raise SyncError(f"the directory gives key {key_id} to {origin} and another node")
+            key.valid_from = _time(entry.get("valid_from")) or utcnow()
+            key.valid_until = _time(entry.get("valid_until"))
+            key.revoked_at = _time(entry.get("revoked_at"))
+            listed[origin][key_id] = key
+    session.flush()
+    return listed
+
+
+def accept_rotations(
+    session: Session, client: httpx.Client, peer: Peer, peer_keys: dict[str, PeerKey]
+) -> list[str]:
+    """Trust a node's new key when its rotation announcement is signed by a key already
+    trusted and by the new key itself; the old key then signs nothing after the rotation."""
+    document = fetch_json(client, f"{peer.base_url}/federation/v1/keys")
+    rows = document.get("keys") if isinstance(document, dict) else None
+    accepted: list[str] = []
+    for row in rows if isinstance(rows, list) else []:
+        announcement = row.get("announcement") if isinstance(row, dict) else None
+        if not isinstance(announcement, dict) or row.get("key_id") in peer_keys:
+            continue
+        statement = announcement.get("statement")
+        signatures = announcement.get("signatures")
+        if not isinstance(statement, dict) or not isinstance(signatures, list):
+            continue
+        previous = peer_keys.get(str(statement.get("previous")))
+        new_id, public = statement.get("key"), str(statement.get("public_key", ""))
+        when = _time(statement.get("time"))
+        try:
+            derived = keys.key_id_of(keys.unb64(public))
+        except ValueError:
+            continue
+        signed_by = {s.get("key"): str(s.get("sig")) for s in signatures if isinstance(s, dict)}
+        payload = canonical(statement)
+        if (
+            statement.get("type") != "key-rotation"
+            or statement.get("origin") != peer.origin
+            or previous is None
+            or derived != new_id
+            or key_problem(peer_keys, previous.key_id, when) is not None
+            or not keys.verify(previous.public_key, payload, signed_by.get(previous.key_id, ""))
+            or not keys.verify(public, payload, signed_by.get(new_id, ""))
+            or session.get(PeerKey, derived) is not None
+        ):
+            continue
+        assert when is not None
+        key = PeerKey(key_id=derived, peer_id=peer.id, public_key=public, valid_from=when)
+        session.add(key)
+        previous.valid_until = min(previous.valid_until or when, when)
+        peer_keys[derived] = key
+        session.add(
+            AuditEntry(
+                actor="sync",
+                action="key_rotation_accepted",
+                entity_type="peer_key",
+                entity_id=derived,
+                detail={"origin": peer.origin, "previous": previous.key_id},
+            )
+        )
+        accepted.append(derived)
+    return accepted
 
 
 def _pages(client: httpx.Client, peer: Peer, after: int, upto: int) -> list[Any]:
@@ -274,13 +552,43 @@ def _pages(client: httpx.Client, peer: Peer, after: int, upto: int) -> list[Any]
     return out
 
 
-def sync_peer(session: Session, peer: Peer, client: httpx.Client, search: Any = None) -> Round:
-    """One round with one peer, in the caller's transaction."""
-    state = session.get(PeerSync, peer.id) or PeerSync(peer_id=peer.id, cursor=0, checkpoint_size=0)
+def _signed(item: Any) -> bytes | None:
+    """The canonical bytes of an entry's payload: its Merkle leaf and what its key signed."""
+    payload = item.get("payload") if isinstance(item, dict) else None
+    return canonical(payload, checked=True) if payload is not None else None
+
+
+def _record_id(item: Any) -> str | None:
+    payload = item.get("payload") if isinstance(item, dict) else None
+    rid = payload.get("id") if isinstance(payload, dict) else None
+    return rid if isinstance(rid, str) else None
+
+
+def sync_peer(
+    session: Session,
+    peer: Peer,
+    client: httpx.Client,
+    search: Any = None,
+    relay: Relay | None = None,
+) -> Round:
+    """One round with one peer (a node's own feed, or a hub's aggregate for a mirror).
+
+    Nothing is applied until everything up to the signed checkpoint has arrived and matches its
+    Merkle root; then entries are applied in batches, each committed with the cursor and the
+    frontier, so a crash resumes where it stopped and a repeat changes nothing. A hub relays
+    what it applies in its own feed, in the same transaction."""
+    state = session.get(PeerSync, peer.id) or PeerSync(
+        peer_id=peer.id, cursor=0, checkpoint_size=0, frontier=[]
+    )
     session.add(state)
     peer_keys = {
         k.key_id: k for k in session.scalars(select(PeerKey).where(PeerKey.peer_id == peer.id))
     }
+    listed: dict[str, dict[str, PeerKey]] = {}
+    if peer.kind == PEER_HUB:
+        listed = _listed_keys(session, client, peer, peer_keys)
+    else:
+        accept_rotations(session, client, peer, peer_keys)
     checkpoint = _checkpoint(client, peer, peer_keys)
     if checkpoint["size"] < state.checkpoint_size:
         raise SyncError(
@@ -288,54 +596,81 @@ def sync_peer(session: Session, peer: Peer, client: httpx.Client, search: Any = 
             " entries: history was rewritten"
         )
     received = _pages(client, peer, state.cursor, checkpoint["size"])
-    leaves = [
-        bytes.fromhex(h)
-        for h in session.scalars(
-            select(PeerLeaf.leaf).where(PeerLeaf.peer_id == peer.id).order_by(PeerLeaf.seq)
-        )
-    ]
-    new_leaves: list[tuple[int, bytes | None]] = []
-    for offset, item in enumerate(received):
-        seq = state.cursor + offset + 1
-        if isinstance(item, tuple):
-            new_leaves.append((seq, None))
-        else:
-            payload = item.get("payload") if isinstance(item, dict) else None
-            new_leaves.append((seq, leaf_hash(canonical(payload)) if payload is not None else None))
-    # An entry the hub could not read leaves the log's root beyond its reach from then on.
-    readable = all(leaf is not None for _, leaf in new_leaves) and UNREADABLE not in leaves
-    if readable and len(leaves) + len(new_leaves) == checkpoint["size"]:
-        if root(leaves + [leaf for _, leaf in new_leaves]).hex() != checkpoint["root"]:  # type: ignore[misc]
+    signed = [None if isinstance(item, tuple) else _signed(item) for item in received]
+    leaves = [leaf_hash(data) if data is not None else None for data in signed]
+    frontier = load_frontier(state.frontier) if state.frontier is not None else None
+    complete = state.cursor + len(received) == checkpoint["size"]
+    if frontier is not None and None not in leaves and complete:
+        if frontier_root(extend(frontier, leaves)).hex() != checkpoint["root"]:  # type: ignore[arg-type]
             raise SyncError(
                 "the checkpoint's Merkle root does not match the entries received:"
                 " history was rewritten"
             )
     result = Round()
-    for offset, item in enumerate(received):
-        seq = state.cursor + offset + 1
-        leaf = new_leaves[offset][1]
-        session.add(PeerLeaf(peer_id=peer.id, seq=seq, leaf=(leaf or UNREADABLE).hex()))
-        if isinstance(item, tuple):
-            _refuse(session, peer, seq, None, f"unreadable entry: {item[2]}")
-            result.refused += 1
-            continue
-        problem = entry_problem(item, origin=peer.origin, expected_seq=seq, peer_keys=peer_keys)
-        outcome = apply(session, item, search) if problem is None else f"refused: {problem}"
-        if outcome.startswith("refused"):
-            rid = (
-                item["payload"].get("id")
-                if isinstance(item, dict) and isinstance(item.get("payload"), dict)
-                else None
+    for start in range(0, len(received), COMMIT_EVERY):
+        batch = received[start : start + COMMIT_EVERY]
+        ids = [rid for rid in map(_record_id, batch) if rid]
+        held = {
+            r.record_id: r
+            for r in session.scalars(
+                select(FederatedRecord).where(FederatedRecord.record_id.in_(ids))
             )
-            _refuse(session, peer, seq, rid, outcome.removeprefix("refused: "))
-            result.refused += 1
-        elif outcome == "applied":
-            result.applied += 1
+        }
+        changed: list[FederatedRecord] = []
+        relayed: list[dict[str, Any]] = []
+        for offset, item in enumerate(batch):
+            seq = state.cursor + offset + 1
+            if isinstance(item, tuple):
+                _refuse(session, peer, seq, None, f"unreadable entry: {item[2]}")
+                result.refused += 1
+                continue
+            if peer.kind == PEER_HUB:
+                problem = relay_problem(
+                    item,
+                    origin=peer.origin,
+                    expected_seq=seq,
+                    peer_keys=peer_keys,
+                    listed=listed,
+                    signed=signed[start + offset],
+                )
+                accepted = item["payload"]["envelope"] if problem is None else None
+            else:
+                problem = entry_problem(
+                    item,
+                    origin=peer.origin,
+                    expected_seq=seq,
+                    peer_keys=peer_keys,
+                    signed=signed[start + offset],
+                )
+                accepted = item if problem is None else None
+            outcome, record = (
+                apply(session, accepted, held) if accepted else (f"refused: {problem}", None)
+            )
+            if record is not None:
+                result.applied += 1
+                changed.append(record)
+                if relay is not None:
+                    relayed.append(accepted)  # type: ignore[arg-type]
+            elif outcome == "unchanged":
+                result.unchanged += 1
+            else:
+                _refuse(session, peer, seq, _record_id(item), outcome.removeprefix("refused: "))
+                result.refused += 1
+        if relay is not None:
+            feed.relay_many(session, relay.key, origin=relay.origin, envelopes=relayed)
+        reindex(session, search, changed)
+        batch_leaves = leaves[start : start + len(batch)]
+        if frontier is not None and None not in batch_leaves:
+            frontier = extend(frontier, batch_leaves)  # type: ignore[arg-type]
         else:
-            result.unchanged += 1
-    state.cursor += len(received)
-    if readable:
-        state.checkpoint_size, state.checkpoint_root = checkpoint["size"], checkpoint["root"]
+            frontier = None  # an unreadable entry puts the root beyond reach from now on
+        state.cursor += len(batch)
+        state.frontier = None if frontier is None else dump_frontier(frontier)
+        session.commit()
+    if complete:
+        state.checkpoint_size = checkpoint["size"]
+        if frontier is not None:
+            state.checkpoint_root = checkpoint["root"]
     session.flush()
     return result
 
@@ -347,20 +682,59 @@ def backoff(failures: int, rng: Callable[[], float] = random.random) -> timedelt
 
 
 def due_peers(session: Session) -> list[Peer]:
+    """Peers whose next attempt is due (a peer being synced right now is skipped by its lease,
+    not by a flag a dead process could leave behind)."""
     now = utcnow()
-    stale = now - JOB_TIMEOUT
     rows = session.execute(
-        select(Peer, PeerSync).outerjoin(PeerSync, PeerSync.peer_id == Peer.id).where(Peer.active)
+        select(Peer, PeerSync)
+        .outerjoin(PeerSync, PeerSync.peer_id == Peer.id)
+        .where(Peer.active, Peer.kind != PEER_LISTED)
     )
     return [
         peer
         for peer, state in rows
-        if state is None
-        or (
-            (state.next_attempt_at is None or state.next_attempt_at <= now)
-            and (state.running_since is None or state.running_since < stale)
-        )
+        if state is None or state.next_attempt_at is None or state.next_attempt_at <= now
     ]
+
+
+LEASE_LOCK = 7220002
+
+
+@contextmanager
+def peer_lease(engine: Engine, peer_id: int) -> Iterator[bool]:
+    """The right to sync one peer, held while this process does it. The lock belongs to a
+    database connection (PostgreSQL) or an open file (SQLite), so a process that dies, even by
+    kill -9, frees it at once: no job stays "running" after its process is gone, and two
+    processes never pull the same peer at the same time."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            got = bool(
+                conn.execute(
+                    text("SELECT pg_try_advisory_lock(:k, :p)"), {"k": LEASE_LOCK, "p": peer_id}
+                ).scalar()
+            )
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock(:k, :p)"), {"k": LEASE_LOCK, "p": peer_id}
+                    )
+                    conn.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield True
+        return
+    path = Path(database)
+    with path.with_name(f"{path.name}.sync-{peer_id}.lock").open("a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # closing the file (or the process ending) releases the lock
 
 
 def record_failure(session: Session, peer: Peer, error: str) -> None:
@@ -389,22 +763,28 @@ def run_round(
     interval: timedelta,
     timeout: float = 30.0,
     search: Any = None,
+    settings: Settings | None = None,
 ) -> dict[str, Round | str]:
     """Sync every due peer, each in its own transactions: a failure is recorded on that peer
     (with backoff) and the others go on. Returns what happened per origin."""
     outcome: dict[str, Round | str] = {}
     with sessions() as session:
+        engine = session.get_bind()
         due = [(p.id, p.origin) for p in due_peers(session)]
-        for peer_id, _ in due:
-            state = session.get(PeerSync, peer_id) or PeerSync(
-                peer_id=peer_id, cursor=0, checkpoint_size=0
-            )
-            state.running_since = utcnow()
-            session.add(state)
-        session.commit()
+    assert isinstance(engine, Engine)
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client:
         for peer_id, origin in due:
-            outcome[origin] = _one(sessions, peer_id, client, interval, search)
+            with peer_lease(engine, peer_id) as mine:
+                if not mine:
+                    continue  # another process is syncing this peer right now
+                with sessions() as session:
+                    state = session.get(PeerSync, peer_id) or PeerSync(
+                        peer_id=peer_id, cursor=0, checkpoint_size=0, frontier=[]
+                    )
+                    state.running_since = utcnow()
+                    session.add(state)
+                    session.commit()
+                outcome[origin] = _one(sessions, peer_id, client, interval, search, settings)
     return outcome
 
 
@@ -414,18 +794,23 @@ def _one(
     client: httpx.Client,
     interval: timedelta,
     search: Any,
+    settings: Settings | None,
 ) -> Round | str:
     with sessions() as session:
         peer = session.get(Peer, peer_id)
         assert peer is not None
+        token = _job_deadline.set(time.monotonic() + JOB_TIMEOUT.total_seconds())
         try:
-            result = sync_peer(session, peer, client, search)
+            relay = relay_for(session, settings) if settings else None
+            result = sync_peer(session, peer, client, search, relay)
             record_success(session, peer, interval)
             session.commit()
             return result
         except (SyncError, CanonicalError, httpx.HTTPError, ValueError) as exc:
             session.rollback()
             error = f"{type(exc).__name__}: {exc}"
+        finally:
+            _job_deadline.reset(token)
     with sessions() as session:
         peer = session.get(Peer, peer_id)
         assert peer is not None

@@ -2,7 +2,7 @@
 the personal-data gate holds back."""
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
@@ -43,6 +43,17 @@ class FeedEntry(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class FeedState(Base):
+    """The feed's size and Merkle frontier, kept with every append so a checkpoint costs
+    O(log n) instead of reading the whole log."""
+
+    __tablename__ = "feed_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=1)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    frontier: Mapped[list[Any]] = mapped_column(default=list)
+
+
 class GateHold(Base):
     """A record the personal-data gate kept from the feed, with what it found and where."""
 
@@ -66,16 +77,26 @@ class GateHold(Base):
 # --- the hub's side -----------------------------------------------------------------------
 
 
+PEER_NODE = "node"  # a node the hub enrolled and pulls: it signs its own records
+PEER_HUB = "hub"  # a hub this node mirrors: it relays the records of every enrolled node
+PEER_LISTED = "listed"  # a node known through a mirrored hub's directory: keys only, not pulled
+
+
 class Peer(Base):
-    """A node the hub has enrolled: its country (the origin it may speak for) and its URL."""
+    """A feed this program trusts: a node the hub has enrolled (its country is the origin it may
+    speak for), a hub a node mirrors, or a node listed in that hub's signed directory."""
 
     __tablename__ = "peer"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     origin: Mapped[str] = mapped_column(String(2), unique=True)
+    kind: Mapped[str] = mapped_column(String(10), default=PEER_NODE, server_default=PEER_NODE)
     base_url: Mapped[str] = mapped_column(String(300))
     enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
     active: Mapped[bool] = mapped_column(default=True)
+
+
+SINCE_EVER = datetime(2000, 1, 1, tzinfo=UTC)  # the start of an enrolled key's validity
 
 
 class PeerKey(Base):
@@ -103,25 +124,15 @@ class PeerSync(Base):
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     checkpoint_size: Mapped[int] = mapped_column(BigInteger, default=0)
     checkpoint_root: Mapped[str | None] = mapped_column(String(64))
+    # The Merkle frontier of every entry received (refused ones included), to check the next
+    # checkpoint against; None once an unreadable entry put the root beyond reach.
+    frontier: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), default=list)
     last_attempt_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     failures: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     running_since: Mapped[datetime | None]
-
-
-class PeerLeaf(Base):
-    """The Merkle leaf hash of every entry received from a peer, refused ones included, so the
-    hub can recompute the root a checkpoint signs and notice rewritten history."""
-
-    __tablename__ = "peer_leaf"
-
-    peer_id: Mapped[int] = mapped_column(
-        ForeignKey("peer.id", ondelete="CASCADE"), primary_key=True
-    )
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    leaf: Mapped[str] = mapped_column(String(64))
 
 
 class FederatedRecord(Base):

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from federation.api import feed_router, hub_router
+from federation.api import feed_router, hub_router, pool_router
 from federation.api import router as federation_router
 from node import errors, jobs, logging
 from node.api import health
@@ -42,8 +42,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         tasks = [asyncio.create_task(_warm_search(app))]
         if not settings.broker_url:
             tasks.append(asyncio.create_task(_sweep_outbox(app, settings.outbox_sweep_interval)))
-            if settings.role == "hub":
-                tasks.append(asyncio.create_task(_pull_nodes(settings)))
+            # A hub pulls the nodes it enrols; a node pulls the hub it mirrors, if any.
+            tasks.append(asyncio.create_task(_pull_peers(settings)))
         yield
         for task in tasks:
             task.cancel()
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(practices_router, dependencies=signed)
     app.include_router(federation_router, dependencies=signed)
     app.include_router(hub_router, dependencies=signed)
+    app.include_router(pool_router, dependencies=signed)
     app.include_router(feed_router)
     app.get("/", include_in_schema=False, response_class=HTMLResponse)(_landing)
     return app
@@ -85,8 +86,8 @@ async def _warm_search(app: FastAPI) -> None:
         structlog.get_logger().exception("search_warm_up_failed")
 
 
-async def _pull_nodes(settings: Settings) -> None:
-    """Embedded hub: pull every due node in a worker thread, round after round."""
+async def _pull_peers(settings: Settings) -> None:
+    """Embedded default: pull every due peer in a worker thread, round after round."""
     from sqlalchemy.orm import Session
 
     from federation.hub import run_round
@@ -103,12 +104,13 @@ async def _pull_nodes(settings: Settings) -> None:
                         lambda: Session(engine),
                         interval=settings.hub_sync_interval,
                         search=make_backend(settings),
+                        settings=settings,
                     )
                 )
                 for origin, result in results.items():
-                    log.info("hub_pulled", origin=origin, result=str(result))
+                    log.info("peer_pulled", origin=origin, result=str(result))
             except Exception:
-                log.exception("hub_round_failed")
+                log.exception("sync_round_failed")
             await asyncio.sleep(min(10.0, settings.hub_sync_interval.total_seconds()))
     finally:
         engine.dispose()

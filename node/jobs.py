@@ -135,15 +135,16 @@ def configure(settings: Settings) -> Celery:
             "schedule": settings.outbox_sweep_interval.total_seconds(),
         }
     }
-    if settings.role == "hub":
-        schedule["hub-pull"] = {"task": "integra.hub.pull", "schedule": 10.0}
+    # A hub pulls its nodes; a node pulls the hub it mirrors (nothing is due without one).
+    schedule["hub-pull"] = {"task": "integra.hub.pull", "schedule": 10.0}
     celery.conf.update(broker_url=settings.broker_url, beat_schedule=schedule)
     return celery
 
 
 @celery.task(name="integra.hub.pull", soft_time_limit=540, time_limit=600)  # type: ignore[untyped-decorator]
 def pull_nodes() -> dict[str, str]:
-    """Hub: pull every due node (each node's own backoff decides which are due)."""
+    """Pull every due peer: a hub its nodes, a node the hub it mirrors (each peer's own
+    backoff decides which are due)."""
     from federation.hub import run_round
     from practices.search import make_backend
 
@@ -154,6 +155,7 @@ def pull_nodes() -> dict[str, str]:
             lambda: Session(engine),
             interval=settings.hub_sync_interval,
             search=make_backend(settings),
+            settings=settings,
         )
     finally:
         engine.dispose()

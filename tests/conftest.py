@@ -175,11 +175,18 @@ def free_port() -> int:
 
 
 def run_cli(
-    *args: str, database_url: str, data_dir: Path, stdin: str | None = None
+    *args: str,
+    database_url: str,
+    data_dir: Path,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `integra` in its own process, as an operator would."""
+    """Run `integra` in its own process, as an operator would (with only the `INTEGRA_`
+    settings given in `env`, none of the caller's)."""
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
     env |= {"DATABASE_URL": database_url, "INTEGRA_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    env |= extra
     return subprocess.run(
         [sys.executable, "-m", "node", *args],
         env=env,

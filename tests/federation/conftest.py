@@ -1,4 +1,6 @@
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -7,6 +9,7 @@ from federation import feed, keys
 from federation.models import NodeKey
 from node.settings import Settings
 from tests.conftest import Database
+from tests.federation import forgery
 
 
 @pytest.fixture
@@ -25,3 +28,9 @@ async def signing_key(
         session.add(NodeKey(key_id=key.key_id, public_key=key.public_b64))
         await session.commit()
     return key
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    """Start forged peers (`forgery.Peer`) as real HTTP processes; stopped after the test."""
+    yield from forgery.serving(tmp_path)

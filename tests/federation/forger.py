@@ -2,7 +2,9 @@
 
     python forger.py DIRECTORY PORT
 
-Serves DIRECTORY/checkpoint.json at /federation/v1/checkpoint and, at /federation/v1/feed,
+Serves DIRECTORY/checkpoint.json at /federation/v1/checkpoint (and any other NAME.json at
+/federation/v1/NAME; /federation/v1/keys lists no rotation unless keys.json says otherwise)
+and, at /federation/v1/feed,
 the raw bytes of DIRECTORY/entries/<seq>.json for the requested `after`/`limit`, joined into a
 page without re-encoding, so malformed entries reach the hub exactly as written.
 """
@@ -18,8 +20,12 @@ ROOT = Path(sys.argv[1])
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlparse(self.path)
-        if url.path == "/federation/v1/checkpoint":
-            self._send((ROOT / "checkpoint.json").read_bytes())
+        name = url.path.removeprefix("/federation/v1/")
+        if name != "feed" and name.isalpha() and (ROOT / f"{name}.json").exists():
+            self._send((ROOT / f"{name}.json").read_bytes())
+        elif name == "keys":
+            origin = (ROOT / "origin").read_text().strip()
+            self._send(b'{"origin":"' + origin.encode() + b'","keys":[]}')
         elif url.path == "/federation/v1/feed":
             query = parse_qs(url.query)
             after = int(query.get("after", ["0"])[0])

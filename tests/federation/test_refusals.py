@@ -1,127 +1,14 @@
 """What the hub refuses, each entry on its own, while it applies the rest of the feed."""
 
 import json
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-from sqlalchemy import create_engine, text
-
 from federation import keys
 from federation.canonical import canonical
-from federation.merkle import leaf_hash, root
-from node.settings import sync_url
-from tests.conftest import Database, free_port, run_cli
-
-NOW = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-BODY = {
-    "kind": "practice",
-    "title": "Mentoring",
-    "language": "en",
-    "summary": "Mentors help.",
-    "evaluation": {"type": "none"},
-    "review_label": "self_reported",
-    "licence": "CC0-1.0",
-}
-
-
-class Peer:
-    """A directory of entry files served by `forger.py`, and the keys to sign them."""
-
-    def __init__(self, directory: Path, origin: str) -> None:
-        self.dir, self.origin = directory, origin
-        (directory / "entries").mkdir(parents=True)
-        (directory / "origin").write_text(origin)
-        self.key = keys.generate()
-        self.raw: list[bytes] = []
-
-    def payload(self, rid: str, version: int, body: Any = BODY, **changes: Any) -> dict[str, Any]:
-        return {
-            "origin": self.origin,
-            "seq": len(self.raw) + 1,
-            "type": "practice",
-            "id": f"{self.origin}:{rid}",
-            "version": version,
-            "op": "upsert",
-            "body": body,
-            "time": NOW,
-        } | changes
-
-    def add(self, payload: dict[str, Any], key: keys.SigningKey | None = None) -> None:
-        key = key or self.key
-        envelope = {"payload": payload, "key": key.key_id, "sig": key.sign(canonical(payload))}
-        self.add_raw(json.dumps(envelope).encode())
-
-    def add_raw(self, data: bytes) -> None:
-        self.raw.append(data)
-        (self.dir / "entries" / f"{len(self.raw)}.json").write_bytes(data)
-
-    def checkpoint(self) -> None:
-        leaves = []
-        for data in self.raw:
-            try:
-                leaves.append(leaf_hash(canonical(json.loads(data)["payload"])))
-            except Exception:
-                leaves.append(b"\0" * 32)
-        body = {
-            "origin": self.origin,
-            "size": len(self.raw),
-            "root": root(leaves).hex(),
-            "time": NOW,
-        }
-        signed = {"checkpoint": body, "key": self.key.key_id, "sig": self.key.sign(canonical(body))}
-        (self.dir / "checkpoint.json").write_text(json.dumps(signed))
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Any]:
-    processes = []
-
-    def start(peer: Peer) -> str:
-        port = free_port()
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, str(Path(__file__).parent / "forger.py"), str(peer.dir), str(port)]
-            )
-        )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/nothing", timeout=0.5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        return url
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def hub_cli(db: str, data: Path, *args: str) -> Any:
-    return run_cli(*args, database_url=db, data_dir=data)
-
-
-def rows(db: str, sql: str) -> list[Any]:
-    engine = create_engine(sync_url(db))
-    with engine.connect() as conn:
-        found = list(conn.execute(text(sql)))
-    engine.dispose()
-    return found
-
-
-def due_now(db: str) -> None:
-    engine = create_engine(sync_url(db))
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE peer_sync SET next_attempt_at = NULL"))
-    engine.dispose()
+from tests.conftest import Database
+from tests.federation.forgery import BODY, Peer, due_now, hub_cli, rows
 
 
 def test_bad_entries_are_refused_with_reasons_and_the_rest_applied(
@@ -220,3 +107,129 @@ def test_a_rewritten_history_is_refused_and_nothing_of_it_applied(
     }
     [(cursor, error)] = rows(db, "SELECT cursor, last_error FROM peer_sync")
     assert cursor == 2 and "history was rewritten" in error
+
+
+def listed(key: keys.SigningKey, revoked_at: str | None = None) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "public_key": key.public_b64,
+        "valid_from": "2020-01-01T00:00:00Z",
+        "valid_until": None,
+        "revoked_at": revoked_at,
+    }
+
+
+def test_a_mirror_checks_both_signatures_of_every_relayed_record(
+    database: Database, tmp_path: Path, serve: Any
+) -> None:
+    """A node mirroring a hub checks the hub's signature and, inside it, the origin's under the
+    keys of the hub's signed directory; bad relays are refused and the rest applied."""
+    hub = Peer(tmp_path / "eu", "EU")
+    pt, fr = Peer(tmp_path / "pt", "PT"), Peer(tmp_path / "fr", "FR")
+    old_pt = keys.generate()
+    hub.directory({"PT": [listed(pt.key), listed(old_pt, revoked_at="2021-01-01T00:00:00Z")]})
+
+    good = pt.envelope(pt.payload("a", 1))
+    hub.add(hub.relay(good))  # 1 accepted
+    altered = json.loads(json.dumps(pt.envelope(pt.payload("b", 1))))
+    altered["payload"]["body"]["title"] = "Mentorinh"
+    hub.add(hub.relay(altered))  # 2 the origin's signature no longer matches
+    hub.add(hub.relay(fr.envelope(fr.payload("c", 1))))  # 3 an origin the directory lacks
+    hub.add(hub.relay(pt.envelope(pt.payload("d", 1)), version=2))  # 4 relay and entry differ
+    hub.add(hub.relay(pt.envelope(pt.payload("e", 1), key=old_pt)))  # 5 revoked origin key
+    hub.add(hub.relay(pt.envelope(pt.payload("f", 1))), key=keys.generate())  # 6 not the hub
+    hub.add(hub.relay(pt.envelope(pt.payload("a", 2, BODY | {"title": "Mentoring, v2"}))))  # 7
+    hub.add(hub.relay(pt.envelope(pt.payload("g", 1, None, op="withdraw"))))  # 8 tombstone
+    hub.checkpoint()
+    url = serve(hub)
+
+    db, data = database.fresh_copy(), tmp_path / "fr-node"
+    added = hub_cli(db, data, "mirror", "add", "--url", url, "--key", hub.key.public_b64)
+    assert added.returncode == 0, added.stderr
+    result = hub_cli(db, data, "mirror", "sync")
+    assert "EU: 3 applied, 0 unchanged, 5 refused" in result.stdout, result.stdout + result.stderr
+    held = {
+        r: (v, w)
+        for r, v, w in rows(db, "SELECT record_id, version, withdrawn FROM federated_record")
+    }
+    assert held == {"PT:a": (2, False), "PT:g": (1, True)}
+    reasons = dict(rows(db, "SELECT seq, reason FROM sync_refusal WHERE seq IS NOT NULL"))
+    assert "origin's envelope" in reasons[2] and "signature does not match" in reasons[2]
+    assert "does not list" in reasons[3]
+    assert "version differs" in reasons[4]
+    assert "after its revocation" in reasons[5]
+    assert "not enrolled" in reasons[6]
+    # The mirror is no hub: it relays nothing, and only a hub's peers are pulled.
+    assert rows(db, "SELECT count(*) FROM feed_entry") == [(0,)]
+    assert rows(db, "SELECT origin, kind FROM peer ORDER BY origin") == [
+        ("EU", "hub"),
+        ("PT", "listed"),
+    ]
+
+
+def rotation(origin: str, old: keys.SigningKey, new: keys.SigningKey, at: str) -> dict[str, Any]:
+    """A key-rotation announcement as `integra keys rotate` writes it."""
+    statement = {
+        "type": "key-rotation",
+        "origin": origin,
+        "previous": old.key_id,
+        "key": new.key_id,
+        "public_key": new.public_b64,
+        "time": at,
+    }
+    return {
+        "statement": statement,
+        "signatures": [{"key": k.key_id, "sig": k.sign(canonical(statement))} for k in (old, new)],
+    }
+
+
+def test_the_hub_trusts_a_rotated_key_announced_under_the_old_one(
+    database: Database, tmp_path: Path, serve: Any
+) -> None:
+    peer = Peer(tmp_path / "bg", "BG")
+    old = peer.key
+    new, impostor = keys.generate(), keys.generate()
+    rotated_at = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    before = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    forged = rotation("BG", impostor, impostor, rotated_at)
+    forged["statement"]["previous"] = old.key_id  # claims to follow the old key, unsigned by it
+    (peer.dir / "keys.json").write_text(
+        json.dumps(
+            {
+                "origin": "BG",
+                "keys": [
+                    {"key_id": old.key_id, "public_key": old.public_b64, "announcement": None},
+                    {
+                        "key_id": new.key_id,
+                        "public_key": new.public_b64,
+                        "announcement": rotation("BG", old, new, rotated_at),
+                    },
+                    {
+                        "key_id": impostor.key_id,
+                        "public_key": impostor.public_b64,
+                        "announcement": forged,
+                    },
+                ],
+            }
+        )
+    )
+    peer.add(peer.payload("a", 1, time=before))  # 1 the old key, before the rotation
+    peer.add(peer.payload("b", 1), key=new)  # 2 the new key
+    peer.add(peer.payload("c", 1))  # 3 the old key after the rotation
+    peer.add(peer.payload("d", 1), key=impostor)  # 4 a key announced without the old one
+    peer.key = new  # the checkpoint is signed with the current key
+    peer.checkpoint()
+    url = serve(peer)
+    db, data = database.fresh_copy(), tmp_path / "hub"
+    hub_cli(db, data, "hub", "enrol", "--country", "BG", "--url", url, "--key", old.public_b64)
+
+    result = hub_cli(db, data, "hub", "sync")
+    assert "BG: 2 applied, 0 unchanged, 2 refused" in result.stdout, result.stdout + result.stderr
+    assert {r for (r,) in rows(db, "SELECT record_id FROM federated_record")} == {"BG:a", "BG:b"}
+    reasons = dict(rows(db, "SELECT seq, reason FROM sync_refusal WHERE seq IS NOT NULL"))
+    assert "outside the validity window" in reasons[3]
+    assert "not enrolled" in reasons[4]
+    trusted = dict(rows(db, "SELECT key_id, valid_until FROM peer_key"))
+    assert set(trusted) == {old.key_id, new.key_id} and trusted[old.key_id] is not None
+    [(action, detail)] = rows(db, "SELECT action, detail FROM audit_entry WHERE actor = 'sync'")
+    assert action == "key_rotation_accepted" and old.key_id in str(detail)

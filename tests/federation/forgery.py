@@ -1,0 +1,152 @@
+"""Signed peers a test controls: entry files served by `forger.py` as a real HTTP process."""
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from federation import keys
+from federation.canonical import canonical
+from federation.merkle import leaf_hash, root
+from node.settings import sync_url
+from tests.conftest import free_port, run_cli
+
+NOW = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+BODY = {
+    "kind": "practice",
+    "title": "Mentoring",
+    "language": "en",
+    "summary": "Mentors help.",
+    "evaluation": {"type": "none"},
+    "review_label": "self_reported",
+    "licence": "CC0-1.0",
+}
+
+
+class Peer:
+    """A directory of entry files served by `forger.py`, and the keys to sign them."""
+
+    def __init__(self, directory: Path, origin: str) -> None:
+        self.dir, self.origin = directory, origin
+        (directory / "entries").mkdir(parents=True)
+        (directory / "origin").write_text(origin)
+        self.key = keys.generate()
+        self.raw: list[bytes] = []
+
+    def payload(self, rid: str, version: int, body: Any = BODY, **changes: Any) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "seq": len(self.raw) + 1,
+            "type": "practice",
+            "id": f"{self.origin}:{rid}",
+            "version": version,
+            "op": "upsert",
+            "body": body,
+            "time": NOW,
+        } | changes
+
+    def envelope(
+        self, payload: dict[str, Any], key: keys.SigningKey | None = None
+    ) -> dict[str, Any]:
+        key = key or self.key
+        return {"payload": payload, "key": key.key_id, "sig": key.sign(canonical(payload))}
+
+    def add(self, payload: dict[str, Any], key: keys.SigningKey | None = None) -> None:
+        self.add_raw(json.dumps(self.envelope(payload, key)).encode())
+
+    # --- when this peer plays a hub -------------------------------------------------------
+
+    def relay(self, envelope: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        """A hub's entry carrying a node's envelope."""
+        inner = envelope["payload"]
+        return {
+            "origin": self.origin,
+            "seq": len(self.raw) + 1,
+            "type": inner["type"],
+            "id": inner["id"],
+            "version": inner["version"],
+            "op": inner["op"],
+            "envelope": envelope,
+            "time": NOW,
+        } | changes
+
+    def directory(self, nodes: dict[str, list[dict[str, Any]]]) -> None:
+        """Sign and serve the hub's directory: origin -> keys {key_id, public_key, ...}."""
+        body = {
+            "origin": self.origin,
+            "nodes": [{"origin": o, "keys": k} for o, k in nodes.items()],
+            "time": NOW,
+        }
+        signed = {"directory": body, "key": self.key.key_id, "sig": self.key.sign(canonical(body))}
+        (self.dir / "directory.json").write_text(json.dumps(signed))
+
+    def add_raw(self, data: bytes) -> None:
+        self.raw.append(data)
+        (self.dir / "entries" / f"{len(self.raw)}.json").write_bytes(data)
+
+    def checkpoint(self) -> None:
+        leaves = []
+        for data in self.raw:
+            try:
+                leaves.append(leaf_hash(canonical(json.loads(data)["payload"])))
+            except Exception:
+                leaves.append(b"\0" * 32)
+        body = {
+            "origin": self.origin,
+            "size": len(self.raw),
+            "root": root(leaves).hex(),
+            "time": NOW,
+        }
+        signed = {"checkpoint": body, "key": self.key.key_id, "sig": self.key.sign(canonical(body))}
+        (self.dir / "checkpoint.json").write_text(json.dumps(signed))
+
+
+def serving(tmp_path: Path) -> Iterator[Any]:
+    processes = []
+
+    def start(peer: Peer) -> str:
+        port = free_port()
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(Path(__file__).parent / "forger.py"), str(peer.dir), str(port)]
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/nothing", timeout=0.5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        return url
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def hub_cli(db: str, data: Path, *args: str) -> Any:
+    return run_cli(*args, database_url=db, data_dir=data)
+
+
+def rows(db: str, sql: str) -> list[Any]:
+    engine = create_engine(sync_url(db))
+    with engine.connect() as conn:
+        found = list(conn.execute(text(sql)))
+    engine.dispose()
+    return found
+
+
+def due_now(db: str) -> None:
+    engine = create_engine(sync_url(db))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE peer_sync SET next_attempt_at = NULL"))
+    engine.dispose()
