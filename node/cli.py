@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,11 +25,15 @@ from node.auth import (
     issue_token,
     principal_for_token,
     system_principal,
+    verify_password,
 )
 from node.db import create_engine, session_factory, utcnow
 from node.models import ApiToken, User, UserOrganisation
-from node.settings import get_settings
+from node.settings import Role, Settings, get_settings
 from registry.models import Organisation
+
+if TYPE_CHECKING:
+    from federation.hub import Round
 
 app = typer.Typer(
     help="Integra Exchange: a national node of the federated registry.", no_args_is_help=True
@@ -46,11 +50,11 @@ app.add_typer(registry_app, name="registry")
 err = Console(stderr=True)
 out = Console()
 T = TypeVar("T")
-ROOT = Path(__file__).parent.parent
-SAMPLE_FILE = ROOT / "registry" / "sample_data" / "registry.json"
-SAMPLE_PRACTICES = ROOT / "practices" / "sample_data" / "practices.json"
-SAMPLE_VISITS = ROOT / "practices" / "sample_data" / "study_visits.json"
 SAMPLE_AUTHOR = "practitioner@example.org"
+SAMPLE_ACCOUNTS = (
+    ("admin@example.org", "Sample National Point administrator", UserRole.admin),
+    (SAMPLE_AUTHOR, "Sample practitioner", UserRole.practitioner),
+)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -58,9 +62,11 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def run_in_session(
+    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
+) -> T:
     """Run ``work`` in one transaction against the configured database (migrated first)."""
-    settings = get_settings()
+    settings = settings or get_settings()
     migrations.upgrade(settings.sqlalchemy_url)
 
     async def _run() -> T:
@@ -114,8 +120,9 @@ def serve(
         bool,
         typer.Option(
             "--sample-data",
-            help="Load the sample registry (FR, PT, BG, GR and international "
-            "bodies from the INTEGRA report) before starting. Safe to repeat.",
+            help="Load the sample registry, practices and study visits from the INTEGRA "
+            "report before starting: all of them, or only INTEGRA_COUNTRY's on a national "
+            "node; none on a hub. Safe to repeat.",
         ),
     ] = False,
 ) -> None:
@@ -128,24 +135,30 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     migrations.upgrade(settings.sqlalchemy_url)
-    if sample_data:
-        _load_sample()
+    if sample_data and settings.role is Role.hub:
+        out.print("a hub holds no sample data of its own: it pulls the nodes' records")
+    elif sample_data:
+        _load_sample(settings.country)
     url = f"http://{host}:{port}"
     out.print(f"Integra Exchange node ready at [bold]{url}[/bold]  (API docs: {url}/docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
-def _load_sample() -> None:
+def _load_sample(country: str | None) -> None:
+    from node import sample
     from practices import transfer as practice_transfer
     from registry import transfer
 
     by = system_principal("sample-data")
-    rows = transfer.read_rows(SAMPLE_FILE.read_bytes(), "json")
+    data = sample.load(country)
+    if country and country != sample.EVERY_COUNTRY:
+        out.print(f"sample data of {country} only (INTEGRA_COUNTRY)")
+    rows = transfer.read_rows(sample.as_bytes(data.registry), "json")
     _report_sample(
         "registry", run_in_session(lambda s: transfer.import_rows(s, rows, by=by, is_sample=True))
     )
     password = run_in_session(_sample_accounts)
-    rows = practice_transfer.read_practice_rows(SAMPLE_PRACTICES.read_bytes(), "json")
+    rows = practice_transfer.read_practice_rows(sample.as_bytes(data.practices), "json")
     _report_sample(
         "practices",
         run_in_session(
@@ -155,7 +168,7 @@ def _load_sample() -> None:
 
     async def _visits(session: AsyncSession) -> transfer.ImportReport:
         author = await session.scalar(select(User.id).where(User.email == SAMPLE_AUTHOR))
-        visit_rows = practice_transfer.read_study_visit_rows(SAMPLE_VISITS.read_bytes())
+        visit_rows = practice_transfer.read_study_visit_rows(sample.as_bytes(data.study_visits))
         return await practice_transfer.import_study_visits(
             session, visit_rows, by=by, author_id=author, is_sample=True
         )
@@ -183,12 +196,21 @@ async def _sample_accounts(session: AsyncSession) -> str | None:
     if await session.scalar(select(User.id).limit(1)) is not None:
         return None
     password = secrets.token_urlsafe(12)
-    for email, name, role in (
-        ("admin@example.org", "Sample National Point administrator", UserRole.admin),
-        (SAMPLE_AUTHOR, "Sample practitioner", UserRole.practitioner),
-    ):
-        session.add(User(email=email, name=name, role=role, password_hash=hash_password(password)))
+    await set_sample_accounts(session, password)
     return password
+
+
+async def set_sample_accounts(session: AsyncSession, password: str) -> None:
+    """Create the sample accounts with this password, or give it to them if they exist."""
+    for email, name, role in SAMPLE_ACCOUNTS:
+        user = await session.scalar(select(User).where(User.email == email))
+        if user is None:
+            session.add(
+                User(email=email, name=name, role=role, password_hash=hash_password(password))
+            )
+        elif not verify_password(user.password_hash, password):
+            user.password_hash = hash_password(password)
+            user.updated_at = utcnow()
 
 
 # --- users and tokens ---------------------------------------------------------------------
@@ -726,10 +748,15 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("init")
 def keys_init() -> None:
     """Create this node's signing key. Safe to re-run: an existing key is kept and shown."""
+    key_id, public, created = create_signing_key(get_settings())
+    out.print(("created " if created else "already has ") + f"key {key_id}")
+    _print_key(key_id, public)
+
+
+def create_signing_key(settings: Settings) -> tuple[str, str, bool]:
+    """The active signing key (id, public key), made first if there is none: (…, created)."""
     from federation import feed, keys
     from federation.models import NodeKey
-
-    settings = get_settings()
 
     async def _init(session: AsyncSession) -> tuple[str, str, bool]:
         current = await session.scalar(select(NodeKey).where(NodeKey.retired_at.is_(None)))
@@ -747,9 +774,7 @@ def keys_init() -> None:
         )
         return key.key_id, key.public_b64, True
 
-    key_id, public, created = run_in_session(_init)
-    out.print(("created " if created else "already has ") + f"key {key_id}")
-    _print_key(key_id, public)
+    return run_in_session(_init, settings)
 
 
 def _print_key(key_id: str, public: str) -> None:
@@ -854,15 +879,28 @@ def hub_enrol(
     """Enrol a node, or add keys to an enrolled one. Keys are exchanged out of band: compare
     the fingerprints printed here with the node operator's before trusting them."""
     from federation import keys as keyring
-    from federation.models import Peer, PeerKey
 
     origin = country.upper()
     if len(origin) != 2 or not origin.isalpha():
         raise fail("--country takes an ISO 3166-1 alpha-2 code, e.g. PT")
     if not url.startswith(("http://", "https://")):
         raise fail("--url must start with http:// or https://")
+    key_ids = enrol_peer(get_settings(), origin=origin, url=url, public_keys=key)
+    out.print(f"enrolled {origin} at {url}")
+    for key_id in key_ids:
+        out.print(f"  key {key_id}\n  fingerprint {keyring.fingerprint(key_id)}")
+
+
+def enrol_peer(
+    settings: Settings, *, origin: str, url: str, public_keys: list[str], kind: str = "node"
+) -> list[str]:
+    """Trust the node (or, for a mirror, the hub) at `url` for `origin`'s records under these
+    keys; returns the key ids. Repeating it changes nothing but the URL."""
+    from federation import keys as keyring
+    from federation.models import SINCE_EVER, Peer, PeerKey
+
     parsed = []
-    for text in key:
+    for text in public_keys:
         try:
             raw = keyring.unb64(text.strip())
         except ValueError:
@@ -874,13 +912,24 @@ def hub_enrol(
     async def _enrol(session: AsyncSession) -> None:
         peer = await session.scalar(select(Peer).where(Peer.origin == origin))
         if peer is None:
-            peer = Peer(origin=origin, base_url=url.rstrip("/"))
+            peer = Peer(origin=origin, kind=kind, base_url=url.rstrip("/"))
             session.add(peer)
             await session.flush()
+        if peer.kind != kind:
+            what = {"node": "an enrolled node", "hub": "a mirrored hub", "listed": "a node"}
+            raise fail(
+                f"{origin} is already known here as {what.get(peer.kind, peer.kind)}"
+                + (" listed by the mirrored hub" if peer.kind == "listed" else "")
+            )
         peer.base_url = url.rstrip("/")
         for key_id, public in parsed:
             if await session.get(PeerKey, key_id) is None:
-                session.add(PeerKey(key_id=key_id, peer_id=peer.id, public_key=public))
+                # Trusted for all it signed, also before enrolment: a node's feed has a past.
+                session.add(
+                    PeerKey(
+                        key_id=key_id, peer_id=peer.id, public_key=public, valid_from=SINCE_EVER
+                    )
+                )
         audit.record(
             session,
             system_principal(console_actor()),
@@ -890,10 +939,8 @@ def hub_enrol(
             detail={"url": url, "keys": [k for k, _ in parsed]},
         )
 
-    run_in_session(_enrol)
-    out.print(f"enrolled {origin} at {url}")
-    for key_id, _ in parsed:
-        out.print(f"  key {key_id}\n  fingerprint {keyring.fingerprint(key_id)}")
+    run_in_session(_enrol, settings)
+    return [key_id for key_id, _ in parsed]
 
 
 @hub_app.command("revoke-key")
@@ -933,23 +980,13 @@ def hub_revoke_key(
 def hub_sync() -> None:
     """Pull every due node's feed now, verify it and apply it. Safe to repeat: what is already
     held is not applied twice, and a failure only delays that node (with backoff)."""
-    from sqlalchemy.orm import Session
+    _sync_round()
 
-    from federation.hub import Round, run_round
-    from node.db import create_sync_engine
-    from practices.search import make_backend
 
-    settings = get_settings()
-    migrations.upgrade(settings.sqlalchemy_url)
-    engine = create_sync_engine(settings.sqlalchemy_url)
-    try:
-        results = run_round(
-            lambda: Session(engine),
-            interval=settings.hub_sync_interval,
-            search=make_backend(settings),
-        )
-    finally:
-        engine.dispose()
+def _sync_round() -> None:
+    from federation.hub import Round
+
+    results = sync_round(get_settings())
     failed = False
     for origin, result in sorted(results.items()):
         if isinstance(result, Round):
@@ -961,9 +998,97 @@ def hub_sync() -> None:
             failed = True
             err.print(f"{origin}: failed: {result}", highlight=False)
     if not results:
-        out.print("no node is due (see `integra hub status`)")
+        out.print("nothing is due (see GET /api/v1/hub/peers)")
     if failed:
         raise typer.Exit(2)
+
+
+def sync_round(settings: Settings) -> dict[str, "Round | str"]:
+    """One round in this process: what each due peer gave, or why it failed."""
+    from sqlalchemy.orm import Session
+
+    from federation.hub import run_round
+    from node.db import create_sync_engine
+    from practices.search import make_backend
+
+    migrations.upgrade(settings.sqlalchemy_url)
+    engine = create_sync_engine(settings.sqlalchemy_url)
+    try:
+        return run_round(
+            lambda: Session(engine),
+            interval=settings.hub_sync_interval,
+            search=make_backend(settings),
+            settings=settings,
+        )
+    finally:
+        engine.dispose()
+
+
+mirror_app = typer.Typer(
+    help="Mirror the EU hub's aggregate feed, so this node's practitioners can search the EU "
+    "pool even when the hub is down.",
+    no_args_is_help=True,
+)
+app.add_typer(mirror_app, name="mirror")
+
+
+@mirror_app.command("add")
+def mirror_add(
+    url: Annotated[str, typer.Option(help="The hub's base URL, e.g. https://hub.example.eu")],
+    key: Annotated[
+        list[str],
+        typer.Option(
+            help="A public key of the hub (as its `integra keys show` prints it); "
+            "repeat for several. Exchange it out of band and compare fingerprints."
+        ),
+    ],
+    origin: Annotated[str, typer.Option(help="The hub's origin code.")] = "EU",
+) -> None:
+    """Subscribe to a hub's aggregate feed. The hub's signed directory then tells which nodes'
+    keys to check inside each relayed record; every record keeps its origin's signature."""
+    from federation import keys as keyring
+
+    origin = origin.upper()
+    if len(origin) != 2 or not origin.isalpha():
+        raise fail("--origin takes a two-letter code, e.g. EU")
+    if not url.startswith(("http://", "https://")):
+        raise fail("--url must start with http:// or https://")
+    key_ids = enrol_peer(get_settings(), origin=origin, url=url, public_keys=key, kind="hub")
+    out.print(f"mirroring the hub {origin} at {url}")
+    for key_id in key_ids:
+        out.print(f"  key {key_id}\n  fingerprint {keyring.fingerprint(key_id)}")
+
+
+@mirror_app.command("sync")
+def mirror_sync() -> None:
+    """Pull the mirrored hub's feed now (a running node also does it on its own every
+    INTEGRA_HUB_SYNC_INTERVAL). Safe to repeat."""
+    _sync_round()
+
+
+@app.command("demo")
+def demo_command(
+    base_port: Annotated[
+        int,
+        typer.Option(
+            min=1, max=65531, help="The hub's port; the FR, PT, BG and GR nodes take the next four."
+        ),
+    ] = 8000,
+    dir: Annotated[
+        Path,
+        typer.Option("--dir", help="Where each member's database, keys, password and log are."),
+    ] = Path(".integra-demo"),
+) -> None:
+    """Start an EU hub and the FR, PT, BG and GR nodes on 127.0.0.1, each with its own sample
+    data, sync the hub once and print where to look. Safe to re-run on the same --dir: keys,
+    enrolments and passwords are kept and the sample loads again as no-ops. Ctrl-C stops all."""
+    from node import demo
+
+    try:
+        code = demo.run(base_port, dir)
+    except demo.DemoError as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(code)
 
 
 def _load_json(source: str) -> Any:
