@@ -371,23 +371,48 @@ def _id_modules() -> list[Any]:
     return modules
 
 
+# Where a phone number could be: a run of digits and separators holding at least 8 digits. The
+# matcher (slow: it tries every EU numbering plan) only looks around such runs.
+PHONE_RUN = re.compile(r"[+(]?\d[\d\s().\-/\u00a0]{5,40}\d")
+PHONE_CONTEXT = 24  # characters of text either side of a run the matcher sees
+
+
 def _phone_hits(field: str, text: str, home: str | None) -> list[Hit]:
-    if sum(c.isdigit() for c in text) < 6:
+    if sum(map(str.isdigit, text)) < 6:
         return []
     found: dict[tuple[int, int], Hit] = {}
-    for region in dict.fromkeys([home, *EU_REGIONS]):
-        if region is None:
-            continue
-        for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID):
-            raw = match.raw_string.strip(" ()[]")
-            inside_word = text[match.start - 1 : match.start] in ("_", "/", ".") or text[
-                match.end : match.end + 1
-            ] in ("_", "/")
-            digits = sum(c.isdigit() for c in raw)
-            if digits < 8 or inside_word or NOT_PHONE.fullmatch(raw):
+    windows = [
+        (max(0, m.start() - PHONE_CONTEXT), m.end() + PHONE_CONTEXT)
+        for m in PHONE_RUN.finditer(text)
+        if sum(map(str.isdigit, m.group())) >= 8
+    ]
+    for low, high in _merged(windows):
+        part = text[low:high]
+        for region in dict.fromkeys([home, *EU_REGIONS]):
+            if region is None:
                 continue
-            found.setdefault((match.start, match.end), Hit(PHONE, field, match.start, match.end))
+            for match in phonenumbers.PhoneNumberMatcher(part, region, phonenumbers.Leniency.VALID):
+                start, end = low + match.start, low + match.end
+                raw = match.raw_string.strip(" ()[]")
+                inside_word = text[start - 1 : start] in ("_", "/", ".") or text[end : end + 1] in (
+                    "_",
+                    "/",
+                )
+                digits = sum(map(str.isdigit, raw))
+                if digits < 8 or inside_word or NOT_PHONE.fullmatch(raw):
+                    continue
+                found.setdefault((start, end), Hit(PHONE, field, start, end))
     return list(found.values())
+
+
+def _merged(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for low, high in windows:
+        if out and low <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return out
 
 
 def _iban_hits(field: str, text: str) -> list[Hit]:
@@ -399,12 +424,12 @@ def _iban_hits(field: str, text: str) -> list[Hit]:
 
 
 def _id_hits(field: str, text: str) -> list[Hit]:
-    if sum(c.isdigit() for c in text) < 6:
+    if sum(map(str.isdigit, text)) < 6:
         return []
     hits = []
     for match in ID_CANDIDATE.finditer(text):
         candidate = match.group()
-        if sum(c.isdigit() for c in candidate) < 6 or _looks_like_dates(candidate):
+        if sum(map(str.isdigit, candidate)) < 6 or _looks_like_dates(candidate):
             continue
         if any(_valid(module, candidate) for module in _id_modules()):
             hits.append(Hit("a national identity number", field, match.start(), match.end()))
