@@ -107,7 +107,9 @@ class PeerKey(Base):
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     peer_id: Mapped[int] = mapped_column(ForeignKey("peer.id", ondelete="CASCADE"), index=True)
     public_key: Mapped[str] = mapped_column(String(64))
-    valid_from: Mapped[datetime] = mapped_column(default=utcnow)
+    # Trusted for all it signed, also before enrolment (a node's feed has a past) unless a
+    # rotation or the directory says from when.
+    valid_from: Mapped[datetime] = mapped_column(default=SINCE_EVER)
     valid_until: Mapped[datetime | None]
     # Entries this key signed after this moment are refused (earlier ones stay trusted).
     revoked_at: Mapped[datetime | None]

@@ -8,7 +8,7 @@ from typing import Any
 from federation import keys
 from federation.canonical import canonical
 from tests.conftest import Database
-from tests.federation.forgery import BODY, Peer, due_now, hub_cli, rows
+from tests.federation.forgery import BODY, NOW, Peer, due_now, hub_cli, rows
 
 
 def test_bad_entries_are_refused_with_reasons_and_the_rest_applied(
@@ -189,8 +189,9 @@ def test_the_hub_trusts_a_rotated_key_announced_under_the_old_one(
     peer = Peer(tmp_path / "bg", "BG")
     old = peer.key
     new, impostor = keys.generate(), keys.generate()
-    rotated_at = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    before = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    signed_at = datetime.strptime(NOW, "%Y-%m-%dT%H:%M:%SZ")  # when the peer's entries are
+    rotated_at = (signed_at - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    before = (signed_at - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     forged = rotation("BG", impostor, impostor, rotated_at)
     forged["statement"]["previous"] = old.key_id  # claims to follow the old key, unsigned by it
     (peer.dir / "keys.json").write_text(
