@@ -356,7 +356,14 @@ def _name_hits(field: str, text: str, names: list[KnownName]) -> list[Hit]:
     return hits
 
 
+# What every form EMAIL knows contains: the expensive pattern runs only where one of these is.
+AT_SIGN = re.compile(r"[@＠]|[\[({]\s*at\s*[\])}]", re.IGNORECASE)
+AT_WORD_DOT = re.compile(r"\sat\s.*?[\[(]\s*dot", re.IGNORECASE | re.DOTALL)
+
+
 def _email_hits(field: str, text: str) -> list[Hit]:
+    if not AT_SIGN.search(text) and not AT_WORD_DOT.search(text):
+        return []
     return [Hit("an e-mail address", field, m.start(), m.end()) for m in EMAIL.finditer(text)]
 
 
@@ -384,7 +391,7 @@ def _phone_hits(field: str, text: str, home: str | None) -> list[Hit]:
     windows = [
         (max(0, m.start() - PHONE_CONTEXT), m.end() + PHONE_CONTEXT)
         for m in PHONE_RUN.finditer(text)
-        if sum(map(str.isdigit, m.group())) >= 8
+        if sum(map(str.isdigit, m.group())) >= 8 and not NOT_PHONE.fullmatch(m.group().strip())
     ]
     for low, high in _merged(windows):
         part = text[low:high]
