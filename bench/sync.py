@@ -29,6 +29,7 @@ import random
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -739,6 +740,8 @@ def main() -> None:
     corpus = Corpus.load()
     figures = Figures(checked_bodies=100 if args.quick else 500)
     figures.held_bodies = gate_check(corpus, figures.checked_bodies, args.seed)
+    # A terminated run (a `timeout`, say) still stops its node processes and removes its files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
         measure(tmp, args, corpus, figures)
