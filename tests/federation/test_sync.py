@@ -50,25 +50,13 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         stdin="a long enough password\n",
     )
     token = cli(db, data, "token", "create", "np@example.pt", "--name", "test").strip()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
-    env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data), "INTEGRA_COUNTRY": "PT"}
-    log = (tmp_path / "node.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "node", "serve", "--sample-data", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    process, url = start(
+        "node",
+        tmp_path,
+        {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data), "INTEGRA_COUNTRY": "PT"},
+        "--sample-data",
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
         yield {
             "url": url,
             "public_key": public,
@@ -78,7 +66,6 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     finally:
         process.terminate()
         process.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture
