@@ -120,18 +120,17 @@ def validate(record_type: str, body: Any) -> Strict:
 
 def text_fields(value: Any, path: str = "") -> list[tuple[str, str]]:
     """Every string in a body with its path, for the detectors."""
+    out: list[tuple[str, str]] = []
+    _walk(value, path, out)
+    return out
+
+
+def _walk(value: Any, path: str, out: list[tuple[str, str]]) -> None:
     if isinstance(value, str):
-        return [(path, value)]
-    if isinstance(value, dict):
-        return [
-            pair
-            for key, item in value.items()
-            for pair in text_fields(item, f"{path}.{key}" if path else key)
-        ]
-    if isinstance(value, list):
-        return [
-            pair
-            for index, item in enumerate(value)
-            for pair in text_fields(item, f"{path}.{index}")
-        ]
-    return []
+        out.append((path, value))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _walk(item, f"{path}.{key}" if path else key, out)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk(item, f"{path}.{index}", out)

