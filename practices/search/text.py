@@ -44,10 +44,49 @@ def _canonical(word: str) -> str:
     return IZE.sub(lambda m: "is" + m.group(1), word)
 
 
+# The same rules, found fast in a whole text of words joined by spaces: each pattern opens with
+# letters to look for, and a word's start is checked where one is found.
+COMPOUND_PREFIXES = (
+    "de",
+    "re",
+    "dis",
+    "co",
+    "multi",
+    "inter",
+    "counter",
+    "post",
+    "pre",
+    "non",
+    "ex",
+    "self",
+)
+SPELLING_HINT = re.compile("|".join(sorted({word[:5] for word in SPELLINGS})))
+SPELLING = re.compile(r"\b(?:" + "|".join(sorted(SPELLINGS, key=len, reverse=True)) + r")\b")
+IZE_SUFFIX = re.compile(r"iz(e|es|ed|ing|er|ers|ation|ations|ational)\b")
+
+
+def _compounds(folded: str) -> str:
+    for hyphen in re.finditer("-", folded):
+        if folded[max(0, hyphen.start() - 8) : hyphen.start()].endswith(COMPOUND_PREFIXES):
+            return COMPOUND.sub(lambda m: f"{m[1]}{m[2]} {m[1]} {m[2]}", folded)
+    return folded
+
+
+def _ise(match: re.Match[str]) -> str:
+    start, words = match.start(), match.string
+    if start >= 3 and " " not in words[start - 3 : start]:  # IZE's three letters before
+        return "is" + match.group(1)
+    return match.group()
+
+
 def normalise(text: str) -> str:
-    """Index form of a text: folded, compounds both joined and split, spellings unified."""
-    folded = COMPOUND.sub(lambda m: f"{m[1]}{m[2]} {m[1]} {m[2]}", fold(text))
-    return " ".join(_canonical(w) for w in WORD.findall(folded))
+    """Index form of a text: folded, compounds both joined and split, spellings unified.
+    The same as `_canonical` of each word, joined by spaces (a property test holds the two
+    together), in a few passes over the whole text."""
+    words = " ".join(WORD.findall(_compounds(fold(text))))
+    if SPELLING_HINT.search(words):
+        words = SPELLING.sub(lambda m: SPELLINGS[m.group()], words)
+    return IZE_SUFFIX.sub(_ise, words) if "iz" in words else words
 
 
 @dataclass(frozen=True)
