@@ -75,26 +75,57 @@ def _check(value: Any, depth: int) -> None:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise CanonicalError(f"duplicate key {key!r}")
-        seen[key] = value
-    return seen
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise CanonicalError(f"duplicate key {key!r}")
+            seen.add(key)
+    return value
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise CanonicalError("integer outside the exactly representable range")
+    return value
 
 
 def _refuse_constant(name: str) -> Any:
     raise CanonicalError(f"{name} is not JSON")
 
 
+STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+INNERMOST = re.compile(r"\[\]|\{\}")  # one pass removes one level, whatever its kind
+
+
+def _check_depth(text: str) -> None:
+    """Containers nested at most MAX_DEPTH deep, found on the text's skeleton (strings out,
+    brackets kept): each pass removes the innermost containers."""
+    skeleton = NOT_BRACKET.sub("", STRING.sub("", text))
+    for _ in range(MAX_DEPTH):
+        if not skeleton:
+            return
+        skeleton = INNERMOST.sub("", skeleton)
+    if skeleton:
+        raise CanonicalError(f"nested deeper than {MAX_DEPTH}")
+
+
 def parse_strict(data: bytes, *, max_bytes: int) -> Any:
-    """Parse bytes from a peer: size-limited, no duplicate keys, no floats, bounded depth."""
+    """Parse bytes from a peer: size-limited, no duplicate keys, no floats, integers within
+    the exactly representable range, containers nested at most MAX_DEPTH deep. What it
+    returns needs no further `_check` (`canonical(value, checked=True)`)."""
     if len(data) > max_bytes:
         raise CanonicalError(f"larger than {max_bytes} bytes")
     try:
-        value = json.loads(
-            data.decode("utf-8"),
+        text = data.decode("utf-8")
+        _check_depth(text)
+        return json.loads(
+            text,
             object_pairs_hook=_no_duplicates,
+            parse_int=_safe_int,
             parse_float=lambda s: _refuse_constant(f"the float {s[:20]}"),
             parse_constant=_refuse_constant,
         )
@@ -102,5 +133,3 @@ def parse_strict(data: bytes, *, max_bytes: int) -> Any:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CanonicalError(f"not JSON: {type(exc).__name__}") from None
-    _check(value, 0)
-    return value

@@ -137,11 +137,15 @@ def append(
 
 
 def relay_many(
-    session: Session, key: keys.SigningKey, *, origin: str, envelopes: list[dict[str, Any]]
+    session: Session,
+    key: keys.SigningKey,
+    *,
+    origin: str,
+    envelopes: list[tuple[dict[str, Any], bytes]],
 ) -> None:
-    """(Hub) Append the origins' envelopes just applied, each signed again under the hub's key
-    and origin, in one go. The caller applies each (id, version) at most once, so no entry here
-    can repeat an earlier one."""
+    """(Hub) Append the origins' envelopes just applied, each with its canonical bytes, signed
+    again under the hub's key and origin, in one go. The caller applies each (id, version) at
+    most once, so no entry here can repeat an earlier one."""
     if not envelopes:
         return
     _lock_feed(session)
@@ -152,7 +156,7 @@ def relay_many(
         session.add(state)
     now = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
     leaves, seq = [], state.size
-    for envelope in envelopes:
+    for envelope, encoded in envelopes:
         origin_payload = envelope["payload"]
         seq += 1
         payload = {
@@ -162,10 +166,13 @@ def relay_many(
             "id": origin_payload["id"],
             "version": origin_payload["version"],
             "op": origin_payload["op"],
-            "envelope": envelope,
             "time": now,
         }
-        signed = canonical(payload, checked=True)  # built from values a peer check vetted
+        # {"envelope": ..., the rest}: "envelope" sorts first, so the canonical payload is the
+        # envelope's canonical bytes followed by those of the rest (values a peer check vetted).
+        rest = canonical(payload, checked=True)
+        signed = b'{"envelope":' + encoded + b"," + rest[1:]
+        payload["envelope"] = envelope
         leaves.append(leaf_hash(signed))
         session.add(
             FeedEntry(
@@ -175,7 +182,7 @@ def relay_many(
                 version=payload["version"],
                 op=payload["op"],
                 payload=signed.decode("utf-8"),
-                body_hash=hashlib.sha256(canonical(envelope, checked=True)).hexdigest(),
+                body_hash=hashlib.sha256(encoded).hexdigest(),
                 key_id=key.key_id,
                 signature=key.sign(signed),
             )

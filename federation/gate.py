@@ -596,9 +596,23 @@ class Gate:
         return _without_overlaps(hits)
 
 
+# Which reason a stretch found by two detectors is given: the more specific one (a phone
+# number's digits often pass some identity number's check digits too, not the other way round).
+SPECIFIC = {
+    "an e-mail address": 0,
+    "a bank account number (IBAN)": 1,
+    PHONE: 2,
+    NAME: 3,
+    "a national identity number": 4,
+}
+
+
 def _without_overlaps(hits: list[Hit]) -> list[Hit]:
     """One hit per stretch of text: a number inside an IBAN is the IBAN, not also a phone."""
-    ordered = sorted(set(hits), key=lambda h: (h.field, h.start, -(h.end - h.start), h.detector))
+    ordered = sorted(
+        set(hits),
+        key=lambda h: (h.field, h.start, -(h.end - h.start), SPECIFIC.get(h.detector, 9)),
+    )
     kept: list[Hit] = []
     for hit in ordered:
         if kept and kept[-1].field == hit.field and hit.end <= kept[-1].end:

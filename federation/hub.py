@@ -11,6 +11,7 @@ a crash or a repeated delivery leaves the same state.
 import fcntl
 import hashlib
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,8 +24,8 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import Engine, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Table, bindparam, select, text, update
+from sqlalchemy.orm import Session, defer
 
 from federation import feed, keys
 from federation.canonical import CanonicalError, canonical, parse_strict
@@ -92,9 +93,15 @@ def fetch_json(client: httpx.Client, url: str, params: dict[str, Any] | None = N
 _job_deadline: ContextVar[float] = ContextVar("job_deadline", default=float("inf"))
 
 
+STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
 def _time(text: Any) -> datetime | None:
+    """A signing time written exactly as TIME_FORMAT, in UTC; anything else is None."""
+    if not isinstance(text, str) or not STAMP.fullmatch(text):
+        return None
     try:
-        return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=utcnow().tzinfo)
+        return datetime.fromisoformat(text)
     except ValueError:
         return None
 
@@ -282,15 +289,46 @@ def index_document(record: FederatedRecord) -> IndexDocument:
     )
 
 
+def _envelope_bytes(envelope: dict[str, Any], signed: bytes | None) -> bytes:
+    """The canonical envelope, from its payload's canonical bytes when they are at hand (keys
+    sorted: key, payload, sig)."""
+    if signed is None:
+        return canonical(envelope, checked=True)
+    return b"".join(
+        (
+            b'{"key":',
+            canonical(envelope["key"], checked=True),
+            b',"payload":',
+            signed,
+            b',"sig":',
+            canonical(envelope["sig"], checked=True),
+            b"}",
+        )
+    )
+
+
+def _body_bytes(payload: dict[str, Any], signed: bytes | None) -> bytes:
+    """The canonical body: the slice of the payload's canonical bytes it fills ("body" sorts
+    first), or computed when those bytes are not at hand."""
+    if signed is not None:
+        rest = canonical({k: v for k, v in payload.items() if k != "body"}, checked=True)
+        head, tail = b'{"body":', b"," + rest[1:]
+        if signed.startswith(head) and signed.endswith(tail):
+            return signed[len(head) : len(signed) - len(tail)]
+    return canonical(payload["body"], checked=True)
+
+
 def apply(
     session: Session,
     envelope: dict[str, Any],
     held: dict[str, FederatedRecord] | None = None,
+    signed: bytes | None = None,
 ) -> tuple[str, FederatedRecord | None]:
     """Store an accepted entry; a version never goes backwards and a repeat changes nothing.
-    `held` maps record ids to what is stored already (None: look each one up)."""
+    `held` maps record ids to what is stored already (None: look each one up); `signed` is the
+    payload's canonical bytes, if the caller has them."""
     payload = envelope["payload"]
-    body_hash = hashlib.sha256(canonical(payload["body"], checked=True)).hexdigest()
+    body_hash = hashlib.sha256(_body_bytes(payload, signed)).hexdigest()
     record = (
         held.get(payload["id"]) if held is not None else session.get(FederatedRecord, payload["id"])
     )
@@ -315,11 +353,44 @@ def apply(
     record.withdrawn = payload["op"] == "withdraw"
     record.body = payload["body"]
     record.body_hash = body_hash
-    record.envelope = canonical(envelope, checked=True).decode("utf-8")
+    record.envelope = _envelope_bytes(envelope, signed).decode("utf-8")
     record.origin_seq = payload["seq"]
     record.received_at = utcnow()
     record.search_id = search_id(record.record_id)
+    record.indexed = False  # the search index catches up after the import (`index_pending`)
     return "applied", record
+
+
+INDEX_BATCH = 500
+
+
+def index_pending(session: Session, search: Any) -> int:
+    """Bring the search index up to the records the import changed, a batch per transaction,
+    and return how many. Idempotent: a crash leaves the rest pending for the next call. A
+    record changed again meanwhile (another version) stays pending."""
+    done = 0
+    table = FederatedRecord.__table__
+    assert isinstance(table, Table)
+    mark = (
+        update(table)
+        .where(table.c.record_id == bindparam("rid"), table.c.version == bindparam("v"))
+        .values(indexed=True)
+    )
+    while records := list(
+        session.scalars(
+            select(FederatedRecord)
+            .options(defer(FederatedRecord.envelope))
+            .where(FederatedRecord.indexed.is_(False))
+            .order_by(FederatedRecord.record_id)
+            .limit(INDEX_BATCH)
+        )
+    ):
+        versions = [{"rid": r.record_id, "v": r.version} for r in records]
+        reindex(session, search, records)
+        session.connection().execute(mark, versions)
+        session.commit()
+        done += len(records)
+    return done
 
 
 def reindex(session: Session, search: Any, records: list[FederatedRecord]) -> None:
@@ -525,9 +596,9 @@ def accept_rotations(
     return accepted
 
 
-def _pages(client: httpx.Client, peer: Peer, after: int, upto: int) -> list[Any]:
-    """Entries after `after` up to `upto`, halving the page size when a page is unreadable."""
-    out: list[Any] = []
+def _pages(client: httpx.Client, peer: Peer, after: int, upto: int) -> Iterator[list[Any]]:
+    """Pages of entries after `after` up to `upto`, halving the page size when a page is
+    unreadable (an entry that cannot be read alone comes as ("unreadable", seq, reason))."""
     limit = PAGE_SIZE
     while after < upto:
         try:
@@ -540,16 +611,16 @@ def _pages(client: httpx.Client, peer: Peer, after: int, upto: int) -> list[Any]
             if limit > 1:
                 limit = max(1, limit // 2)
                 continue
-            out.append(("unreadable", after + 1, str(exc)))  # this one entry cannot be read
+            yield [("unreadable", after + 1, str(exc))]  # this one entry cannot be read
             after += 1
             limit = PAGE_SIZE
             continue
         entries = page.get("entries") if isinstance(page, dict) else None
         if not isinstance(entries, list) or not entries:
-            break
-        out += [e for e in entries][: upto - after]
+            return
+        entries = entries[: upto - after]
+        yield entries
         after += len(entries)
-    return out
 
 
 def _signed(item: Any) -> bytes | None:
@@ -568,7 +639,6 @@ def sync_peer(
     session: Session,
     peer: Peer,
     client: httpx.Client,
-    search: Any = None,
     relay: Relay | None = None,
 ) -> Round:
     """One round with one peer (a node's own feed, or a hub's aggregate for a mirror).
@@ -576,7 +646,8 @@ def sync_peer(
     Nothing is applied until everything up to the signed checkpoint has arrived and matches its
     Merkle root; then entries are applied in batches, each committed with the cursor and the
     frontier, so a crash resumes where it stopped and a repeat changes nothing. A hub relays
-    what it applies in its own feed, in the same transaction."""
+    what it applies in its own feed, in the same transaction. Applied records are left for the
+    search index to catch up with (`index_pending`)."""
     state = session.get(PeerSync, peer.id) or PeerSync(
         peer_id=peer.id, cursor=0, checkpoint_size=0, frontier=[]
     )
@@ -595,8 +666,38 @@ def sync_peer(
             f"the feed shrank from {state.checkpoint_size} to {checkpoint['size']}"
             " entries: history was rewritten"
         )
-    received = _pages(client, peer, state.cursor, checkpoint["size"])
-    signed = [None if isinstance(item, tuple) else _signed(item) for item in received]
+    # Every entry is checked as its page arrives (the next page is on its way meanwhile);
+    # nothing is applied before all of them have arrived and match the checkpoint's root.
+    received: list[Any] = []
+    signed: list[bytes | None] = []
+    problems: list[str | None] = []
+    for page in _pages(client, peer, state.cursor, checkpoint["size"]):
+        for item in page:
+            seq = state.cursor + len(received) + 1
+            received.append(item)
+            if isinstance(item, tuple):
+                signed.append(None)
+                problems.append(f"unreadable entry: {item[2]}")
+                continue
+            data = _signed(item)
+            signed.append(data)
+            if peer.kind == PEER_HUB:
+                problems.append(
+                    relay_problem(
+                        item,
+                        origin=peer.origin,
+                        expected_seq=seq,
+                        peer_keys=peer_keys,
+                        listed=listed,
+                        signed=data,
+                    )
+                )
+            else:
+                problems.append(
+                    entry_problem(
+                        item, origin=peer.origin, expected_seq=seq, peer_keys=peer_keys, signed=data
+                    )
+                )
     leaves = [leaf_hash(data) if data is not None else None for data in signed]
     frontier = load_frontier(state.frontier) if state.frontier is not None else None
     complete = state.cursor + len(received) == checkpoint["size"]
@@ -616,49 +717,30 @@ def sync_peer(
                 select(FederatedRecord).where(FederatedRecord.record_id.in_(ids))
             )
         }
-        changed: list[FederatedRecord] = []
-        relayed: list[dict[str, Any]] = []
+        relayed: list[tuple[dict[str, Any], bytes]] = []
         for offset, item in enumerate(batch):
             seq = state.cursor + offset + 1
-            if isinstance(item, tuple):
-                _refuse(session, peer, seq, None, f"unreadable entry: {item[2]}")
-                result.refused += 1
-                continue
-            if peer.kind == PEER_HUB:
-                problem = relay_problem(
-                    item,
-                    origin=peer.origin,
-                    expected_seq=seq,
-                    peer_keys=peer_keys,
-                    listed=listed,
-                    signed=signed[start + offset],
-                )
-                accepted = item["payload"]["envelope"] if problem is None else None
+            problem = problems[start + offset]
+            if problem is not None:
+                outcome, record = f"refused: {problem}", None
+            elif peer.kind == PEER_HUB:
+                accepted = item["payload"]["envelope"]
+                outcome, record = apply(session, accepted, held)
             else:
-                problem = entry_problem(
-                    item,
-                    origin=peer.origin,
-                    expected_seq=seq,
-                    peer_keys=peer_keys,
-                    signed=signed[start + offset],
-                )
-                accepted = item if problem is None else None
-            outcome, record = (
-                apply(session, accepted, held) if accepted else (f"refused: {problem}", None)
-            )
+                accepted = item
+                outcome, record = apply(session, accepted, held, signed[start + offset])
             if record is not None:
                 result.applied += 1
-                changed.append(record)
                 if relay is not None:
-                    relayed.append(accepted)  # type: ignore[arg-type]
+                    relayed.append((accepted, record.envelope.encode("utf-8")))
             elif outcome == "unchanged":
                 result.unchanged += 1
             else:
-                _refuse(session, peer, seq, _record_id(item), outcome.removeprefix("refused: "))
+                rid = None if isinstance(item, tuple) else _record_id(item)
+                _refuse(session, peer, seq, rid, outcome.removeprefix("refused: "))
                 result.refused += 1
         if relay is not None:
             feed.relay_many(session, relay.key, origin=relay.origin, envelopes=relayed)
-        reindex(session, search, changed)
         batch_leaves = leaves[start : start + len(batch)]
         if frontier is not None and None not in batch_leaves:
             frontier = extend(frontier, batch_leaves)  # type: ignore[arg-type]
@@ -764,9 +846,12 @@ def run_round(
     timeout: float = 30.0,
     search: Any = None,
     settings: Settings | None = None,
+    index: bool = True,
 ) -> dict[str, Round | str]:
     """Sync every due peer, each in its own transactions: a failure is recorded on that peer
-    (with backoff) and the others go on. Returns what happened per origin."""
+    (with backoff) and the others go on. Then, with `search` and `index`, the search index
+    catches up with what the round (or an interrupted earlier one) changed. Returns what
+    happened per origin."""
     outcome: dict[str, Round | str] = {}
     with sessions() as session:
         engine = session.get_bind()
@@ -784,8 +869,22 @@ def run_round(
                     state.running_since = utcnow()
                     session.add(state)
                     session.commit()
-                outcome[origin] = _one(sessions, peer_id, client, interval, search, settings)
+                outcome[origin] = _one(sessions, peer_id, client, interval, settings)
+    if search is not None and index:
+        catch_up_index(sessions, search)
     return outcome
+
+
+INDEX_LEASE = 0  # peer ids start at 1: this lease is the search index's
+
+
+def catch_up_index(sessions: Callable[[], Session], search: Any) -> int:
+    """`index_pending` in one process at a time; 0 when another one is at it."""
+    with sessions() as session:
+        engine = session.get_bind()
+        assert isinstance(engine, Engine)
+        with peer_lease(engine, INDEX_LEASE) as mine:
+            return index_pending(session, search) if mine else 0
 
 
 def _one(
@@ -793,7 +892,6 @@ def _one(
     peer_id: int,
     client: httpx.Client,
     interval: timedelta,
-    search: Any,
     settings: Settings | None,
 ) -> Round | str:
     with sessions() as session:
@@ -802,7 +900,7 @@ def _one(
         token = _job_deadline.set(time.monotonic() + JOB_TIMEOUT.total_seconds())
         try:
             relay = relay_for(session, settings) if settings else None
-            result = sync_peer(session, peer, client, search, relay)
+            result = sync_peer(session, peer, client, relay)
             record_success(session, peer, interval)
             session.commit()
             return result

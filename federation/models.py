@@ -5,7 +5,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from node.db import Base, utcnow
@@ -155,6 +166,17 @@ class FederatedRecord(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The record's id in the search index (derived from record_id, which is not a UUID).
     search_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    # False from the moment the import changes the record until the search index has it.
+    indexed: Mapped[bool] = mapped_column(default=False, server_default=true())
+
+    __table_args__ = (
+        Index(
+            "ix_federated_record_pending",
+            "record_id",
+            sqlite_where=text("NOT indexed"),
+            postgresql_where=text("NOT indexed"),
+        ),
+    )
 
 
 class SyncRefusal(Base):

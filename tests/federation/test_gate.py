@@ -178,11 +178,22 @@ def test_canonical_bytes_parse_back_to_the_same_value(value: object) -> None:
         b"[" * 100 + b"]" * 100,
         b"\xff",
         b'{"a":' + b"9" * 30 + b"}",
+        b'{"a":{"b":1,"c":[{"d":2,"d":2}]}}',
+        b'{"a":' + b"[" * 32 + b"]" * 32 + b"}",
+        b'[{"a":-9007199254740992}]',
     ],
 )
 def test_peers_bytes_that_are_not_plain_json_are_refused(data: bytes) -> None:
     with pytest.raises(CanonicalError):
         parse_strict(data, max_bytes=10_000)
+
+
+def test_peers_bytes_within_the_limits_are_read() -> None:
+    deep = b"[" * 32 + b"]" * 32
+    assert parse_strict(deep, max_bytes=1000) == json.loads(deep)
+    brackets_in_text = b'{"a":"' + b"[{" * 100 + b'\\"]"}'
+    assert parse_strict(brackets_in_text, max_bytes=1000) == {"a": "[{" * 100 + '"]'}
+    assert parse_strict(b'{"n":-9007199254740991}', max_bytes=100) == {"n": -(2**53) + 1}
 
 
 def test_oversized_input_is_refused_before_parsing() -> None:
@@ -218,3 +229,12 @@ def test_astral_keys_sort_by_utf16_code_units() -> None:
     value = {"\U0001f600": 1, "\uff61": 2, "a\u0007": 3, "b": "\u2028\x7f\x1f"}
     assert canonical(value) == rfc8785.dumps(value)
     assert canonical(value).index("\U0001f600".encode()) < canonical(value).index(b"\xef\xbd\xa1")
+
+
+def test_a_phone_number_is_reported_as_one_even_where_it_passes_an_identity_check() -> None:
+    text = "Athens desk 210 555 0142; Lisbon desk 213 456 789."
+    hits = Gate(home_region="GR").scan({"staffing": text})
+    assert [(text[h.start : h.end], h.detector) for h in hits] == [
+        ("210 555 0142", "a phone number"),
+        ("213 456 789", "a phone number"),
+    ]

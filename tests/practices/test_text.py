@@ -52,7 +52,9 @@ def test_normalise_is_the_word_by_word_rule(text: str) -> None:
 
 
 def test_spellings_compounds_and_scripts_meet() -> None:
-    assert normalise("De-radicalisation programmes") == "deradicalisation de radicalisation programs"
+    assert (
+        normalise("De-radicalisation programmes") == "deradicalisation de radicalisation programs"
+    )
     assert normalise("organized ORGANISATIONS behaviour") == "organised organisations behavior"
     assert normalise("Κοινωνική ΕΠΑΝΈΝΤΑΞΗ") == "κοινωνικη επανενταξη"
     assert normalise("size prize") == "size prize"  # three letters before -ize, or it stays
