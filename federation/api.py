@@ -4,7 +4,7 @@ import json
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -57,19 +57,36 @@ async def get_feed(
     session: SessionDep,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-) -> FeedPage:
+) -> Response:
     """Entries after `after`, oldest first. Each is signed on its own over its canonical JSON."""
     settings = _settings(request)
     size = min(limit, settings.feed_page_max)
 
-    def read(sync: Session) -> list[dict[str, Any]]:
-        return [feed.envelope(e) for e in feed.page(sync, after=after, limit=size)]
+    def read(sync: Session) -> list[tuple[int, str, str, str]]:
+        return [
+            (e.seq, e.payload, e.key_id, e.signature)
+            for e in feed.page(sync, after=after, limit=size)
+        ]
 
     entries = await session.run_sync(read)
-    last = entries[-1]["payload"]["seq"] if entries else None
-    return FeedPage(
-        origin=settings.country, entries=entries, next_after=last if len(entries) == size else None
+    last = entries[-1][0] if entries else None
+    # Each payload goes out as the exact text that was signed, written into the page as it is
+    # stored (a FeedPage, which the schema above documents), not parsed and written again.
+    body = "".join(
+        (
+            '{"origin":',
+            json.dumps(settings.country),
+            ',"entries":[',
+            ",".join(
+                f'{{"payload":{payload},"key":{json.dumps(key)},"sig":{json.dumps(sig)}}}'
+                for _, payload, key, sig in entries
+            ),
+            '],"next_after":',
+            json.dumps(last if len(entries) == size else None),
+            "}",
+        )
     )
+    return Response(body, media_type="application/json")
 
 
 @feed_router.get("/checkpoint", responses=responses(NotConfigured))

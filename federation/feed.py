@@ -7,7 +7,6 @@ subscriber that has read up to seq N never misses an entry N-1 committed later.
 """
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,10 +201,6 @@ def page(session: Session, *, after: int, limit: int) -> list[FeedEntry]:
             select(FeedEntry).where(FeedEntry.seq > after).order_by(FeedEntry.seq).limit(limit)
         )
     )
-
-
-def envelope(entry: FeedEntry) -> dict[str, Any]:
-    return {"payload": json.loads(entry.payload), "key": entry.key_id, "sig": entry.signature}
 
 
 def checkpoint(session: Session, key: keys.SigningKey, origin: str) -> dict[str, Any]:

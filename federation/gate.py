@@ -86,13 +86,15 @@ NATIONAL_IDS = {
 ID_MIN, ID_MAX = 8, 16
 # A stretch of text an identity number could be in: groups of letters and digits, each holding
 # a digit, joined by one or two separators; a short group of letters (a country prefix, a
-# check letter) may open or close it. Words of three letters or more end it: a number is never
-# looked for across "le 29 avril 2014".
+# check letter) may open or close it, not stand between two ("2008 e 2010", "8140-B/2019").
+# Words of three letters or more end it: a number is never looked for across "le 29 avril 2014".
 ID_GROUP_LETTERS = 8  # before its first digit (a codice fiscale has six)
 ID_GROUP = rf"[A-Z]{{0,{ID_GROUP_LETTERS}}}\d[A-Z0-9]*+"
 ID_RUN = re.compile(
     rf"(?<![\w-])(?:[A-Z]{{1,2}}(?:[ ./+-]{{1,2}}|(?=\d)))?{ID_GROUP}"
-    rf"(?:[ ./+-]{{1,2}}(?:{ID_GROUP}|[A-Z]{{1,2}}(?!\w)))*",
+    rf"(?:[ ./+-]{{1,2}}{ID_GROUP})*"
+    # a closing letter group, unless it opens the next number ("2014 CY-10259033P")
+    rf"(?:[ ./+-]{{1,2}}[A-Z]{{1,2}}(?!\w)(?![ ./+-]{{1,2}}[A-Z]{{0,{ID_GROUP_LETTERS}}}\d))?",
     re.IGNORECASE,
 )
 ID_TOKEN = re.compile(r"[A-Z0-9]+", re.IGNORECASE)

@@ -48,7 +48,7 @@ from node.settings import Settings
 from practices.search.port import IndexDocument
 
 MAX_PAGE_BYTES = 4 * 1024 * 1024
-PAGE_SIZE = 200
+PAGE_SIZE = 500  # a node serves up to `feed_page_max` (500 by default)
 ENVELOPE_KEYS = {"payload", "key", "sig"}
 PAYLOAD_KEYS = {"origin", "seq", "type", "id", "version", "op", "body", "time"}
 # A hub's entry carries the origin's envelope unchanged instead of a body.
