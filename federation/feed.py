@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from federation import keys
@@ -153,8 +153,10 @@ def relay_many(
         state = FeedState(id=1, size=session.scalar(select(func.count(FeedEntry.seq))) or 0)
         state.frontier = dump_frontier(_frontier_of_log(session))
         session.add(state)
-    now = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = utcnow()
+    now = created.strftime("%Y-%m-%dT%H:%M:%SZ")
     leaves, seq = [], state.size
+    rows: list[dict[str, Any]] = []
     for envelope, encoded in envelopes:
         origin_payload = envelope["payload"]
         seq += 1
@@ -173,19 +175,21 @@ def relay_many(
         signed = b'{"envelope":' + encoded + b"," + rest[1:]
         payload["envelope"] = envelope
         leaves.append(leaf_hash(signed))
-        session.add(
-            FeedEntry(
-                seq=seq,
-                record_type=payload["type"],
-                record_id=payload["id"],
-                version=payload["version"],
-                op=payload["op"],
-                payload=signed.decode("utf-8"),
-                body_hash=hashlib.sha256(encoded).hexdigest(),
-                key_id=key.key_id,
-                signature=key.sign(signed),
-            )
+        rows.append(
+            {
+                "seq": seq,
+                "record_type": payload["type"],
+                "record_id": payload["id"],
+                "version": payload["version"],
+                "op": payload["op"],
+                "payload": signed.decode("utf-8"),
+                "body_hash": hashlib.sha256(encoded).hexdigest(),
+                "key_id": key.key_id,
+                "signature": key.sign(signed),
+                "created_at": created,
+            }
         )
+    session.execute(insert(FeedEntry), rows)  # one statement for the batch
     state.size = seq
     state.frontier = dump_frontier(extend(load_frontier(state.frontier), leaves))
 
