@@ -21,7 +21,7 @@ from typing import Any
 import phonenumbers
 from stdnum import iban
 
-from federation.projection import text_fields
+from federation.projection import text_fields, text_values
 from node.text import fold
 
 EU_REGIONS = (
@@ -575,13 +575,13 @@ class Gate:
     def scan(self, body: Any) -> list[Hit]:
         """Every hit in the texts of a body. The number and address detectors read all the
         texts at once (joined by a character none of them matches), names each text alone."""
-        fields = text_fields(body)
         hits: list[Hit] = []
         names = list(self.names)
         if names:
-            for field, text in fields:
+            for field, text in text_fields(body):
                 hits += _name_hits(field, text, names)
-        joined = SEPARATOR.join(text for _, text in fields)
+        texts = text_values(body)
+        joined = SEPARATOR.join(texts)
         found = _email_hits(joined)
         numbers = Numbers.of(joined)
         if numbers:
@@ -589,7 +589,8 @@ class Gate:
             found += _phone_hits(joined, self.home_region, numbers)
             found += _id_hits(joined, numbers)
         if found:
-            starts = list(accumulate((len(text) + 1 for _, text in fields[:-1]), initial=0))
+            fields = text_fields(body)  # the same texts in the same order, with their paths
+            starts = list(accumulate((len(text) + 1 for text in texts[:-1]), initial=0))
             for detector, start, end in found:
                 index = bisect_right(starts, start) - 1
                 field, text = fields[index]

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import Engine, Table, bindparam, select, text, update
+from sqlalchemy import Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, defer
 
 from federation import feed, keys
@@ -318,50 +318,96 @@ def _body_bytes(payload: dict[str, Any], signed: bytes | None) -> bytes:
     return canonical(payload["body"], checked=True)
 
 
+@dataclass(frozen=True)
+class Held:
+    """What the checks of the next entry need to know of a stored record."""
+
+    version: int
+    body_hash: str
+    withdrawn: bool
+
+
+class Writes:
+    """The records one batch of entries writes: what is held already is read once (without
+    bodies), new records are inserted and held ones updated in one statement each."""
+
+    def __init__(self, session: Session, ids: list[str]) -> None:
+        self.held = {
+            rid: Held(version, body_hash, withdrawn)
+            for rid, version, body_hash, withdrawn in session.execute(
+                select(
+                    FederatedRecord.record_id,
+                    FederatedRecord.version,
+                    FederatedRecord.body_hash,
+                    FederatedRecord.withdrawn,
+                ).where(FederatedRecord.record_id.in_(ids))
+            )
+        }
+        self.new: dict[str, dict[str, Any]] = {}
+        self.changed: dict[str, dict[str, Any]] = {}
+
+    def write(self, session: Session) -> None:
+        if self.new:
+            session.execute(insert(FederatedRecord), list(self.new.values()))
+        if self.changed:
+            session.execute(update(FederatedRecord), list(self.changed.values()))
+        self.new, self.changed = {}, {}
+
+
 def apply(
-    session: Session,
-    envelope: dict[str, Any],
-    held: dict[str, FederatedRecord] | None = None,
-    signed: bytes | None = None,
-) -> tuple[str, FederatedRecord | None]:
-    """Store an accepted entry; a version never goes backwards and a repeat changes nothing.
-    `held` maps record ids to what is stored already (None: look each one up); `signed` is the
-    payload's canonical bytes, if the caller has them."""
+    writes: Writes, envelope: dict[str, Any], signed: bytes | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """Store an accepted entry (in `writes`, written with its batch); a version never goes
+    backwards and a repeat changes nothing. `signed` is the payload's canonical bytes, if the
+    caller has them. Returns the outcome and the record's new row."""
     payload = envelope["payload"]
+    rid = payload["id"]
     body_hash = hashlib.sha256(_body_bytes(payload, signed)).hexdigest()
-    record = (
-        held.get(payload["id"]) if held is not None else session.get(FederatedRecord, payload["id"])
-    )
-    if record is not None:
-        if payload["version"] < record.version:
+    withdrawn = payload["op"] == "withdraw"
+    held = writes.held.get(rid)
+    if held is not None:
+        if payload["version"] < held.version:
             return (
-                f"refused: a replay of version {payload['version']} (holding {record.version})",
+                f"refused: a replay of version {payload['version']} (holding {held.version})",
                 None,
             )
-        if payload["version"] == record.version:
-            if body_hash == record.body_hash and (payload["op"] == "withdraw") == record.withdrawn:
+        if payload["version"] == held.version:
+            if body_hash == held.body_hash and withdrawn == held.withdrawn:
                 return "unchanged", None
             return f"refused: version {payload['version']} already held with other content", None
+    row = {
+        "record_id": rid,
+        "origin": payload["origin"],
+        "record_type": payload["type"],
+        "version": payload["version"],
+        "withdrawn": withdrawn,
+        "body": payload["body"],
+        "body_hash": body_hash,
+        "envelope": _envelope_bytes(envelope, signed).decode("utf-8"),
+        "origin_seq": payload["seq"],
+        "received_at": utcnow(),
+        "search_id": search_id(rid),
+        "indexed": False,  # the search index catches up after the import (`index_pending`)
+    }
+    if held is None or rid in writes.new:
+        writes.new[rid] = row  # first stored in this batch (a later version replaces the row)
     else:
-        record = FederatedRecord(record_id=payload["id"])
-        session.add(record)
-        if held is not None:
-            held[record.record_id] = record
-    record.origin = payload["origin"]
-    record.record_type = payload["type"]
-    record.version = payload["version"]
-    record.withdrawn = payload["op"] == "withdraw"
-    record.body = payload["body"]
-    record.body_hash = body_hash
-    record.envelope = _envelope_bytes(envelope, signed).decode("utf-8")
-    record.origin_seq = payload["seq"]
-    record.received_at = utcnow()
-    record.search_id = search_id(record.record_id)
-    record.indexed = False  # the search index catches up after the import (`index_pending`)
-    return "applied", record
+        writes.changed[rid] = row
+    writes.held[rid] = Held(payload["version"], body_hash, withdrawn)
+    return "applied", row
 
 
 INDEX_BATCH = 500
+# Written as the partial index ix_federated_record_pending is, so that SQLite uses it (it does
+# not for "indexed IS 0" or "indexed = 0": every catch-up would read the whole table).
+PENDING = text("NOT federated_record.indexed")
+PENDING_BATCH = (
+    select(FederatedRecord)
+    .options(defer(FederatedRecord.envelope))
+    .where(PENDING)
+    .order_by(FederatedRecord.record_id)
+    .limit(INDEX_BATCH)
+)
 
 
 def index_pending(session: Session, search: Any) -> int:
@@ -376,15 +422,7 @@ def index_pending(session: Session, search: Any) -> int:
         .where(table.c.record_id == bindparam("rid"), table.c.version == bindparam("v"))
         .values(indexed=True)
     )
-    while records := list(
-        session.scalars(
-            select(FederatedRecord)
-            .options(defer(FederatedRecord.envelope))
-            .where(FederatedRecord.indexed.is_(False))
-            .order_by(FederatedRecord.record_id)
-            .limit(INDEX_BATCH)
-        )
-    ):
+    while records := list(session.scalars(PENDING_BATCH)):
         versions = [{"rid": r.record_id, "v": r.version} for r in records]
         reindex(session, search, records)
         session.connection().execute(mark, versions)
@@ -710,13 +748,7 @@ def sync_peer(
     result = Round()
     for start in range(0, len(received), COMMIT_EVERY):
         batch = received[start : start + COMMIT_EVERY]
-        ids = [rid for rid in map(_record_id, batch) if rid]
-        held = {
-            r.record_id: r
-            for r in session.scalars(
-                select(FederatedRecord).where(FederatedRecord.record_id.in_(ids))
-            )
-        }
+        writes = Writes(session, [rid for rid in map(_record_id, batch) if rid])
         relayed: list[tuple[dict[str, Any], bytes]] = []
         for offset, item in enumerate(batch):
             seq = state.cursor + offset + 1
@@ -725,20 +757,21 @@ def sync_peer(
                 outcome, record = f"refused: {problem}", None
             elif peer.kind == PEER_HUB:
                 accepted = item["payload"]["envelope"]
-                outcome, record = apply(session, accepted, held)
+                outcome, record = apply(writes, accepted)
             else:
                 accepted = item
-                outcome, record = apply(session, accepted, held, signed[start + offset])
+                outcome, record = apply(writes, accepted, signed[start + offset])
             if record is not None:
                 result.applied += 1
                 if relay is not None:
-                    relayed.append((accepted, record.envelope.encode("utf-8")))
+                    relayed.append((accepted, record["envelope"].encode("utf-8")))
             elif outcome == "unchanged":
                 result.unchanged += 1
             else:
                 rid = None if isinstance(item, tuple) else _record_id(item)
                 _refuse(session, peer, seq, rid, outcome.removeprefix("refused: "))
                 result.refused += 1
+        writes.write(session)
         if relay is not None:
             feed.relay_many(session, relay.key, origin=relay.origin, envelopes=relayed)
         batch_leaves = leaves[start : start + len(batch)]

@@ -134,3 +134,21 @@ def _walk(value: Any, path: str, out: list[tuple[str, str]]) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _walk(item, f"{path}.{index}", out)
+
+
+def text_values(value: Any) -> list[str]:
+    """The strings of `text_fields`, in the same order, without their paths."""
+    out: list[str] = []
+    _values(value, out)
+    return out
+
+
+def _values(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _values(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _values(item, out)
