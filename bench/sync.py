@@ -7,9 +7,10 @@ feed entries of shared practices (valid `SharedPractice` bodies built from the s
 practices' sentences in French, Portuguese, Bulgarian, Greek and English, numbers and legal
 references included, meant to pass the hub's personal-data gate), appended through
 `federation.feed.append`. Starts one real node process per country (`python -m node serve`),
-enrols them on a fresh hub database and times one `federation.hub.run_round`: the hub's import
-of every entry, as `integra hub sync` does it. The baseline, in the same run, is the bare cost
-of checking the same signatures on the same entries fetched from the feeds:
+enrols them on a fresh hub database (a hub with its own key, which relays what it accepts) and
+times one `federation.hub.run_round`: the hub's import of every entry, as `integra hub sync`
+does it, then apart the search index's catch-up that follows it. The baseline, in the same
+run, is the bare cost of checking the same signatures on the same entries fetched from the feeds:
 `keys.verify(public, canonical(payload), sig)`, then without the canonicalisation, then the
 Ed25519 check alone. Then a node with a larger feed, already synced by its own hub, gets 10
 edits (new versions of existing records) and one more round is timed. `--profile` imports the
