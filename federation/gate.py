@@ -14,7 +14,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property, lru_cache
 from itertools import accumulate
 from typing import Any
 
@@ -321,6 +321,7 @@ def word_forms(word: str) -> frozenset[str]:
     return frozenset(_stem(form).translate(CONFUSABLES) for form in (folded, transliterate(folded)))
 
 
+@lru_cache(maxsize=50_000)  # the words of a node's texts repeat: each is folded once
 def text_forms(word: str) -> frozenset[str]:
     """The forms of a word of text: those of `word_forms`, and in Cyrillic also those of the
     word without a definite article (names themselves are stored without one)."""
@@ -356,25 +357,55 @@ def known_names(names: Iterable[str]) -> list[KnownName]:
     return sorted(out, key=lambda k: sorted(k.words[-1]))
 
 
-def _name_hits(field: str, text: str, names: list[KnownName]) -> list[Hit]:
-    if not names:
-        return []
-    tokens = [(m.start(), m.end(), text_forms(m.group())) for m in WORD.finditer(text)]
-    hits = []
-    for name in names:
-        size = len(name.words)
+@dataclass(frozen=True)
+class NameIndex:
+    """The known names by the forms of their first word and of their surname, so a text's
+    words are looked up instead of compared with every name."""
+
+    names: tuple[KnownName, ...]
+    by_first: dict[str, frozenset[int]]
+    by_surname: dict[str, frozenset[int]]
+
+    @classmethod
+    def of(cls, names: tuple[KnownName, ...]) -> "NameIndex":
+        first: dict[str, set[int]] = {}
+        surname: dict[str, set[int]] = {}
+        for n, name in enumerate(names):
+            if len(name.words) > 1:
+                for form in name.words[0]:
+                    first.setdefault(form, set()).add(n)
+            for form in name.surname:
+                surname.setdefault(form, set()).add(n)
+        return cls(
+            names,
+            {f: frozenset(s) for f, s in first.items()},
+            {f: frozenset(s) for f, s in surname.items()},
+        )
+
+    def hits(self, field: str, text: str) -> list[Hit]:
+        """A whole name where its words follow one another, else a surname on its own."""
+        tokens = [(m.start(), m.end(), text_forms(m.group())) for m in WORD.finditer(text)]
+        hits = []
         for i, (start, end, forms) in enumerate(tokens):
-            window = tokens[i : i + size]
-            full = (
-                size > 1
-                and len(window) == size
-                and all(token[2] & word for token, word in zip(window, name.words, strict=True))
-            )
-            if full:
-                hits.append(Hit(NAME, field, start, window[-1][1]))
-            elif forms & name.surname:
+            whole: set[int] = set()
+            for n in _lookup(self.by_first, forms):
+                words = self.names[n].words
+                window = tokens[i : i + len(words)]
+                if len(window) == len(words) and all(
+                    token[2] & word for token, word in zip(window, words, strict=True)
+                ):
+                    whole.add(n)
+                    hits.append(Hit(NAME, field, start, window[-1][1]))
+            if _lookup(self.by_surname, forms) - whole:
                 hits.append(Hit(NAME, field, start, end))
-    return hits
+        return hits
+
+
+def _lookup(index: dict[str, frozenset[int]], forms: frozenset[str]) -> set[int]:
+    found: set[int] = set()
+    for form in forms:
+        found |= index.get(form, frozenset())
+    return found
 
 
 # What every form EMAIL knows contains: the expensive pattern runs only where one of these is.
@@ -572,14 +603,18 @@ class Gate:
     def for_people(cls, names: Iterable[str], home_region: str | None = None) -> "Gate":
         return cls(tuple(known_names(names)), home_region)
 
+    @cached_property
+    def name_index(self) -> NameIndex:
+        return NameIndex.of(self.names)
+
     def scan(self, body: Any) -> list[Hit]:
         """Every hit in the texts of a body. The number and address detectors read all the
         texts at once (joined by a character none of them matches), names each text alone."""
         hits: list[Hit] = []
-        names = list(self.names)
-        if names:
+        if self.names:
+            people = self.name_index
             for field, text in text_fields(body):
-                hits += _name_hits(field, text, names)
+                hits += people.hits(field, text)
         texts = text_values(body)
         joined = SEPARATOR.join(texts)
         found = _email_hits(joined)

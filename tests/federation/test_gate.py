@@ -277,3 +277,15 @@ def test_the_hubs_shortcuts_to_canonical_bytes_give_the_canonical_bytes(
     envelope = {"payload": payload, "key": key, "sig": sig}
     assert hub._body_bytes(payload, signed) == canonical(body)
     assert hub._envelope_bytes(envelope, signed) == canonical(envelope)
+
+
+def test_a_node_with_many_people_finds_each_and_only_them() -> None:
+    def letters(n: int) -> str:
+        return "".join("abcdefghijklmnopqrstuvwxyz"[n // 26**k % 26] for k in range(3))
+
+    people = [f"Zoe{letters(n)} Kos{letters(n)}ova" for n in range(500)] + PEOPLE
+    gate = Gate.for_people(people, home_region="GR")
+    surname, whole = f"KOS{letters(417).upper()}OVA", f"zoe{letters(3)} Kos{letters(3)}ov"
+    text = f"Visit led by {surname} with {whole}; Kosova, Papadakis and Petrovgrad stay."
+    hits = gate.scan({"summary": text})
+    assert [text[h.start : h.end] for h in hits] == [surname, whole]
