@@ -121,14 +121,18 @@ def parse_strict(data: bytes, *, max_bytes: int) -> Any:
         raise CanonicalError(f"larger than {max_bytes} bytes")
     try:
         text = data.decode("utf-8")
-        _check_depth(text)
-        return json.loads(
+        value = json.loads(
             text,
             object_pairs_hook=_no_duplicates,
             parse_int=_safe_int,
             parse_float=lambda s: _refuse_constant(f"the float {s[:20]}"),
             parse_constant=_refuse_constant,
         )
+        # Only on text that parsed: there every quote opens a string that closes, so the
+        # skeleton's string pattern reads it once (on an unterminated string it would read the
+        # rest of the text again at every escaped quote).
+        _check_depth(text)
+        return value
     except CanonicalError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

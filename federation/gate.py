@@ -89,9 +89,11 @@ ID_MIN, ID_MAX = 8, 16
 # check letter) may open or close it, not stand between two ("2008 e 2010", "8140-B/2019").
 # Words of three letters or more end it: a number is never looked for across "le 29 avril 2014".
 ID_GROUP_LETTERS = 8  # before its first digit (a codice fiscale has six)
+# A codice fiscale's six letters written apart from the rest ("RSSMRA 85T10A562S", "RSS MRA …").
+CF_LETTERS = r"[A-Z]{3} ?[A-Z]{3}[ ./-]"
 ID_GROUP = rf"[A-Z]{{0,{ID_GROUP_LETTERS}}}\d[A-Z0-9]*+"
 ID_RUN = re.compile(
-    rf"(?<![\w-])(?:[A-Z]{{1,2}}(?:[ ./+-]{{1,2}}|(?=\d)))?{ID_GROUP}"
+    rf"(?<![\w-])(?:[A-Z]{{1,2}}(?:[ ./+-]{{1,2}}|(?=\d))|{CF_LETTERS})?{ID_GROUP}"
     rf"(?:[ ./+-]{{1,2}}{ID_GROUP})*"
     # a closing letter group, unless it opens the next number ("2014 CY-10259033P")
     rf"(?:[ ./+-]{{1,2}}[A-Z]{{1,2}}(?!\w)(?![ ./+-]{{1,2}}[A-Z]{{0,{ID_GROUP_LETTERS}}}\d))?",
@@ -533,7 +535,7 @@ def _iban_hits(text: str, numbers: Numbers) -> list[Found]:
     hits: list[Found] = []
     for start, _, _ in numbers.runs:
         head = text[start - 2 : start + 2]
-        if start < 2 or not (head[:2].isalpha() and head[:2].isascii() and head[2:].isdigit()):
+        if start < 2 or not (head[:2].isalpha() and head[2:].isdigit()):
             continue
         m = IBAN_CANDIDATE.match(text, start - 2, min(len(text), start + 72))
         if m is None:

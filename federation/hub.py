@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import structlog
 from pydantic import ValidationError
 from sqlalchemy import Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, defer
@@ -245,6 +246,15 @@ def search_id(record_id: str) -> uuid.UUID:
     return uuid.uuid5(SEARCH_NAMESPACE, record_id)
 
 
+def _date(text: Any) -> date | None:
+    """A start date to sort by; the schema checks its shape, not that it is a real day
+    (2024-02-30): such a date sorts as undated rather than stop the index."""
+    try:
+        return date.fromisoformat(text) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+
+
 def index_document(record: FederatedRecord) -> IndexDocument:
     """What EU-wide search sees of a shared record: the same shape as a node's practices."""
     body = record.body or {}
@@ -267,13 +277,13 @@ def index_document(record: FederatedRecord) -> IndexDocument:
         )
     ]
     texts += [o.get("name", "") for o in body.get("organisations", [])]
-    start = body.get("start_date")
+    start = _date(body.get("start_date"))
     return IndexDocument(
         record_id=search_id(record.record_id),
         title=str(body.get("title", "")),
         title_text=" \n".join(titles),
         body_text=" \n".join(texts),
-        sort_date=date.fromisoformat(start) if start else None,
+        sort_date=start,
         facets={
             "country": [body.get("country") or record.origin],
             "kind": [body.get("kind", record.record_type)],
@@ -904,7 +914,10 @@ def run_round(
                     session.commit()
                 outcome[origin] = _one(sessions, peer_id, client, interval, settings)
     if search is not None and index:
-        catch_up_index(sessions, search)
+        try:
+            catch_up_index(sessions, search)
+        except Exception:  # the import stands; what is pending is tried again next round
+            structlog.get_logger().exception("search_index_catch_up_failed")
     return outcome
 
 
