@@ -392,9 +392,9 @@ async def hub_search(
     items = []
     for search_id in result.record_ids:
         record = by_id.get(search_id)
-        if record is None or record.body is None:
+        body = record.body if record is not None else None
+        if record is None or body is None:
             continue
-        body = record.body
         text_ = (
             f"{body.get('summary') or body.get('purpose') or ''} {body.get('description') or ''}"
         )

@@ -96,19 +96,22 @@ def _refuse_constant(name: str) -> Any:
     raise CanonicalError(f"{name} is not JSON")
 
 
-STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-INNERMOST = re.compile(r"\[\]|\{\}")  # one pass removes one level, whatever its kind
+STRING = re.compile(rb'"[^"]*"')  # on the skeleton, where no string holds a quote
+INNERMOST = re.compile(rb"\[\]|\{\}")  # one pass removes one level, whatever its kind
+NOT_SKELETON = bytes(b for b in range(256) if b not in b'"[]{}')
 
 
-def _check_depth(text: str) -> None:
-    """Containers nested at most MAX_DEPTH deep, found on the text's skeleton (strings out,
-    brackets kept): each pass removes the innermost containers."""
-    skeleton = NOT_BRACKET.sub("", STRING.sub("", text))
+def _check_depth(data: bytes) -> None:
+    """Containers nested at most MAX_DEPTH deep, found on the text's skeleton: escaped
+    backslashes and quotes taken out (the text parsed, so every backslash in it opens an
+    escape), then every byte but quotes and brackets, then strings; each pass then removes the
+    innermost containers."""
+    skeleton = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, NOT_SKELETON)
+    skeleton = STRING.sub(b"", skeleton)
     for _ in range(MAX_DEPTH):
         if not skeleton:
             return
-        skeleton = INNERMOST.sub("", skeleton)
+        skeleton = INNERMOST.sub(b"", skeleton)
     if skeleton:
         raise CanonicalError(f"nested deeper than {MAX_DEPTH}")
 
@@ -128,10 +131,7 @@ def parse_strict(data: bytes, *, max_bytes: int) -> Any:
             parse_float=lambda s: _refuse_constant(f"the float {s[:20]}"),
             parse_constant=_refuse_constant,
         )
-        # Only on text that parsed: there every quote opens a string that closes, so the
-        # skeleton's string pattern reads it once (on an unterminated string it would read the
-        # rest of the text again at every escaped quote).
-        _check_depth(text)
+        _check_depth(data)  # only on text that parsed: every backslash opens an escape
         return value
     except CanonicalError:
         raise

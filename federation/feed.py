@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from federation import keys
@@ -189,9 +189,18 @@ def relay_many(
                 "created_at": created,
             }
         )
-    session.execute(insert(FeedEntry), rows)  # one statement for the batch
+    session.connection().execute(insert(FEED), rows)  # one Core statement for the batch
     state.size = seq
     state.frontier = dump_frontier(extend(load_frontier(state.frontier), leaves))
+
+
+def _feed_table() -> Table:
+    table = FeedEntry.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+FEED = _feed_table()
 
 
 def _frontier_of_log(session: Session) -> list[tuple[int, bytes]]:

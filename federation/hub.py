@@ -8,10 +8,16 @@ feed is still applied. The cursor, the checkpoint and the records change in one 
 a crash or a repeated delivery leaves the same state.
 """
 
+import ctypes
 import fcntl
 import hashlib
+import multiprocessing
+import os
+import queue
 import random
 import re
+import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +32,7 @@ import httpx
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import Engine, Table, bindparam, insert, select, text, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from federation import feed, keys
 from federation.canonical import CanonicalError, canonical, parse_strict
@@ -43,7 +49,7 @@ from federation.models import (
     SyncRefusal,
 )
 from federation.projection import SCHEMAS
-from node.db import utcnow
+from node.db import create_sync_engine, utcnow
 from node.models import AuditEntry
 from node.settings import Settings
 from practices.search.port import IndexDocument
@@ -337,6 +343,15 @@ class Held:
     withdrawn: bool
 
 
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+RECORDS = _table(FederatedRecord)
+
+
 class Writes:
     """The records one batch of entries writes: what is held already is read once (without
     bodies), new records are inserted and held ones updated in one statement each."""
@@ -357,53 +372,50 @@ class Writes:
         self.changed: dict[str, dict[str, Any]] = {}
 
     def write(self, session: Session) -> None:
-        if self.new:
-            session.execute(insert(FederatedRecord), list(self.new.values()))
+        if self.new:  # a Core statement: the ORM's bulk insert adds nothing here but time
+            session.connection().execute(insert(RECORDS), list(self.new.values()))
         if self.changed:
             session.execute(update(FederatedRecord), list(self.changed.values()))
         self.new, self.changed = {}, {}
 
 
-def apply(
-    writes: Writes, envelope: dict[str, Any], signed: bytes | None = None
-) -> tuple[str, dict[str, Any] | None]:
-    """Store an accepted entry (in `writes`, written with its batch); a version never goes
-    backwards and a repeat changes nothing. `signed` is the payload's canonical bytes, if the
-    caller has them. Returns the outcome and the record's new row."""
+def stage(envelope: dict[str, Any], signed: bytes | None = None) -> dict[str, Any]:
+    """The row an accepted entry would store, computed before its batch's transaction (which
+    holds SQLite's write lock) begins. `signed`: the payload's canonical bytes, if at hand."""
     payload = envelope["payload"]
     rid = payload["id"]
-    body_hash = hashlib.sha256(_body_bytes(payload, signed)).hexdigest()
-    withdrawn = payload["op"] == "withdraw"
-    held = writes.held.get(rid)
-    if held is not None:
-        if payload["version"] < held.version:
-            return (
-                f"refused: a replay of version {payload['version']} (holding {held.version})",
-                None,
-            )
-        if payload["version"] == held.version:
-            if body_hash == held.body_hash and withdrawn == held.withdrawn:
-                return "unchanged", None
-            return f"refused: version {payload['version']} already held with other content", None
-    row = {
+    return {
         "record_id": rid,
         "origin": payload["origin"],
         "record_type": payload["type"],
         "version": payload["version"],
-        "withdrawn": withdrawn,
-        "body": payload["body"],
-        "body_hash": body_hash,
+        "withdrawn": payload["op"] == "withdraw",
+        "body_hash": hashlib.sha256(_body_bytes(payload, signed)).hexdigest(),
         "envelope": _envelope_bytes(envelope, signed).decode("utf-8"),
         "origin_seq": payload["seq"],
         "received_at": utcnow(),
         "search_id": search_id(rid),
         "indexed": False,  # the search index catches up after the import (`index_pending`)
     }
+
+
+def apply(writes: Writes, row: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """Store a staged entry (in `writes`, written with its batch); a version never goes
+    backwards and a repeat changes nothing. Returns the outcome and the row if stored."""
+    rid, version = row["record_id"], row["version"]
+    held = writes.held.get(rid)
+    if held is not None:
+        if version < held.version:
+            return f"refused: a replay of version {version} (holding {held.version})", None
+        if version == held.version:
+            if row["body_hash"] == held.body_hash and row["withdrawn"] == held.withdrawn:
+                return "unchanged", None
+            return f"refused: version {version} already held with other content", None
     if held is None or rid in writes.new:
         writes.new[rid] = row  # first stored in this batch (a later version replaces the row)
     else:
         writes.changed[rid] = row
-    writes.held[rid] = Held(payload["version"], body_hash, withdrawn)
+    writes.held[rid] = Held(version, row["body_hash"], row["withdrawn"])
     return "applied", row
 
 
@@ -412,11 +424,7 @@ INDEX_BATCH = 500
 # not for "indexed IS 0" or "indexed = 0": every catch-up would read the whole table).
 PENDING = text("NOT federated_record.indexed")
 PENDING_BATCH = (
-    select(FederatedRecord)
-    .options(defer(FederatedRecord.envelope))
-    .where(PENDING)
-    .order_by(FederatedRecord.record_id)
-    .limit(INDEX_BATCH)
+    select(FederatedRecord).where(PENDING).order_by(FederatedRecord.record_id).limit(INDEX_BATCH)
 )
 
 
@@ -695,7 +703,12 @@ def sync_peer(
     Merkle root; then entries are applied in batches, each committed with the cursor and the
     frontier, so a crash resumes where it stopped and a repeat changes nothing. A hub relays
     what it applies in its own feed, in the same transaction. Applied records are left for the
-    search index to catch up with (`index_pending`)."""
+    search index to catch up with (`index_pending`).
+
+    No transaction is open while pages arrive and are checked (on SQLite a transaction holds the
+    database's write lock): the hub's API and other peers' imports write meanwhile. What the
+    checks read (the cursor, the keys) stays loaded; the peer's lease keeps it unchanged."""
+    session.expire_on_commit = False
     state = session.get(PeerSync, peer.id) or PeerSync(
         peer_id=peer.id, cursor=0, checkpoint_size=0, frontier=[]
     )
@@ -708,6 +721,7 @@ def sync_peer(
         listed = _listed_keys(session, client, peer, peer_keys)
     else:
         accept_rotations(session, client, peer, peer_keys)
+    session.commit()  # keys trusted (a rotation, a directory) stand whatever the round brings
     checkpoint = _checkpoint(client, peer, peer_keys)
     if checkpoint["size"] < state.checkpoint_size:
         raise SyncError(
@@ -758,23 +772,30 @@ def sync_peer(
     result = Round()
     for start in range(0, len(received), COMMIT_EVERY):
         batch = received[start : start + COMMIT_EVERY]
+        # What each accepted entry stores (a hub's entry carries the origin's envelope), made
+        # before the batch's transaction begins.
+        accepted: list[tuple[dict[str, Any], bytes | None] | None] = []
+        for offset, item in enumerate(batch):
+            if problems[start + offset] is not None:
+                accepted.append(None)
+            elif peer.kind == PEER_HUB:
+                accepted.append((item["payload"]["envelope"], None))
+            else:
+                accepted.append((item, signed[start + offset]))
+        staged = [stage(*entry) if entry is not None else None for entry in accepted]
         writes = Writes(session, [rid for rid in map(_record_id, batch) if rid])
         relayed: list[tuple[dict[str, Any], bytes]] = []
         for offset, item in enumerate(batch):
             seq = state.cursor + offset + 1
-            problem = problems[start + offset]
-            if problem is not None:
+            problem, row, entry = problems[start + offset], staged[offset], accepted[offset]
+            if problem is not None or row is None or entry is None:
                 outcome, record = f"refused: {problem}", None
-            elif peer.kind == PEER_HUB:
-                accepted = item["payload"]["envelope"]
-                outcome, record = apply(writes, accepted)
             else:
-                accepted = item
-                outcome, record = apply(writes, accepted, signed[start + offset])
-            if record is not None:
+                outcome, record = apply(writes, row)
+            if record is not None and entry is not None:
                 result.applied += 1
                 if relay is not None:
-                    relayed.append((accepted, record["envelope"].encode("utf-8")))
+                    relayed.append((entry[0], record["envelope"].encode("utf-8")))
             elif outcome == "unchanged":
                 result.unchanged += 1
             else:
@@ -890,35 +911,232 @@ def run_round(
     search: Any = None,
     settings: Settings | None = None,
     index: bool = True,
+    workers: int | None = None,
 ) -> dict[str, Round | str]:
     """Sync every due peer, each in its own transactions: a failure is recorded on that peer
     (with backoff) and the others go on. Then, with `search` and `index`, the search index
     catches up with what the round (or an interrupted earlier one) changed. Returns what
-    happened per origin."""
+    happened per origin.
+
+    Peers with a large backlog are synced side by side in up to `workers` processes (by
+    default `settings.hub_sync_workers`, else one): this one and helpers started for the round,
+    which stop with it (and with this process, should it be killed)."""
     outcome: dict[str, Round | str] = {}
     with sessions() as session:
         engine = session.get_bind()
-        due = [(p.id, p.origin) for p in due_peers(session)]
+        due = [(p.id, p.origin, p.base_url) for p in due_peers(session)]
     assert isinstance(engine, Engine)
+    if workers is None:
+        workers = settings.sync_workers if settings else 1
+    job = Job(engine.url.render_as_string(hide_password=False), interval, timeout, settings)
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client:
-        for peer_id, origin in due:
-            with peer_lease(engine, peer_id) as mine:
-                if not mine:
-                    continue  # another process is syncing this peer right now
-                with sessions() as session:
-                    state = session.get(PeerSync, peer_id) or PeerSync(
-                        peer_id=peer_id, cursor=0, checkpoint_size=0, frontier=[]
-                    )
-                    state.running_since = utcnow()
-                    session.add(state)
-                    session.commit()
-                outcome[origin] = _one(sessions, peer_id, client, interval, settings)
+        order, helpers = _plan(client, engine, due, workers)
+        if helpers:
+            outcome = _in_processes(job, sessions, engine, client, order, helpers)
+        else:
+            for peer_id, origin in order:
+                result = _leased(job, sessions, engine, client, peer_id)
+                if result is not None:
+                    outcome[origin] = result
     if search is not None and index:
         try:
             catch_up_index(sessions, search)
         except Exception:  # the import stands; what is pending is tried again next round
             structlog.get_logger().exception("search_index_catch_up_failed")
     return outcome
+
+
+def sync_one(
+    sessions: Callable[[], Session],
+    peer_id: int,
+    *,
+    interval: timedelta,
+    timeout: float = 30.0,
+    settings: Settings | None = None,
+) -> Round | str | None:
+    """One peer's job, as a Celery task runs it (a worker's pool runs peers side by side);
+    None when another process is syncing that peer."""
+    with sessions() as session:
+        engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    job = Job(engine.url.render_as_string(hide_password=False), interval, timeout, settings)
+    with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client:
+        return _leased(job, sessions, engine, client, peer_id)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a process needs to sync peers in a round."""
+
+    database_url: str
+    interval: timedelta
+    timeout: float
+    settings: Settings | None
+
+
+# A helper process costs about half a second to start (imports): worth it only for a peer with
+# at least this many entries waiting.
+PARALLEL_BACKLOG = 2000
+
+
+def _plan(
+    client: httpx.Client, engine: Engine, due: list[tuple[int, str, str]], workers: int
+) -> tuple[list[tuple[int, str]], int]:
+    """The order to sync the due peers in (largest backlog first) and how many helper
+    processes to start. Backlogs come from each peer's checkpoint, unverified: they only
+    schedule the work, `sync_peer` verifies everything it applies."""
+    order = [(peer_id, origin) for peer_id, origin, _ in due]
+    if workers < 2 or len(due) < 2 or not _can_have_helpers(engine):
+        return order, 0
+    with engine.connect() as conn:
+        cursors = dict(conn.execute(select(PeerSync.peer_id, PeerSync.cursor)).tuples().all())
+    backlog: dict[int, int] = {}
+    for peer_id, _origin, base_url in due:
+        try:
+            size = fetch_json(client, f"{base_url}/federation/v1/checkpoint")["checkpoint"]["size"]
+            backlog[peer_id] = size - cursors.get(peer_id, 0) if isinstance(size, int) else 0
+        except (SyncError, CanonicalError, httpx.HTTPError, ValueError, LookupError, TypeError):
+            backlog[peer_id] = 0  # `sync_peer` will say what is wrong with this peer
+    order.sort(key=lambda peer: -backlog[peer[0]])
+    large = sum(1 for size in backlog.values() if size >= PARALLEL_BACKLOG)
+    return order, max(0, min(workers, large) - 1)
+
+
+def _can_have_helpers(engine: Engine) -> bool:
+    """Not in a daemonic process (a Celery prefork worker: its pool runs peers side by side),
+    and not on an in-memory database another process cannot open."""
+    database = engine.url.database
+    in_memory = engine.dialect.name == "sqlite" and (not database or database == ":memory:")
+    return not multiprocessing.current_process().daemon and not in_memory
+
+
+def _leased(
+    job: Job,
+    sessions: Callable[[], Session],
+    engine: Engine,
+    client: httpx.Client,
+    peer_id: int,
+) -> Round | str | None:
+    """One peer's job under its lease; None when another process holds it."""
+    with peer_lease(engine, peer_id) as mine:
+        if not mine:
+            return None  # another process is syncing this peer right now
+        with sessions() as session:
+            state = session.get(PeerSync, peer_id) or PeerSync(
+                peer_id=peer_id, cursor=0, checkpoint_size=0, frontier=[]
+            )
+            state.running_since = utcnow()
+            session.add(state)
+            session.commit()
+        return _one(sessions, peer_id, client, job.interval, job.settings)
+
+
+def _work(
+    job: Job,
+    sessions: Callable[[], Session],
+    engine: Engine,
+    client: httpx.Client,
+    tasks: Any,
+    results: Any,
+) -> None:
+    """Take peers from `tasks` until a None, and say what became of each on `results`."""
+    while (task := tasks.get()) is not None:
+        peer_id, origin = task
+        results.put(("begin", peer_id, origin, None))
+        try:
+            result = _leased(job, sessions, engine, client, peer_id)
+        except Exception as exc:  # the database, say: the other peers go on
+            structlog.get_logger().exception("peer_sync_failed", origin=origin)
+            result = f"{type(exc).__name__}: {exc}"
+        results.put(("end", peer_id, origin, result))
+
+
+def _helper(job: Job, tasks: Any, results: Any, parent: int) -> None:
+    """A helper process of a round: the same work as the process that started it."""
+    _die_with(parent)
+    engine = create_sync_engine(job.database_url)
+    try:
+        with httpx.Client(timeout=httpx.Timeout(job.timeout, connect=5.0)) as client:
+            _work(job, lambda: Session(engine), engine, client, tasks, results)
+    finally:
+        engine.dispose()
+
+
+def _die_with(parent: int) -> None:
+    """Be killed when the process that started this one dies, even by kill -9: a helper must
+    not go on importing behind the back of a restarted hub."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _in_processes(
+    job: Job,
+    sessions: Callable[[], Session],
+    engine: Engine,
+    client: httpx.Client,
+    order: list[tuple[int, str]],
+    helpers: int,
+) -> dict[str, Round | str]:
+    """Sync `order` in this process and `helpers` more, each taking the next peer when done
+    with one. A helper that dies leaves its peer failed (with backoff), not "running"."""
+    context = multiprocessing.get_context("spawn")  # no fork: the caller may have threads
+    tasks, results = context.Queue(), context.Queue()
+    for task in order:
+        tasks.put(task)
+    for _ in range(helpers + 1):
+        tasks.put(None)
+    started = [
+        context.Process(
+            target=_helper, args=(job, tasks, results, os.getpid()), name=f"integra-sync-{n}"
+        )
+        for n in range(helpers)
+    ]
+    for process in started:
+        process.start()
+    try:
+        _work(job, sessions, engine, client, tasks, results)
+    finally:
+        outcome, begun = _collect(results, started)
+    codes = ", ".join(str(p.exitcode) for p in started)
+    for peer_id, origin in begun.items():  # a helper died with this peer in hand
+        error = f"the process syncing this peer stopped (exit codes {codes})"
+        with sessions() as session:
+            peer = session.get(Peer, peer_id)
+            if peer is not None:
+                record_failure(session, peer, error)
+                session.commit()
+        outcome[origin] = error
+    return outcome
+
+
+def _collect(results: Any, started: list[Any]) -> tuple[dict[str, Round | str], dict[int, str]]:
+    """Read what the processes say until all helpers have stopped (read while waiting: a
+    process does not end before what it said is read), then join them. Returns the outcomes
+    and the peers begun but never finished."""
+    outcome: dict[str, Round | str] = {}
+    begun: dict[int, str] = {}
+    while True:
+        stopped = not any(process.is_alive() for process in started)
+        try:
+            kind, peer_id, origin, result = results.get(timeout=0.2)
+        except queue.Empty:
+            if stopped:
+                break
+            continue
+        if kind == "begin":
+            begun[peer_id] = origin
+            continue
+        begun.pop(peer_id, None)
+        if result is not None:
+            outcome[origin] = result
+    for process in started:
+        process.join()
+    return outcome, begun
 
 
 INDEX_LEASE = 0  # peer ids start at 1: this lease is the search index's

@@ -1,6 +1,7 @@
 """What a node keeps to publish its signed feed: its keys, the feed itself, and the records
 the personal-data gate holds back."""
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -158,9 +159,8 @@ class FederatedRecord(Base):
     record_type: Mapped[str] = mapped_column(String(20))
     version: Mapped[int]
     withdrawn: Mapped[bool] = mapped_column(default=False)
-    # A withdrawn record keeps no body: SQL NULL, not JSON null.
-    body: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     body_hash: Mapped[str] = mapped_column(String(64))
+    # The origin's signed envelope, exactly as received; the body is stored only in it.
     envelope: Mapped[str] = mapped_column(Text)
     origin_seq: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -168,6 +168,14 @@ class FederatedRecord(Base):
     search_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
     # False from the moment the import changes the record until the search index has it.
     indexed: Mapped[bool] = mapped_column(default=False, server_default=true())
+
+    @property
+    def body(self) -> dict[str, Any] | None:
+        """The record's body, from the envelope (None for a withdrawal, a signed tombstone)."""
+        if self.withdrawn:
+            return None
+        body = json.loads(self.envelope)["payload"]["body"]
+        return body if isinstance(body, dict) else None
 
     __table_args__ = (
         Index(

@@ -1,3 +1,4 @@
 from node.cli import app
 
-app(prog_name="integra")
+if __name__ == "__main__":  # not when a helper process started with "spawn" imports it
+    app(prog_name="integra")

@@ -141,25 +141,39 @@ def configure(settings: Settings) -> Celery:
     return celery
 
 
-@celery.task(name="integra.hub.pull", soft_time_limit=540, time_limit=600)  # type: ignore[untyped-decorator]
-def pull_nodes() -> dict[str, str]:
-    """Pull every due peer: a hub its nodes, a node the hub it mirrors (each peer's own
-    backoff decides which are due)."""
-    from federation.hub import run_round
+@celery.task(name="integra.hub.pull")  # type: ignore[untyped-decorator]
+def pull_nodes() -> list[int]:
+    """Queue a pull of every due peer (a hub its nodes, a node the hub it mirrors; each peer's
+    own backoff decides which are due): the worker pool runs them side by side."""
+    from federation.hub import due_peers
+
+    engine = create_sync_engine(get_settings().sqlalchemy_url)
+    try:
+        with Session(engine) as session:
+            due = [peer.id for peer in due_peers(session)]
+    finally:
+        engine.dispose()
+    for peer_id in due:
+        pull_peer.delay(peer_id)
+    return due
+
+
+@celery.task(name="integra.hub.pull_peer", soft_time_limit=540, time_limit=600)  # type: ignore[untyped-decorator]
+def pull_peer(peer_id: int) -> str:
+    """Pull one peer, then let the search index catch up. A peer already being pulled by
+    another worker (a slow round outlasting the beat) is left to it."""
+    from federation.hub import catch_up_index, sync_one
     from practices.search import make_backend
 
     settings = get_settings()
     engine = create_sync_engine(settings.sqlalchemy_url)
+    sessions = lambda: Session(engine)  # noqa: E731
     try:
-        results = run_round(
-            lambda: Session(engine),
-            interval=settings.hub_sync_interval,
-            search=make_backend(settings),
-            settings=settings,
-        )
+        result = sync_one(sessions, peer_id, interval=settings.hub_sync_interval, settings=settings)
+        catch_up_index(sessions, make_backend(settings))
     finally:
         engine.dispose()
-    return {origin: str(result) for origin, result in results.items()}
+    return "being pulled by another worker" if result is None else str(result)
 
 
 @celery.task(  # type: ignore[untyped-decorator]

@@ -1,3 +1,4 @@
+import os
 from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -47,6 +48,9 @@ class Settings(BaseSettings):
     keys_dir: Path | None = None
     # Hub: how often each enrolled node is pulled (failures back off on their own).
     hub_sync_interval: timedelta = timedelta(seconds=60)
+    # Processes a round may use to sync peers with a large backlog side by side (0: one per CPU
+    # core, up to 4). A Celery worker runs peers side by side through its own pool instead.
+    hub_sync_workers: Annotated[int, Field(ge=0, le=64)] = 0
     feed_page_max: Annotated[int, Field(ge=1, le=5000)] = 500
     # Search: "sql" (SQLite FTS5 / PostgreSQL full text) or "meilisearch".
     search_backend: Literal["sql", "meilisearch"] = "sql"
@@ -66,6 +70,10 @@ class Settings(BaseSettings):
         if self.search_backend == "meilisearch" and not self.meili_url:
             raise ValueError("INTEGRA_SEARCH_BACKEND=meilisearch needs MEILI_URL")
         return self
+
+    @property
+    def sync_workers(self) -> int:
+        return self.hub_sync_workers or min(4, os.cpu_count() or 1)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -6,10 +6,12 @@ Serves DIRECTORY/checkpoint.json at /federation/v1/checkpoint (and any other NAM
 /federation/v1/NAME; /federation/v1/keys lists no rotation unless keys.json says otherwise)
 and, at /federation/v1/feed,
 the raw bytes of DIRECTORY/entries/<seq>.json for the requested `after`/`limit`, joined into a
-page without re-encoding, so malformed entries reach the hub exactly as written.
+page without re-encoding, so malformed entries reach the hub exactly as written. While
+DIRECTORY/hold exists (20 s at most), feed pages wait: a slow peer.
 """
 
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -27,6 +29,9 @@ class Handler(BaseHTTPRequestHandler):
             origin = (ROOT / "origin").read_text().strip()
             self._send(b'{"origin":"' + origin.encode() + b'","keys":[]}')
         elif url.path == "/federation/v1/feed":
+            deadline = time.monotonic() + 20
+            while (ROOT / "hold").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)  # a slow peer, until the test removes the file
             query = parse_qs(url.query)
             after = int(query.get("after", ["0"])[0])
             limit = int(query.get("limit", ["100"])[0])

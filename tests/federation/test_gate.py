@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation import hub
-from federation.canonical import CanonicalError, canonical, parse_strict
+from federation.canonical import MAX_DEPTH, CanonicalError, canonical, parse_strict
 from federation.gate import NATIONAL_IDS, Gate
 from federation.projection import text_fields, text_values
 
@@ -211,6 +211,43 @@ def test_peers_bytes_within_the_limits_are_read() -> None:
     assert parse_strict(b'{"n":-9007199254740991}', max_bytes=100) == {"n": -(2**53) + 1}
 
 
+def depth_of(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
+
+
+TRICKY = st.text(
+    alphabet=st.sampled_from(['"', "\\", "[", "]", "{", "}", "a", "é", "\n", "\u2028"])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=MAX_DEPTH - 4, max_value=MAX_DEPTH + 4),
+    st.lists(st.tuples(st.booleans(), TRICKY), min_size=MAX_DEPTH + 4, max_size=MAX_DEPTH + 4),
+    st.booleans(),
+    st.booleans(),
+)
+def test_the_depth_limit_holds_whatever_brackets_quotes_and_escapes_the_strings_hold(
+    levels: int, wrappers: list[tuple[bool, str]], ascii_only: bool, spaced: bool
+) -> None:
+    """Strings full of brackets, quotes and backslashes (however escaped) never count as
+    nesting; the containers do."""
+    value: object = "leaf"
+    for as_list, text in wrappers[:levels]:
+        value = [text, value] if as_list else {text: value, "k": text}
+    data = json.dumps(value, ensure_ascii=ascii_only, indent=1 if spaced else None).encode()
+    assert depth_of(value) == levels
+    if levels > MAX_DEPTH:
+        with pytest.raises(CanonicalError, match="nested deeper"):
+            parse_strict(data, max_bytes=10**6)
+    else:
+        assert parse_strict(data, max_bytes=10**6) == value
+
+
 def test_an_unterminated_string_full_of_escaped_quotes_is_refused_at_once() -> None:
     """Read once, not once per escaped quote: 50,000 of them took minutes when the depth check
     ran before the parser."""
@@ -317,7 +354,10 @@ def test_a_start_date_that_is_no_real_day_sorts_as_undated_instead_of_stopping_t
 
     def indexed(start: str) -> object:
         body = {"title": "Mentoring", "summary": "Weekly.", "start_date": start}
-        record = FederatedRecord(record_id="PT:x", origin="PT", record_type="practice", body=body)
+        envelope = json.dumps({"payload": {"body": body}})
+        record = FederatedRecord(
+            record_id="PT:x", origin="PT", record_type="practice", envelope=envelope
+        )
         return hub.index_document(record).sort_date
 
     assert indexed("2024-02-30") is None  # the schema's pattern lets it through

@@ -511,8 +511,11 @@ def test_the_gate_holds_each_planted_record_with_the_reason_and_position(
 def test_clean_records_reach_the_hub_and_held_ones_do_not(synced: dict[str, Any]) -> None:
     planted, sync = synced["planted"], synced["sync"]
     assert re.search(rf"{COUNTRY}: [1-9]\d* applied, 0 unchanged, 0 refused", sync), sync
-    rows = hub_rows(synced["hub_db"], "SELECT record_id, withdrawn, body FROM federated_record")
-    at_hub = {rid: (withdrawn, body) for rid, withdrawn, body in rows}
+    rows = hub_rows(synced["hub_db"], "SELECT record_id, withdrawn, envelope FROM federated_record")
+    at_hub = {
+        rid: (withdrawn, json.loads(envelope)["payload"]["body"])
+        for rid, withdrawn, envelope in rows
+    }
     for label, record in planted.clean.items():
         rid = f"{COUNTRY}:{record['id']}"
         assert rid in at_hub and not at_hub[rid][0], f"{label} did not reach the hub"

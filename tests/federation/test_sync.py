@@ -169,11 +169,12 @@ def test_a_withdrawal_reaches_the_hub_as_a_signed_tombstone(
     engine.dispose()
     result = cli(hub["db"], hub["data"], "hub", "sync")
     assert "PT: 1 applied" in result
-    [(withdrawn_flag, body)] = hub_rows(
+    [(withdrawn_flag, envelope)] = hub_rows(
         hub["db"],
-        f"SELECT withdrawn, body FROM federated_record WHERE record_id = 'PT:{listing['id']}'",
+        f"SELECT withdrawn, envelope FROM federated_record WHERE record_id = 'PT:{listing['id']}'",
     )
-    assert withdrawn_flag and body is None
+    tombstone = json.loads(envelope)["payload"]
+    assert withdrawn_flag and tombstone["op"] == "withdraw" and tombstone["body"] is None
 
 
 def test_integra_verify_traces_a_hub_copy_to_its_signer(

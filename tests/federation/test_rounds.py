@@ -1,0 +1,170 @@
+"""How a hub's sync round uses its processes and its database: peers with a large backlog are
+synced side by side, a killed hub leaves no helper importing behind its back, and no
+transaction stays open (no write lock on SQLite) while a peer's pages arrive."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, make_url, select
+from sqlalchemy.orm import Session
+
+from federation import feed, keys
+from federation.hub import PARALLEL_BACKLOG, sync_peer
+from federation.models import NodeKey, PeerKey
+from federation.models import Peer as PeerRow
+from node.db import create_sync_engine
+from node.settings import Settings, sync_url
+from tests.conftest import Database, run_cli
+from tests.federation.forgery import BODY, Peer, rows
+from tests.federation.test_crash import HUB, state_digest
+
+ONE, TWO = {"INTEGRA_HUB_SYNC_WORKERS": "1"}, {"INTEGRA_HUB_SYNC_WORKERS": "2"}
+
+
+def busy_peer(tmp_path: Path, origin: str, entries: int) -> Peer:
+    peer = Peer(tmp_path / origin.lower(), origin)
+    for n in range(entries):
+        peer.add(peer.payload(f"r{n}", 1, BODY | {"title": f"Mentoring programme {n}"}))
+    peer.checkpoint()
+    return peer
+
+
+def new_hub(
+    database: Database, tmp_path: Path, name: str, peers: dict[str, Peer]
+) -> tuple[str, Path]:
+    """A hub database with its signing key and these peers (url -> peer) enrolled."""
+    db, data = database.fresh_copy(), tmp_path / name
+    settings = Settings(database_url=db, data_dir=data, country="EU", role="hub")
+    key = keys.generate()
+    keys.save(key, feed.key_path(settings, key.key_id))
+    engine = create_engine(sync_url(db))
+    with Session(engine) as session:
+        session.add(NodeKey(key_id=key.key_id, public_key=key.public_b64))
+        for url, peer in peers.items():
+            enrolled = PeerRow(origin=peer.origin, base_url=url)
+            session.add(enrolled)
+            session.flush()
+            session.add(
+                PeerKey(key_id=peer.key.key_id, peer_id=enrolled.id, public_key=peer.key.public_b64)
+            )
+        session.commit()
+    engine.dispose()
+    return db, data
+
+
+def cursors(db: str) -> dict[str, int]:
+    return dict(
+        rows(db, "SELECT p.origin, s.cursor FROM peer p JOIN peer_sync s ON s.peer_id = p.id")
+    )
+
+
+def wait_for(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(0.1)
+
+
+def test_peers_are_synced_side_by_side_and_a_killed_hub_leaves_no_helper_importing(
+    database: Database, tmp_path: Path, serve: Any
+) -> None:
+    # Largest backlog first: this process takes A, its helper B, then C.
+    sizes = {"AT": PARALLEL_BACKLOG + 600, "BE": PARALLEL_BACKLOG + 300, "CY": PARALLEL_BACKLOG}
+    peers = {o: busy_peer(tmp_path, o, n) for o, n in sizes.items()}
+    urls = {serve(peer): peer for peer in peers.values()}
+
+    calm_db, calm_data = new_hub(database, tmp_path, "calm", urls)
+    calm = run_cli("hub", "sync", database_url=calm_db, data_dir=calm_data, env=HUB | ONE)
+    assert calm.returncode == 0, calm.stderr
+
+    db, data = new_hub(database, tmp_path, "busy", urls)
+    for origin in ("AT", "CY"):  # slow peers: their pages wait until the test lets them go
+        (peers[origin].dir / "hold").touch()
+    with (tmp_path / "hub.log").open("wb") as log:
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "node", "hub", "sync"],
+            env=hub_env(db, data) | TWO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        # B is imported whole while A, the first peer, is still waiting for its pages.
+        imported = lambda: cursors(db).get("BE") == sizes["BE"]  # noqa: E731
+        wait_for(imported, 60, f"BE imported beside AT: {(tmp_path / 'hub.log').read_text()}")
+        assert cursors(db).get("AT", 0) == 0
+        time.sleep(1)  # the helper has gone on to CY, whose pages wait too
+    finally:
+        hub.send_signal(signal.SIGKILL)
+        hub.wait(timeout=30)
+    for origin in ("AT", "CY"):
+        (peers[origin].dir / "hold").unlink()
+    time.sleep(3)
+    assert cursors(db).get("AT", 0) == cursors(db).get("CY", 0) == 0, "a helper outlived the hub"
+
+    again = run_cli("hub", "sync", database_url=db, data_dir=data, env=HUB | TWO)
+    assert again.returncode == 0, again.stderr
+    for origin in ("AT", "CY"):
+        assert f"{origin}: {sizes[origin]} applied, 0 unchanged, 0 refused" in again.stdout
+    assert cursors(db) == sizes
+    # The same records as a hub that synced the peers one after the other (the hub's own feed
+    # orders them differently: it relays in the order it applied).
+    assert state_digest(db)[:2] == state_digest(calm_db)[:2]
+    assert rows(db, "SELECT count(*) FROM sync_refusal WHERE seq IS NOT NULL") == [(0,)]
+
+
+def hub_env(db: str, data: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    return env | HUB | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data)}
+
+
+def test_no_transaction_is_open_while_a_peers_pages_arrive(
+    database: Database, tmp_path: Path, serve: Any
+) -> None:
+    """On SQLite an open transaction holds the write lock: the hub's API could not write for as
+    long as a large backlog takes to arrive. On PostgreSQL it would sit idle in transaction."""
+    peer = busy_peer(tmp_path, "PT", 1200)
+    url = serve(peer)
+    db, _data = new_hub(database, tmp_path, "hub", {url: peer})
+    free_while_fetching: list[bool] = []
+
+    def probe(response: httpx.Response) -> None:
+        if response.request.url.path == "/federation/v1/feed":
+            free_while_fetching.append(no_open_transaction(database, db))
+
+    engine = create_sync_engine(db)
+    with httpx.Client(event_hooks={"response": [probe]}) as client, Session(engine) as session:
+        enrolled = session.scalar(select(PeerRow))
+        assert enrolled is not None
+        result = sync_peer(session, enrolled, client)
+        session.commit()
+    engine.dispose()
+    assert result.applied == 1200
+    assert len(free_while_fetching) >= 3 and all(free_while_fetching), free_while_fetching
+
+
+def no_open_transaction(database: Database, db: str) -> bool:
+    if database.backend == "sqlite":
+        path = make_url(sync_url(db)).database
+        assert path
+        conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:  # database is locked
+            return False
+        finally:
+            conn.close()
+    [(idle,)] = rows(
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+    )
+    return idle == 0
