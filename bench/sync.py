@@ -9,7 +9,9 @@ references included, meant to pass the hub's personal-data gate), appended throu
 `federation.feed.append`. Starts one real node process per country (`python -m node serve`),
 enrols them on a fresh hub database (a hub with its own key, which relays what it accepts) and
 times one `federation.hub.run_round`: the hub's import of every entry, as `integra hub sync`
-does it, then apart the search index's catch-up that follows it. The baseline, in the same
+does it (peers side by side in up to `Settings.sync_workers` processes: one per core, up to
+4), then apart the search index's catch-up that follows it; the import's CPU time, all its
+processes together, is printed too. The baseline, in the same
 run, is the bare cost of checking the same signatures on the same entries fetched from the feeds:
 `keys.verify(public, canonical(payload), sig)`, then without the canonicalisation, then the
 Ed25519 check alone. Then a node with a larger feed, already synced by its own hub, gets 10
@@ -450,18 +452,33 @@ def new_hub(tmp: Path, name: str, nodes: list[Node]) -> Hub:
     return hub
 
 
-def sync_round(hub: Hub) -> tuple[dict[str, Round | str], float, float]:
-    """One round as `integra hub sync` runs it (every peer stays due: interval 0): the import
-    (`run_round` without its index catch-up), then the catch-up, timed apart."""
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (the hub's helper
+    processes, once the round is over; the node processes still run, so they are not in it)."""
+    own, ended = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
+
+
+def sync_round(
+    hub: Hub, cpu: list[float] | None = None
+) -> tuple[dict[str, Round | str], float, float]:
+    """One round as `integra hub sync` runs it (every peer stays due: interval 0; peers side by
+    side in `Settings.sync_workers` processes): the import (`run_round` without its index
+    catch-up), then the catch-up, timed apart. `cpu` gets the import's CPU seconds."""
     engine = create_sync_engine(hub.url)
     search = make_backend(hub.settings)
     sessions = lambda: Session(engine)  # noqa: E731
     try:
-        started = time.perf_counter()
+        started, used = time.perf_counter(), cpu_seconds()
         results = run_round(
             sessions, interval=timedelta(0), search=search, settings=hub.settings, index=False
         )
         imported = time.perf_counter() - started
+        if cpu is not None:
+            cpu.append(cpu_seconds() - used)
         started = time.perf_counter()
         catch_up_index(sessions, search)
         indexed = time.perf_counter() - started
@@ -612,6 +629,7 @@ class Figures:
     held_bodies: int = 0
     checked_bodies: int = 0
     imported: float = 0.0
+    import_cpu: float = 0.0
     indexed: float = 0.0
     total: Round = field(default_factory=Round)
     refusals: list[str] = field(default_factory=list)
@@ -667,7 +685,9 @@ def measure(tmp: Path, args: argparse.Namespace, corpus: Corpus, figures: Figure
     generate(args, corpus, [*nodes, big], figures)
     with serving([*nodes, big], tmp):
         say("hub import of the four feeds...")
-        results, figures.imported, figures.indexed = sync_round(hubs[0])
+        cpu: list[float] = []
+        results, figures.imported, figures.indexed = sync_round(hubs[0], cpu)
+        figures.import_cpu = cpu[0]
         figures.total = tally(results)
         figures.rss_import = peak_rss_mb()
         figures.refusals = refusal_reasons(hubs[0])
@@ -698,6 +718,8 @@ def report(args: argparse.Namespace, figures: Figures) -> None:
     hub_rate = verified / figures.imported
     both_rate = verified / (figures.imported + figures.indexed)
     bare_rate = bare.entries / bare.canonical_and_verify
+    workers = Hub(Path(".")).settings.sync_workers
+    cpu_ratio = verified / figures.import_cpu / bare_rate
     per_node = ", ".join(f"{o} {t:.0f} s" for o, t in zip(ORIGINS, figures.per_node, strict=False))
     rows = [
         ("feeds", f"4 nodes x {args.records:,} entries; large feed {args.incremental_size:,}"),
@@ -710,7 +732,13 @@ def report(args: argparse.Namespace, figures: Figures) -> None:
         (
             "hub import",
             f"{hub_rate:,.0f} verified records/s ({verified:,} in {figures.imported:.1f} s; "
-            f"{total.refused} refused; relayed in the hub's feed)",
+            f"{total.refused} refused; relayed in the hub's feed; up to {workers} processes "
+            f"on {os.cpu_count()} cores)",
+        ),
+        (
+            "hub import CPU",
+            f"{1000 * figures.import_cpu / verified:.3f} ms a record, all its processes "
+            f"(bare: {1000 / bare_rate:.3f} ms; CPU ratio {cpu_ratio:.3f})",
         ),
         (
             "search index catch-up",
