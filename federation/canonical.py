@@ -98,16 +98,18 @@ def _refuse_constant(name: str) -> Any:
 
 STRING = re.compile(rb'"[^"]*"')  # on the skeleton, where no string holds a quote
 INNERMOST = re.compile(rb"\[\]|\{\}")  # one pass removes one level, whatever its kind
+ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and what it escapes (\u: its "u")
 NOT_SKELETON = bytes(b for b in range(256) if b not in b'"[]{}')
 
 
 def _check_depth(data: bytes) -> None:
-    """Containers nested at most MAX_DEPTH deep, found on the text's skeleton: escaped
-    backslashes and quotes taken out (the text parsed, so every backslash in it opens an
-    escape), then every byte but quotes and brackets, then strings; each pass then removes the
-    innermost containers."""
-    skeleton = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, NOT_SKELETON)
-    skeleton = STRING.sub(b"", skeleton)
+    """Containers nested at most MAX_DEPTH deep, found on the text's skeleton: escapes taken
+    out (the text parsed, so every backslash in it opens one), then every byte but quotes and
+    brackets, then strings; each pass then removes the innermost containers."""
+    skeleton = ESCAPE.sub(b"", data).translate(None, NOT_SKELETON)
+    # Two quotes in a row end a string and open the next, or make an empty one: either way
+    # they go without moving a bracket in or out of a string.
+    skeleton = STRING.sub(b"", skeleton.replace(b'""', b""))
     for _ in range(MAX_DEPTH):
         if not skeleton:
             return

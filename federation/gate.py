@@ -415,6 +415,19 @@ AT_BRACKETED = re.compile(r"[\[({]\s*[aA][tT]\s*[\])}]")
 DOT_WORD = re.compile(r"[\[(]\s*[dD][oO][tT]")
 AT_WORD_DOT = re.compile(r"\sat\s.*?[\[(]\s*dot", re.IGNORECASE | re.DOTALL)
 
+def _at_bracket(text: str, brackets: str, pattern: re.Pattern[str]) -> bool:
+    """Whether `pattern`, which opens with one of `brackets`, matches somewhere: tried only at
+    those brackets, found by `str.find` (the regex engine's own search tries every character,
+    ten times slower on a practice's texts)."""
+    for bracket in brackets:
+        at = text.find(bracket)
+        while at != -1:
+            if pattern.match(text, at):
+                return True
+            at = text.find(bracket, at + 1)
+    return False
+
+
 # A detector's finding in one text: (what, start, end).
 Found = tuple[str, int, int]
 
@@ -423,8 +436,8 @@ def _email_hits(text: str) -> list[Found]:
     if (
         "@" not in text
         and "＠" not in text
-        and not AT_BRACKETED.search(text)
-        and not (DOT_WORD.search(text) and AT_WORD_DOT.search(text))
+        and not _at_bracket(text, "[({", AT_BRACKETED)
+        and not (_at_bracket(text, "[(", DOT_WORD) and AT_WORD_DOT.search(text))
     ):
         return []
     return [("an e-mail address", m.start(), m.end()) for m in EMAIL.finditer(text)]
