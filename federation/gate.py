@@ -415,6 +415,7 @@ AT_BRACKETED = re.compile(r"[\[({]\s*[aA][tT]\s*[\])}]")
 DOT_WORD = re.compile(r"[\[(]\s*[dD][oO][tT]")
 AT_WORD_DOT = re.compile(r"\sat\s.*?[\[(]\s*dot", re.IGNORECASE | re.DOTALL)
 
+
 def _at_bracket(text: str, brackets: str, pattern: re.Pattern[str]) -> bool:
     """Whether `pattern`, which opens with one of `brackets`, matches somewhere: tried only at
     those brackets, found by `str.find` (the regex engine's own search tries every character,

@@ -10,6 +10,7 @@ a crash or a repeated delivery leaves the same state.
 
 import ctypes
 import fcntl
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -728,14 +729,48 @@ def sync_peer(
             f"the feed shrank from {state.checkpoint_size} to {checkpoint['size']}"
             " entries: history was rewritten"
         )
-    # Every entry is checked as its page arrives (the next page is on its way meanwhile);
-    # nothing is applied before all of them have arrived and match the checkpoint's root.
+    # Every entry is checked as its page arrives; nothing is applied before all of them have
+    # arrived and match the checkpoint's root. Millions of small objects are held meanwhile,
+    # with no cycle among them: the cyclic garbage collector is paused while they arrive, and
+    # they are left out of its collections (frozen) while they are applied.
+    with _collector_paused():
+        received, signed, problems = _receive(
+            client, peer, state.cursor, checkpoint["size"], peer_keys, listed
+        )
+    gc.freeze()
+    try:
+        return _apply_received(session, peer, state, checkpoint, received, signed, problems, relay)
+    finally:
+        gc.unfreeze()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _receive(
+    client: httpx.Client,
+    peer: Peer,
+    cursor: int,
+    size: int,
+    peer_keys: dict[str, PeerKey],
+    listed: dict[str, dict[str, PeerKey]],
+) -> tuple[list[Any], list[bytes | None], list[str | None]]:
+    """The entries after `cursor` up to `size`, each with its payload's canonical bytes and why
+    it cannot be accepted (None: it can), checked as its page arrives."""
     received: list[Any] = []
     signed: list[bytes | None] = []
     problems: list[str | None] = []
-    for page in _pages(client, peer, state.cursor, checkpoint["size"]):
+    for page in _pages(client, peer, cursor, size):
         for item in page:
-            seq = state.cursor + len(received) + 1
+            seq = cursor + len(received) + 1
             received.append(item)
             if isinstance(item, tuple):
                 signed.append(None)
@@ -760,6 +795,21 @@ def sync_peer(
                         item, origin=peer.origin, expected_seq=seq, peer_keys=peer_keys, signed=data
                     )
                 )
+    return received, signed, problems
+
+
+def _apply_received(
+    session: Session,
+    peer: Peer,
+    state: PeerSync,
+    checkpoint: dict[str, Any],
+    received: list[Any],
+    signed: list[bytes | None],
+    problems: list[str | None],
+    relay: Relay | None,
+) -> Round:
+    """Check the received entries against the checkpoint's Merkle root, then apply them in
+    batches, each committed with the cursor and the frontier."""
     leaves = [leaf_hash(data) if data is not None else None for data in signed]
     frontier = load_frontier(state.frontier) if state.frontier is not None else None
     complete = state.cursor + len(received) == checkpoint["size"]
