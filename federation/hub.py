@@ -380,10 +380,15 @@ class Writes:
         self.new, self.changed = {}, {}
 
 
-def stage(envelope: dict[str, Any], signed: bytes | None = None) -> dict[str, Any]:
+def stage(
+    envelope: dict[str, Any], signed: bytes | None = None, encoded: bytes | None = None
+) -> dict[str, Any]:
     """The row an accepted entry would store, computed before its batch's transaction (which
-    holds SQLite's write lock) begins. `signed`: the payload's canonical bytes, if at hand."""
+    holds SQLite's write lock) begins. `signed` and `encoded`: the payload's and the envelope's
+    canonical bytes, if at hand."""
     payload = envelope["payload"]
+    if encoded is None:
+        encoded = _envelope_bytes(envelope, signed)
     rid = payload["id"]
     return {
         "record_id": rid,
@@ -392,7 +397,7 @@ def stage(envelope: dict[str, Any], signed: bytes | None = None) -> dict[str, An
         "version": payload["version"],
         "withdrawn": payload["op"] == "withdraw",
         "body_hash": hashlib.sha256(_body_bytes(payload, signed)).hexdigest(),
-        "envelope": _envelope_bytes(envelope, signed).decode("utf-8"),
+        "envelope": encoded.decode("utf-8"),
         "origin_seq": payload["seq"],
         "received_at": utcnow(),
         "search_id": search_id(rid),
@@ -832,20 +837,26 @@ def _apply_received(
                 accepted.append((item["payload"]["envelope"], None))
             else:
                 accepted.append((item, signed[start + offset]))
-        staged = [stage(*entry) if entry is not None else None for entry in accepted]
+        staged: list[dict[str, Any] | None] = []
+        envelopes: list[bytes | None] = []  # the canonical envelopes, relayed as they are
+        for entry in accepted:
+            envelope = _envelope_bytes(*entry) if entry is not None else None
+            staged.append(stage(*entry, envelope) if entry is not None else None)
+            envelopes.append(envelope)
         writes = Writes(session, [rid for rid in map(_record_id, batch) if rid])
         relayed: list[tuple[dict[str, Any], bytes]] = []
         for offset, item in enumerate(batch):
             seq = state.cursor + offset + 1
             problem, row, entry = problems[start + offset], staged[offset], accepted[offset]
-            if problem is not None or row is None or entry is None:
+            encoded = envelopes[offset]
+            if problem is not None or row is None or entry is None or encoded is None:
                 outcome, record = f"refused: {problem}", None
             else:
                 outcome, record = apply(writes, row)
-            if record is not None and entry is not None:
+            if record is not None and entry is not None and encoded is not None:
                 result.applied += 1
                 if relay is not None:
-                    relayed.append((entry[0], record["envelope"].encode("utf-8")))
+                    relayed.append((entry[0], encoded))
             elif outcome == "unchanged":
                 result.unchanged += 1
             else:

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -86,7 +87,14 @@ def load(path: Path) -> SigningKey:
 
 def verify(public_b64: str, payload: bytes, signature_b64: str) -> bool:
     try:
-        Ed25519PublicKey.from_public_bytes(unb64(public_b64)).verify(unb64(signature_b64), payload)
+        _public_key(public_b64).verify(unb64(signature_b64), payload)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+@lru_cache(maxsize=1024)
+def _public_key(public_b64: str) -> Ed25519PublicKey:
+    """A peer's key, decoded once for the thousands of entries it signed (a key that cannot
+    be decoded raises ValueError, and is not cached)."""
+    return Ed25519PublicKey.from_public_bytes(unb64(public_b64))
