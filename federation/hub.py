@@ -1038,6 +1038,7 @@ class Job:
 # A helper process costs about half a second to start (imports): worth it only for a peer with
 # at least this many entries waiting.
 PARALLEL_BACKLOG = 2000
+PLAN_TIMEOUT = 10.0  # seconds to read every due peer's checkpoint for the plan
 
 
 def _plan(
@@ -1052,12 +1053,17 @@ def _plan(
     with engine.connect() as conn:
         cursors = dict(conn.execute(select(PeerSync.peer_id, PeerSync.cursor)).tuples().all())
     backlog: dict[int, int] = {}
-    for peer_id, _origin, base_url in due:
-        try:
-            size = fetch_json(client, f"{base_url}/federation/v1/checkpoint")["checkpoint"]["size"]
-            backlog[peer_id] = size - cursors.get(peer_id, 0) if isinstance(size, int) else 0
-        except (SyncError, CanonicalError, httpx.HTTPError, ValueError, LookupError, TypeError):
-            backlog[peer_id] = 0  # `sync_peer` will say what is wrong with this peer
+    token = _job_deadline.set(time.monotonic() + PLAN_TIMEOUT)  # a slow peer delays no one
+    try:
+        for peer_id, _origin, base_url in due:
+            try:
+                checkpoint = fetch_json(client, f"{base_url}/federation/v1/checkpoint")
+                size = checkpoint["checkpoint"]["size"]
+                backlog[peer_id] = size - cursors.get(peer_id, 0) if isinstance(size, int) else 0
+            except (SyncError, CanonicalError, httpx.HTTPError, ValueError, LookupError, TypeError):
+                backlog[peer_id] = 0  # `sync_peer` will say what is wrong with this peer
+    finally:
+        _job_deadline.reset(token)
     order.sort(key=lambda peer: -backlog[peer[0]])
     large = sum(1 for size in backlog.values() if size >= PARALLEL_BACKLOG)
     return order, max(0, min(workers, large) - 1)
@@ -1127,7 +1133,10 @@ def _die_with(parent: int) -> None:
     """Be killed when the process that started this one dies, even by kill -9: a helper must
     not go on importing behind the back of a restarted hub."""
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (AttributeError, OSError):  # no prctl in this C library
+            structlog.get_logger().warning("sync_helper_may_outlive_its_parent")
     if os.getppid() != parent:  # it died before the line above
         os._exit(1)
 
@@ -1151,18 +1160,24 @@ def _in_processes(
         tasks.put(task)
     for _ in range(helpers + 1):
         tasks.put(None)
-    started = [
-        context.Process(
+    started = []
+    for n in range(helpers):
+        process = context.Process(
             target=_helper, args=(job, tasks, results, os.getpid()), name=f"integra-sync-{n}"
         )
-        for n in range(helpers)
-    ]
-    for process in started:
-        process.start()
+        try:
+            process.start()
+        except Exception:  # this process takes the peers the helper would have taken
+            structlog.get_logger().exception("sync_helper_not_started")
+            continue
+        started.append(process)
     try:
         _work(job, sessions, engine, client, tasks, results)
     finally:
         outcome, begun = _collect(results, started)
+        for channel in (tasks, results):  # their pipes and feeder threads, not left to the GC
+            channel.close()
+            channel.join_thread()
     codes = ", ".join(str(p.exitcode) for p in started)
     for peer_id, origin in begun.items():  # a helper died with this peer in hand
         error = f"the process syncing this peer stopped (exit codes {codes})"
