@@ -50,7 +50,7 @@ from federation.models import (
     SyncRefusal,
 )
 from federation.projection import SCHEMAS
-from node.db import create_sync_engine, utcnow
+from node.db import READ_ONLY, create_sync_engine, utcnow
 from node.models import AuditEntry
 from node.settings import Settings
 from practices.search.port import IndexDocument
@@ -81,10 +81,17 @@ class Round:
     reasons: list[str] = field(default_factory=list)
 
 
-def fetch_json(client: httpx.Client, url: str, params: dict[str, Any] | None = None) -> Any:
+def fetch_json(
+    client: httpx.Client,
+    url: str,
+    params: dict[str, Any] | None = None,
+    timeout: float | None = None,
+) -> Any:
     """GET with a hard size limit, parsed strictly (no duplicate keys, floats or deep nesting),
-    within the job's deadline: a peer that trickles bytes cannot hold the job for ever."""
-    with client.stream("GET", url, params=params) as response:
+    within the job's deadline: a peer that trickles bytes cannot hold the job for ever.
+    `timeout`: for each step of the request, instead of the client's own."""
+    limits = httpx.Timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT
+    with client.stream("GET", url, params=params, timeout=limits) as response:
         if response.status_code != 200:
             raise SyncError(f"{url} answered {response.status_code}")
         data = bytearray()
@@ -1051,13 +1058,16 @@ def _plan(
     if workers < 2 or len(due) < 2 or not _can_have_helpers(engine):
         return order, 0
     with engine.connect() as conn:
-        cursors = dict(conn.execute(select(PeerSync.peer_id, PeerSync.cursor)).tuples().all())
+        reader = conn.execution_options(**{READ_ONLY: True})  # no write lock on SQLite
+        cursors = dict(reader.execute(select(PeerSync.peer_id, PeerSync.cursor)).tuples().all())
     backlog: dict[int, int] = {}
     token = _job_deadline.set(time.monotonic() + PLAN_TIMEOUT)  # a slow peer delays no one
     try:
         for peer_id, _origin, base_url in due:
             try:
-                checkpoint = fetch_json(client, f"{base_url}/federation/v1/checkpoint")
+                checkpoint = fetch_json(
+                    client, f"{base_url}/federation/v1/checkpoint", timeout=PLAN_TIMEOUT
+                )
                 size = checkpoint["checkpoint"]["size"]
                 backlog[peer_id] = size - cursors.get(peer_id, 0) if isinstance(size, int) else 0
             except (SyncError, CanonicalError, httpx.HTTPError, ValueError, LookupError, TypeError):
