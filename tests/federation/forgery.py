@@ -11,12 +11,15 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
-from federation import keys
+from federation import feed, keys
 from federation.canonical import canonical
 from federation.merkle import leaf_hash, root
-from node.settings import sync_url
-from tests.conftest import free_port, run_cli
+from federation.models import NodeKey, PeerKey
+from federation.models import Peer as PeerRow
+from node.settings import Settings, sync_url
+from tests.conftest import Database, free_port, run_cli
 
 NOW = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 BODY = {
@@ -150,3 +153,27 @@ def due_now(db: str) -> None:
     with engine.begin() as conn:
         conn.execute(text("UPDATE peer_sync SET next_attempt_at = NULL"))
     engine.dispose()
+
+
+def enrolled_hub(
+    database: Database, tmp_path: Path, name: str, peers: dict[str, Peer]
+) -> tuple[str, Path]:
+    """A hub database with its signing key and these peers (url -> peer) enrolled (what
+    `integra keys init` and `integra hub enrol` write; done here directly to keep tests short)."""
+    db, data = database.fresh_copy(), tmp_path / name
+    settings = Settings(database_url=db, data_dir=data, country="EU", role="hub")
+    key = keys.generate()
+    keys.save(key, feed.key_path(settings, key.key_id))
+    engine = create_engine(sync_url(db))
+    with Session(engine) as session:
+        session.add(NodeKey(key_id=key.key_id, public_key=key.public_b64))
+        for url, peer in peers.items():
+            enrolled = PeerRow(origin=peer.origin, base_url=url)
+            session.add(enrolled)
+            session.flush()
+            session.add(
+                PeerKey(key_id=peer.key.key_id, peer_id=enrolled.id, public_key=peer.key.public_b64)
+            )
+        session.commit()
+    engine.dispose()
+    return db, data

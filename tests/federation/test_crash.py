@@ -14,15 +14,11 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
-from federation import feed, keys
 from federation.hub import PENDING_BATCH
-from federation.models import NodeKey, PeerKey
-from federation.models import Peer as PeerRow
-from node.settings import Settings, sync_url
+from node.settings import sync_url
 from tests.conftest import Database, free_port, run_cli
-from tests.federation.forgery import BODY, Peer, rows
+from tests.federation.forgery import BODY, Peer, enrolled_hub, rows
 
 ENTRIES = 2000
 HUB = {"INTEGRA_COUNTRY": "EU", "INTEGRA_ROLE": "hub"}
@@ -41,29 +37,6 @@ def feed_of_a_busy_node(peer: Peer) -> None:
     for n in range(5, 1000, 10):  # 100 withdrawals
         peer.add(peer.payload(f"r{n}", 3, None) | {"op": "withdraw"})
     peer.checkpoint()
-
-
-def new_hub(
-    database: Database, tmp_path: Path, name: str, url: str, peer: Peer
-) -> tuple[str, Path]:
-    """A hub database with its signing key and the PT peer enrolled (what `integra keys init`
-    and `integra hub enrol` write; done here directly to keep the test short)."""
-    db, data = database.fresh_copy(), tmp_path / name
-    settings = Settings(database_url=db, data_dir=data, country="EU", role="hub")
-    key = keys.generate()
-    keys.save(key, feed.key_path(settings, key.key_id))
-    engine = create_engine(sync_url(db))
-    with Session(engine) as session:
-        session.add(NodeKey(key_id=key.key_id, public_key=key.public_b64))
-        enrolled = PeerRow(origin="PT", base_url=url)
-        session.add(enrolled)
-        session.flush()
-        session.add(
-            PeerKey(key_id=peer.key.key_id, peer_id=enrolled.id, public_key=peer.key.public_b64)
-        )
-        session.commit()
-    engine.dispose()
-    return db, data
 
 
 def env_hub(db: str, data: Path, *args: str) -> Any:
@@ -136,13 +109,13 @@ def test_kill_9_in_the_middle_of_an_import_then_restart_ends_in_the_same_state(
     feed_of_a_busy_node(peer)
     url = serve(peer)
 
-    calm_db, calm_data = new_hub(database, tmp_path, "calm", url, peer)
+    calm_db, calm_data = enrolled_hub(database, tmp_path, "calm", {url: peer})
     result = env_hub(calm_db, calm_data, "hub", "sync")
     assert re.search(r"PT: \d+ applied, 0 unchanged, 0 refused", result.stdout), result.stderr
     calm = state_digest(calm_db)
     assert calm[1] == ENTRIES - 200
 
-    db, data = new_hub(database, tmp_path, "crash", url, peer)
+    db, data = enrolled_hub(database, tmp_path, "crash", {url: peer})
     log = tmp_path / "hub.log"
     hub = serve_hub(db, data, log)
     deadline = time.monotonic() + 120

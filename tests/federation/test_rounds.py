@@ -12,17 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, make_url, select
+from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
-from federation import feed, keys
 from federation.hub import PARALLEL_BACKLOG, sync_peer
-from federation.models import NodeKey, PeerKey
 from federation.models import Peer as PeerRow
 from node.db import create_sync_engine
-from node.settings import Settings, sync_url
+from node.settings import sync_url
 from tests.conftest import Database, run_cli
-from tests.federation.forgery import BODY, Peer, rows
+from tests.federation.forgery import BODY, Peer, enrolled_hub, rows
 from tests.federation.test_crash import HUB, state_digest
 
 ONE, TWO = {"INTEGRA_HUB_SYNC_WORKERS": "1"}, {"INTEGRA_HUB_SYNC_WORKERS": "2"}
@@ -34,29 +32,6 @@ def busy_peer(tmp_path: Path, origin: str, entries: int) -> Peer:
         peer.add(peer.payload(f"r{n}", 1, BODY | {"title": f"Mentoring programme {n}"}))
     peer.checkpoint()
     return peer
-
-
-def new_hub(
-    database: Database, tmp_path: Path, name: str, peers: dict[str, Peer]
-) -> tuple[str, Path]:
-    """A hub database with its signing key and these peers (url -> peer) enrolled."""
-    db, data = database.fresh_copy(), tmp_path / name
-    settings = Settings(database_url=db, data_dir=data, country="EU", role="hub")
-    key = keys.generate()
-    keys.save(key, feed.key_path(settings, key.key_id))
-    engine = create_engine(sync_url(db))
-    with Session(engine) as session:
-        session.add(NodeKey(key_id=key.key_id, public_key=key.public_b64))
-        for url, peer in peers.items():
-            enrolled = PeerRow(origin=peer.origin, base_url=url)
-            session.add(enrolled)
-            session.flush()
-            session.add(
-                PeerKey(key_id=peer.key.key_id, peer_id=enrolled.id, public_key=peer.key.public_b64)
-            )
-        session.commit()
-    engine.dispose()
-    return db, data
 
 
 def cursors(db: str) -> dict[str, int]:
@@ -80,11 +55,11 @@ def test_peers_are_synced_side_by_side_and_a_killed_hub_leaves_no_helper_importi
     peers = {o: busy_peer(tmp_path, o, n) for o, n in sizes.items()}
     urls = {serve(peer): peer for peer in peers.values()}
 
-    calm_db, calm_data = new_hub(database, tmp_path, "calm", urls)
+    calm_db, calm_data = enrolled_hub(database, tmp_path, "calm", urls)
     calm = run_cli("hub", "sync", database_url=calm_db, data_dir=calm_data, env=HUB | ONE)
     assert calm.returncode == 0, calm.stderr
 
-    db, data = new_hub(database, tmp_path, "busy", urls)
+    db, data = enrolled_hub(database, tmp_path, "busy", urls)
     for origin in ("AT", "CY"):  # slow peers: their pages wait until the test lets them go
         (peers[origin].dir / "hold").touch()
     with (tmp_path / "hub.log").open("wb") as log:
@@ -131,7 +106,7 @@ def test_no_transaction_is_open_while_a_peers_pages_arrive(
     long as a large backlog takes to arrive. On PostgreSQL it would sit idle in transaction."""
     peer = busy_peer(tmp_path, "PT", 1200)
     url = serve(peer)
-    db, _data = new_hub(database, tmp_path, "hub", {url: peer})
+    db, _data = enrolled_hub(database, tmp_path, "hub", {url: peer})
     free_while_fetching: list[bool] = []
 
     def probe(response: httpx.Response) -> None:
