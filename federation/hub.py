@@ -33,6 +33,7 @@ import httpx
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import Engine, Table, bindparam, insert, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from federation import feed, keys
@@ -721,7 +722,14 @@ def sync_peer(
     No transaction is open while pages arrive and are checked (on SQLite a transaction holds the
     database's write lock): the hub's API and other peers' imports write meanwhile. What the
     checks read (the cursor, the keys) stays loaded; the peer's lease keeps it unchanged."""
-    session.expire_on_commit = False
+    expiring, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        return _sync_peer(session, peer, client, relay)
+    finally:
+        session.expire_on_commit = expiring
+
+
+def _sync_peer(session: Session, peer: Peer, client: httpx.Client, relay: Relay | None) -> Round:
     state = session.get(PeerSync, peer.id) or PeerSync(
         peer_id=peer.id, cursor=0, checkpoint_size=0, frontier=[]
     )
@@ -751,9 +759,50 @@ def sync_peer(
         )
     gc.freeze()
     try:
-        return _apply_received(session, peer, state, checkpoint, received, signed, problems, relay)
+        return _apply_received(
+            session,
+            peer,
+            state,
+            checkpoint,
+            Received(received, signed, problems, _key_windows(peer_keys)),
+            relay,
+        )
     finally:
         gc.unfreeze()
+
+
+@dataclass
+class Received:
+    """A peer's entries as they arrived, their payloads' canonical bytes, why each cannot be
+    accepted (None: it can), and the peer's keys as the checks saw them."""
+
+    entries: list[Any]
+    signed: list[bytes | None]
+    problems: list[str | None]
+    keys: set[tuple[Any, ...]]
+
+
+def _key_windows(peer_keys: dict[str, PeerKey]) -> set[tuple[Any, ...]]:
+    return {(k.key_id, k.valid_from, k.valid_until, k.revoked_at) for k in peer_keys.values()}
+
+
+def _recheck_keys(session: Session, peer: Peer, got: Received, start: int, size: int) -> None:
+    """In a batch's transaction: if the peer's keys changed while its entries arrived (an
+    operator revoked one, say), check the batch's signing keys and times again."""
+    current = {
+        k.key_id: k
+        for k in session.scalars(
+            select(PeerKey)
+            .where(PeerKey.peer_id == peer.id)
+            .execution_options(populate_existing=True)
+        )
+    }
+    if _key_windows(current) == got.keys:
+        return
+    for index in range(start, min(start + size, len(got.entries))):
+        item = got.entries[index]
+        if got.problems[index] is None and not isinstance(item, tuple):
+            got.problems[index] = key_problem(current, item["key"], _time(item["payload"]["time"]))
 
 
 @contextmanager
@@ -815,13 +864,12 @@ def _apply_received(
     peer: Peer,
     state: PeerSync,
     checkpoint: dict[str, Any],
-    received: list[Any],
-    signed: list[bytes | None],
-    problems: list[str | None],
+    got: Received,
     relay: Relay | None,
 ) -> Round:
     """Check the received entries against the checkpoint's Merkle root, then apply them in
     batches, each committed with the cursor and the frontier."""
+    received, signed, problems = got.entries, got.signed, got.problems
     leaves = [leaf_hash(data) if data is not None else None for data in signed]
     frontier = load_frontier(state.frontier) if state.frontier is not None else None
     complete = state.cursor + len(received) == checkpoint["size"]
@@ -851,6 +899,7 @@ def _apply_received(
             staged.append(stage(*entry, envelope) if entry is not None else None)
             envelopes.append(envelope)
         writes = Writes(session, [rid for rid in map(_record_id, batch) if rid])
+        _recheck_keys(session, peer, got, start, len(batch))
         relayed: list[tuple[dict[str, Any], bytes]] = []
         for offset, item in enumerate(batch):
             seq = state.cursor + offset + 1
@@ -1061,12 +1110,17 @@ def _plan(
         reader = conn.execution_options(**{READ_ONLY: True})  # no write lock on SQLite
         cursors = dict(reader.execute(select(PeerSync.peer_id, PeerSync.cursor)).tuples().all())
     backlog: dict[int, int] = {}
-    token = _job_deadline.set(time.monotonic() + PLAN_TIMEOUT)  # a slow peer delays no one
+    deadline = time.monotonic() + PLAN_TIMEOUT  # slow peers delay the round this much at most
+    token = _job_deadline.set(deadline)
     try:
         for peer_id, _origin, base_url in due:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                backlog[peer_id] = 0
+                continue
             try:
                 checkpoint = fetch_json(
-                    client, f"{base_url}/federation/v1/checkpoint", timeout=PLAN_TIMEOUT
+                    client, f"{base_url}/federation/v1/checkpoint", timeout=min(left, 5.0)
                 )
                 size = checkpoint["checkpoint"]["size"]
                 backlog[peer_id] = size - cursors.get(peer_id, 0) if isinstance(size, int) else 0
@@ -1102,6 +1156,8 @@ def _leased(
             state = session.get(PeerSync, peer_id) or PeerSync(
                 peer_id=peer_id, cursor=0, checkpoint_size=0, frontier=[]
             )
+            if state.next_attempt_at is not None and state.next_attempt_at > utcnow():
+                return None  # synced (or failed, backing off) since it was found due
             state.running_since = utcnow()
             session.add(state)
             session.commit()
@@ -1137,6 +1193,7 @@ def _helper(job: Job, tasks: Any, results: Any, parent: int) -> None:
             _work(job, lambda: Session(engine), engine, client, tasks, results)
     finally:
         engine.dispose()
+        results.put(("done", os.getpid(), "", None))
 
 
 def _die_with(parent: int) -> None:
@@ -1181,10 +1238,11 @@ def _in_processes(
             structlog.get_logger().exception("sync_helper_not_started")
             continue
         started.append(process)
+    mine = Said()  # what this process says stays here; only the helpers' goes through a pipe
     try:
-        _work(job, sessions, engine, client, tasks, results)
+        _work(job, sessions, engine, client, tasks, mine)
     finally:
-        outcome, begun = _collect(results, started)
+        outcome, begun = _collect(results, started, mine)
         for channel in (tasks, results):  # their pipes and feeder threads, not left to the GC
             channel.close()
             channel.join_thread()
@@ -1200,26 +1258,41 @@ def _in_processes(
     return outcome
 
 
-def _collect(results: Any, started: list[Any]) -> tuple[dict[str, Round | str], dict[int, str]]:
-    """Read what the processes say until all helpers have stopped (read while waiting: a
-    process does not end before what it said is read), then join them. Returns the outcomes
-    and the peers begun but never finished."""
+class Said(list[tuple[str, int, str, Any]]):
+    """What a process says of its peers, kept in place (the round's own process)."""
+
+    def put(self, message: tuple[str, int, str, Any]) -> None:
+        self.append(message)
+
+
+def _collect(
+    results: Any, started: list[Any], mine: Said
+) -> tuple[dict[str, Round | str], dict[int, str]]:
+    """Read what the helpers say until each has said it is done or has stopped (read while
+    waiting: a process does not end before what it said is read), then join them. Returns
+    the outcomes, this process's included, and the peers begun but never finished."""
     outcome: dict[str, Round | str] = {}
     begun: dict[int, str] = {}
-    while True:
-        stopped = not any(process.is_alive() for process in started)
+    messages: list[tuple[str, int, str, Any]] = list(mine)
+    waiting = {process.pid: process for process in started}
+    while waiting:
+        stopped = [pid for pid, process in waiting.items() if process.exitcode is not None]
         try:
-            kind, peer_id, origin, result = results.get(timeout=0.2)
+            messages.append(results.get(timeout=0.2))
         except queue.Empty:
-            if stopped:
-                break
+            for pid in stopped:  # it stopped before this read, and all it wrote has been read
+                waiting.pop(pid)
             continue
+        kind, pid, _, _ = messages[-1]
+        if kind == "done":
+            waiting.pop(pid, None)
+    for kind, peer_id, origin, result in messages:
         if kind == "begin":
             begun[peer_id] = origin
-            continue
-        begun.pop(peer_id, None)
-        if result is not None:
-            outcome[origin] = result
+        elif kind == "end":
+            begun.pop(peer_id, None)
+            if result is not None:
+                outcome[origin] = result
     for process in started:
         process.join()
     return outcome, begun
@@ -1254,8 +1327,8 @@ def _one(
             record_success(session, peer, interval)
             session.commit()
             return result
-        except (SyncError, CanonicalError, httpx.HTTPError, ValueError) as exc:
-            session.rollback()
+        except (SyncError, CanonicalError, httpx.HTTPError, ValueError, SQLAlchemyError) as exc:
+            session.rollback()  # a database error too ("database is locked"): backoff
             error = f"{type(exc).__name__}: {exc}"
         finally:
             _job_deadline.reset(token)

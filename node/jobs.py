@@ -153,12 +153,17 @@ def pull_nodes() -> list[int]:
             due = [peer.id for peer in due_peers(session)]
     finally:
         engine.dispose()
-    for peer_id in due:
-        pull_peer.delay(peer_id)
+    for peer_id in due:  # a copy the workers did not reach before the next beat is dropped
+        pull_peer.apply_async((peer_id,), expires=PULL_EXPIRES)
     return due
 
 
-@celery.task(name="integra.hub.pull_peer", soft_time_limit=540, time_limit=600)  # type: ignore[untyped-decorator]
+PULL_EXPIRES = 60  # seconds; beat queues the due peers again every 10
+
+
+# Past the job's own limit (federation.hub.JOB_TIMEOUT, 10 minutes), which records a failure
+# with backoff: these limits only stop a task stuck outside the job's checks.
+@celery.task(name="integra.hub.pull_peer", soft_time_limit=660, time_limit=720)  # type: ignore[untyped-decorator]
 def pull_peer(peer_id: int) -> str:
     """Pull one peer, then let the search index catch up. A peer already being pulled by
     another worker (a slow round outlasting the beat) is left to it."""

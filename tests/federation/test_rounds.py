@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,40 @@ def no_open_transaction(database: Database, db: str) -> bool:
         " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
     )
     return idle == 0
+
+
+def test_a_key_revoked_while_its_entries_arrive_signs_nothing_after_its_revocation(
+    database: Database, tmp_path: Path, serve: Any
+) -> None:
+    """The operator can revoke a key while the hub waits for that node's pages (no write lock
+    is held meanwhile), and what the key signed after the revocation is then refused."""
+    peer = busy_peer(tmp_path, "PT", 3)
+    url = serve(peer)
+    db, data = enrolled_hub(database, tmp_path, "hub", {url: peer})
+    (peer.dir / "hold").touch()
+    with (tmp_path / "hub.log").open("wb") as log:
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "node", "hub", "sync"],
+            env=hub_env(db, data) | ONE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        running = lambda: rows(db, "SELECT count(*) FROM peer_sync WHERE running_since IS NOT NULL")  # noqa: E731
+        wait_for(lambda: running() == [(1,)], 60, "the hub to start on PT")
+        time.sleep(1)  # its keys read, it waits for the first page
+        past = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+        revoked = run_cli(
+            "hub", "revoke-key", peer.key.key_id, "--at", past, database_url=db, data_dir=data
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        (peer.dir / "hold").unlink()
+        assert hub.wait(timeout=60) == 0, (tmp_path / "hub.log").read_text()
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()
+    assert "PT: 0 applied, 0 unchanged, 3 refused" in (tmp_path / "hub.log").read_text()
+    reasons = [r for (r,) in rows(db, "SELECT reason FROM sync_refusal WHERE seq IS NOT NULL")]
+    assert len(reasons) == 3 and all("after its revocation" in r for r in reasons), reasons
+    assert rows(db, "SELECT count(*) FROM federated_record") == [(0,)]

@@ -2,7 +2,7 @@
 
 The body was stored a second time beside the envelope (and a third in the hub's own feed, as
 the relayed envelope); a third of what an import wrote. It is now read from the envelope.
-SQLite 3.35 and newer, and PostgreSQL, drop a column in place.
+PostgreSQL and SQLite 3.35 or newer drop the column in place; an older SQLite copies the table.
 
 Revision ID: 0008
 Revises: 0007
@@ -10,6 +10,7 @@ Create Date: 2026-11-30 21:00:00
 """
 
 import json
+import sqlite3
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -22,7 +23,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.drop_column("federated_record", "body")
+    if op.get_bind().dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        with op.batch_alter_table("federated_record") as batch_op:  # the table copied over
+            batch_op.drop_column("body")
+    else:
+        op.drop_column("federated_record", "body")
 
 
 def downgrade() -> None:
