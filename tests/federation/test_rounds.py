@@ -63,13 +63,7 @@ def test_peers_are_synced_side_by_side_and_a_killed_hub_leaves_no_helper_importi
     db, data = enrolled_hub(database, tmp_path, "busy", urls)
     for origin in ("AT", "CY"):  # slow peers: their pages wait until the test lets them go
         (peers[origin].dir / "hold").touch()
-    with (tmp_path / "hub.log").open("wb") as log:
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "node", "hub", "sync"],
-            env=hub_env(db, data) | TWO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    hub = background_sync(db, data, TWO, tmp_path / "hub.log")
     try:
         # B is imported whole while A, the first peer, is still waiting for its pages.
         imported = lambda: cursors(db).get("BE") == sizes["BE"]  # noqa: E731
@@ -93,6 +87,17 @@ def test_peers_are_synced_side_by_side_and_a_killed_hub_leaves_no_helper_importi
     # orders them differently: it relays in the order it applied).
     assert state_digest(db)[:2] == state_digest(calm_db)[:2]
     assert rows(db, "SELECT count(*) FROM sync_refusal WHERE seq IS NOT NULL") == [(0,)]
+
+
+def background_sync(db: str, data: Path, workers: dict[str, str], log: Path) -> Any:
+    """`integra hub sync` started in its own process, its output in `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "node", "hub", "sync"],
+            env=hub_env(db, data) | workers,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def hub_env(db: str, data: Path) -> dict[str, str]:
@@ -155,13 +160,7 @@ def test_a_key_revoked_while_its_entries_arrive_signs_nothing_after_its_revocati
     url = serve(peer)
     db, data = enrolled_hub(database, tmp_path, "hub", {url: peer})
     (peer.dir / "hold").touch()
-    with (tmp_path / "hub.log").open("wb") as log:
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "node", "hub", "sync"],
-            env=hub_env(db, data) | ONE,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    hub = background_sync(db, data, ONE, tmp_path / "hub.log")
     try:
         running = lambda: rows(db, "SELECT count(*) FROM peer_sync WHERE running_since IS NOT NULL")  # noqa: E731
         wait_for(lambda: running() == [(1,)], 60, "the hub to start on PT")
