@@ -49,6 +49,23 @@ app.add_typer(registry_app, name="registry")
 
 err = Console(stderr=True)
 out = Console()
+
+
+@app.callback()
+def _settings_first() -> None:
+    """Read the settings before any command, so that a bad one is named, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            where = f"{name if name == 'DATABASE_URL' else 'INTEGRA_' + name}: " if name else ""
+            err.print(f"bad setting: {where}{error['msg']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 T = TypeVar("T")
 SAMPLE_AUTHOR = "practitioner@example.org"
 SAMPLE_ACCOUNTS = (

@@ -126,3 +126,20 @@ def test_bad_account_commands_explain_and_store_nothing(db: str, tmp_path: Path)
         assert result.returncode != 0 and words in result.stderr
     listed = run_cli("user", "list", database_url=db, data_dir=tmp_path)
     assert listed.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"INTEGRA_HUB_SYNC_WORKERS": "-1"}, "INTEGRA_HUB_SYNC_WORKERS: Input should be greater"),
+        ({"INTEGRA_PORT": "http"}, "INTEGRA_PORT: Input should be a valid integer"),
+        ({"INTEGRA_ENVIRONMENT": "production"}, "Value error, INTEGRA_SECRET_KEY must be set"),
+    ],
+)
+def test_a_bad_setting_is_named_with_its_reason_not_a_traceback(
+    db: str, tmp_path: Path, env: dict[str, str], named: str
+) -> None:
+    result = run_cli("hub", "sync", database_url=db, data_dir=tmp_path, env=env)
+    assert result.returncode == 2
+    assert f"bad setting: {named}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
