@@ -336,7 +336,7 @@ async def federated_record(
         version=record.version,
         withdrawn=record.withdrawn,
         body=record.body,
-        envelope=json.loads(record.envelope),
+        envelope=json.loads(record.signed_envelope),
     )
 
 

@@ -141,12 +141,12 @@ def relay_many(
     *,
     origin: str,
     envelopes: list[tuple[dict[str, Any], bytes]],
-) -> None:
+) -> list[int]:
     """(Hub) Append the origins' envelopes just applied, each with its canonical bytes, signed
-    again under the hub's key and origin, in one go. The caller applies each (id, version) at
-    most once, so no entry here can repeat an earlier one."""
+    again under the hub's key and origin, in one go, and return their sequence numbers. The
+    caller applies each (id, version) at most once, so no entry here can repeat an earlier one."""
     if not envelopes:
-        return
+        return []
     _lock_feed(session)
     state = session.get(FeedState, 1, with_for_update=True)
     if state is None:
@@ -192,6 +192,7 @@ def relay_many(
     session.connection().execute(insert(FEED), rows)  # one Core statement for the batch
     state.size = seq
     state.frontier = dump_frontier(extend(load_frontier(state.frontier), leaves))
+    return [row["seq"] for row in rows]
 
 
 def _feed_table() -> Table:

@@ -389,11 +389,16 @@ class Writes:
 
 
 def stage(
-    envelope: dict[str, Any], signed: bytes | None = None, encoded: bytes | None = None
+    envelope: dict[str, Any],
+    signed: bytes | None = None,
+    encoded: bytes | None = None,
+    *,
+    relayed: bool = False,
 ) -> dict[str, Any]:
     """The row an accepted entry would store, computed before its batch's transaction (which
     holds SQLite's write lock) begins. `signed` and `encoded`: the payload's and the envelope's
-    canonical bytes, if at hand."""
+    canonical bytes, if at hand. `relayed`: the envelope will be kept in the hub's relay entry
+    (whose seq the transaction fills in), not in the row."""
     payload = envelope["payload"]
     if encoded is None:
         encoded = _envelope_bytes(envelope, signed)
@@ -405,7 +410,8 @@ def stage(
         "version": payload["version"],
         "withdrawn": payload["op"] == "withdraw",
         "body_hash": hashlib.sha256(_body_bytes(payload, signed)).hexdigest(),
-        "envelope": encoded.decode("utf-8"),
+        "envelope": None if relayed else encoded.decode("utf-8"),
+        "relay_seq": None,
         "origin_seq": payload["seq"],
         "received_at": utcnow(),
         "search_id": search_id(rid),
@@ -896,11 +902,14 @@ def _apply_received(
         envelopes: list[bytes | None] = []  # the canonical envelopes, relayed as they are
         for entry in accepted:
             envelope = _envelope_bytes(*entry) if entry is not None else None
-            staged.append(stage(*entry, envelope) if entry is not None else None)
+            staged.append(
+                stage(*entry, envelope, relayed=relay is not None) if entry is not None else None
+            )
             envelopes.append(envelope)
         writes = Writes(session, [rid for rid in map(_record_id, batch) if rid])
         _recheck_keys(session, peer, got, start, len(batch))
         relayed: list[tuple[dict[str, Any], bytes]] = []
+        relayed_rows: list[dict[str, Any]] = []
         for offset, item in enumerate(batch):
             seq = state.cursor + offset + 1
             problem, row, entry = problems[start + offset], staged[offset], accepted[offset]
@@ -913,15 +922,18 @@ def _apply_received(
                 result.applied += 1
                 if relay is not None:
                     relayed.append((entry[0], encoded))
+                    relayed_rows.append(record)
             elif outcome == "unchanged":
                 result.unchanged += 1
             else:
                 rid = None if isinstance(item, tuple) else _record_id(item)
                 _refuse(session, peer, seq, rid, outcome.removeprefix("refused: "))
                 result.refused += 1
+        if relay is not None:  # the envelope is kept once, in the relay entry
+            seqs = feed.relay_many(session, relay.key, origin=relay.origin, envelopes=relayed)
+            for row, relay_seq in zip(relayed_rows, seqs, strict=True):
+                row["relay_seq"] = relay_seq
         writes.write(session)
-        if relay is not None:
-            feed.relay_many(session, relay.key, origin=relay.origin, envelopes=relayed)
         batch_leaves = leaves[start : start + len(batch)]
         if frontier is not None and None not in batch_leaves:
             frontier = extend(frontier, batch_leaves)  # type: ignore[arg-type]

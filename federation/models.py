@@ -18,7 +18,7 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from node.db import Base, utcnow
 
@@ -149,6 +149,19 @@ class PeerSync(Base):
     running_since: Mapped[datetime | None]
 
 
+RELAY_HEAD = '{"envelope":'
+RELAY_REST = ',"id":'
+
+
+def relayed_envelope(payload: str) -> str:
+    """The origin's envelope inside a hub's relay entry, byte for byte: the canonical payload is
+    `{"envelope":<envelope>,"id":…}` ("envelope" sorts first, "id" next), and the rest of it,
+    after the envelope, holds no unescaped quote but those of its own keys and values."""
+    if not payload.startswith(RELAY_HEAD):
+        raise ValueError("not a relay entry")
+    return payload[len(RELAY_HEAD) : payload.rindex(RELAY_REST)]
+
+
 class FederatedRecord(Base):
     """A record the hub accepted, with the origin's signed envelope exactly as received."""
 
@@ -160,8 +173,16 @@ class FederatedRecord(Base):
     version: Mapped[int]
     withdrawn: Mapped[bool] = mapped_column(default=False)
     body_hash: Mapped[str] = mapped_column(String(64))
-    # The origin's signed envelope, exactly as received; the body is stored only in it.
-    envelope: Mapped[str] = mapped_column(Text)
+    # The origin's signed envelope, exactly as received; the body is stored only in it. A hub
+    # stores it once, in the entry of its own feed that relays this version (`relay_seq`), and
+    # not here (None): see `signed_envelope`.
+    envelope: Mapped[str | None] = mapped_column(Text)
+    relay_seq: Mapped[int | None] = mapped_column(BigInteger)
+    relay: Mapped[FeedEntry | None] = relationship(
+        primaryjoin="foreign(FederatedRecord.relay_seq) == FeedEntry.seq",
+        lazy="joined",
+        viewonly=True,
+    )
     origin_seq: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The record's id in the search index (derived from record_id, which is not a UUID).
@@ -170,11 +191,20 @@ class FederatedRecord(Base):
     indexed: Mapped[bool] = mapped_column(default=False, server_default=true())
 
     @property
+    def signed_envelope(self) -> str:
+        """The origin's signed envelope, exactly as received, wherever it is stored."""
+        if self.envelope is not None:
+            return self.envelope
+        if self.relay is None:
+            raise LookupError(f"the relay entry {self.relay_seq} of {self.record_id} is missing")
+        return relayed_envelope(self.relay.payload)
+
+    @property
     def body(self) -> dict[str, Any] | None:
         """The record's body, from the envelope (None for a withdrawal, a signed tombstone)."""
         if self.withdrawn:
             return None
-        body = json.loads(self.envelope)["payload"]["body"]
+        body = json.loads(self.signed_envelope)["payload"]["body"]
         return body if isinstance(body, dict) else None
 
     __table_args__ = (

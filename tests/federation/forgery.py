@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from federation import feed, keys
 from federation.canonical import canonical
 from federation.merkle import leaf_hash, root
-from federation.models import NodeKey, PeerKey
+from federation.models import FederatedRecord, NodeKey, PeerKey
 from federation.models import Peer as PeerRow
 from node.settings import Settings, sync_url
 from tests.conftest import Database, free_port, run_cli
@@ -146,6 +146,19 @@ def rows(db: str, sql: str) -> list[Any]:
         found = list(conn.execute(text(sql)))
     engine.dispose()
     return found
+
+
+def held_records(db: str) -> dict[str, tuple[bool, str]]:
+    """What a hub holds: each record's withdrawn flag and the origin's signed envelope, read
+    where the hub keeps it (in its relay entry, or in the record on a mirror)."""
+    engine = create_engine(sync_url(db))
+    with Session(engine) as session:
+        held = {
+            r.record_id: (r.withdrawn, r.signed_envelope)
+            for r in session.scalars(select(FederatedRecord))
+        }
+    engine.dispose()
+    return held
 
 
 def due_now(db: str) -> None:

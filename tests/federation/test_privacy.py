@@ -31,6 +31,7 @@ from node.settings import sync_url
 from node.text import fold
 from tests import factories
 from tests.conftest import Database, free_port, run_cli
+from tests.federation.forgery import held_records
 
 COUNTRY = "BG"
 ADMIN_NAME, ADMIN_EMAIL = "Gwendolyn Achterberg", "g.achterberg@np.example.bg"
@@ -511,10 +512,9 @@ def test_the_gate_holds_each_planted_record_with_the_reason_and_position(
 def test_clean_records_reach_the_hub_and_held_ones_do_not(synced: dict[str, Any]) -> None:
     planted, sync = synced["planted"], synced["sync"]
     assert re.search(rf"{COUNTRY}: [1-9]\d* applied, 0 unchanged, 0 refused", sync), sync
-    rows = hub_rows(synced["hub_db"], "SELECT record_id, withdrawn, envelope FROM federated_record")
     at_hub = {
         rid: (withdrawn, json.loads(envelope)["payload"]["body"])
-        for rid, withdrawn, envelope in rows
+        for rid, (withdrawn, envelope) in held_records(synced["hub_db"]).items()
     }
     for label, record in planted.clean.items():
         rid = f"{COUNTRY}:{record['id']}"

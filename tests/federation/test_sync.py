@@ -20,6 +20,7 @@ from federation.canonical import canonical
 from node.settings import sync_url
 from tests import factories
 from tests.conftest import Database, free_port, run_cli
+from tests.federation.forgery import held_records
 
 
 def cli(
@@ -104,11 +105,9 @@ def test_a_node_syncs_signed_non_personal_records_to_the_hub(
     first = cli(hub["db"], hub["data"], "hub", "sync")
     assert f"PT: {len(upserts)} applied, 0 unchanged, 0 refused" in first
 
-    records = hub_rows(hub["db"], "SELECT record_id, envelope, withdrawn FROM federated_record")
+    records = held_records(hub["db"])
     assert len(records) == len(upserts)
-    import json
-
-    for record_id, envelope, withdrawn in records:
+    for record_id, (withdrawn, envelope) in records.items():
         signed = json.loads(envelope)
         assert record_id.startswith("PT:") and not withdrawn
         assert keys.verify(node["public_key"], canonical(signed["payload"]), signed["sig"])
@@ -169,10 +168,7 @@ def test_a_withdrawal_reaches_the_hub_as_a_signed_tombstone(
     engine.dispose()
     result = cli(hub["db"], hub["data"], "hub", "sync")
     assert "PT: 1 applied" in result
-    [(withdrawn_flag, envelope)] = hub_rows(
-        hub["db"],
-        f"SELECT withdrawn, envelope FROM federated_record WHERE record_id = 'PT:{listing['id']}'",
-    )
+    withdrawn_flag, envelope = held_records(hub["db"])[f"PT:{listing['id']}"]
     tombstone = json.loads(envelope)["payload"]
     assert withdrawn_flag and tombstone["op"] == "withdraw" and tombstone["body"] is None
 
@@ -181,9 +177,7 @@ def test_integra_verify_traces_a_hub_copy_to_its_signer(
     node: dict[str, Any], hub: dict[str, Any], tmp_path: Path
 ) -> None:
     cli(hub["db"], hub["data"], "hub", "sync")
-    [(record_id, envelope)] = hub_rows(
-        hub["db"], "SELECT record_id, envelope FROM federated_record ORDER BY record_id LIMIT 1"
-    )
+    record_id, (_, envelope) = min(held_records(hub["db"]).items())
     copy = tmp_path / "record.json"
     copy.write_text(envelope)
     keys_url = f"{node['url']}/federation/v1/keys"
@@ -363,6 +357,18 @@ def test_a_record_travels_node_hub_mirror_and_its_withdrawal_follows(
             if e["payload"]["id"] == rid
         ]
         assert relayed[-1]["payload"]["envelope"] == record["envelope"]
+        # The hub keeps PT's envelope once: in that entry of its feed, byte for byte (the API
+        # above read it there). The mirror, which relays nothing, keeps it in its record.
+        [(own, relay_seq)] = hub_rows(
+            hub_db, f"SELECT envelope, relay_seq FROM federated_record WHERE record_id = '{rid}'"
+        )
+        [(payload,)] = hub_rows(hub_db, f"SELECT payload FROM feed_entry WHERE seq = {relay_seq}")
+        assert own is None and relay_seq == relayed[-1]["payload"]["seq"]
+        assert canonical(record["envelope"]).decode() in payload
+        [(mirrored, none)] = hub_rows(
+            mirror_db, f"SELECT envelope, relay_seq FROM federated_record WHERE record_id = '{rid}'"
+        )
+        assert json.loads(mirrored) == record["envelope"] and none is None
         copy = tmp_path / "relayed.json"
         copy.write_text(json.dumps(relayed[-1]))
         checked = run_cli(
