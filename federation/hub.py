@@ -755,24 +755,23 @@ def _sync_peer(session: Session, peer: Peer, client: httpx.Client, relay: Relay 
             f"the feed shrank from {state.checkpoint_size} to {checkpoint['size']}"
             " entries: history was rewritten"
         )
-    # Every entry is checked as its page arrives; nothing is applied before all of them have
-    # arrived and match the checkpoint's root. Millions of small objects are held meanwhile,
-    # with no cycle among them: the cyclic garbage collector is paused while they arrive, and
-    # they are left out of its collections (frozen) while they are applied.
+    # Nothing is applied before every entry up to the checkpoint has arrived and matches its
+    # Merkle root. Then each batch is checked (signatures, schema, personal data), and applied
+    # at once: the checks of the next batch run while another process holds SQLite's write
+    # lock. Millions of small objects are held meanwhile, with no cycle among them: the cyclic
+    # garbage collector is paused while they arrive, and they are left out of its collections
+    # (frozen) while they are checked and applied.
     with _collector_paused():
-        received, signed, problems = _receive(
-            client, peer, state.cursor, checkpoint["size"], peer_keys, listed
-        )
+        received, signed = _receive(client, peer, state.cursor, checkpoint["size"])
+    got = Received(received, signed, [None] * len(received), _key_windows(peer_keys))
+    cursor = state.cursor  # the batches' sequence numbers count from here
+
+    def check(start: int, size: int) -> None:
+        _check(peer, got, start, size, cursor, peer_keys, listed)
+
     gc.freeze()
     try:
-        return _apply_received(
-            session,
-            peer,
-            state,
-            checkpoint,
-            Received(received, signed, problems, _key_windows(peer_keys)),
-            relay,
-        )
+        return _apply_received(session, peer, state, checkpoint, got, relay, check)
     finally:
         gc.unfreeze()
 
@@ -823,46 +822,46 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _receive(
-    client: httpx.Client,
-    peer: Peer,
-    cursor: int,
-    size: int,
-    peer_keys: dict[str, PeerKey],
-    listed: dict[str, dict[str, PeerKey]],
-) -> tuple[list[Any], list[bytes | None], list[str | None]]:
-    """The entries after `cursor` up to `size`, each with its payload's canonical bytes and why
-    it cannot be accepted (None: it can), checked as its page arrives."""
+    client: httpx.Client, peer: Peer, cursor: int, size: int
+) -> tuple[list[Any], list[bytes | None]]:
+    """The entries after `cursor` up to `size`, each with its payload's canonical bytes (its
+    Merkle leaf and what its key signed; None for an entry that could not be read)."""
     received: list[Any] = []
     signed: list[bytes | None] = []
-    problems: list[str | None] = []
     for page in _pages(client, peer, cursor, size):
-        for item in page:
-            seq = cursor + len(received) + 1
-            received.append(item)
-            if isinstance(item, tuple):
-                signed.append(None)
-                problems.append(f"unreadable entry: {item[2]}")
-                continue
-            data = _signed(item)
-            signed.append(data)
-            if peer.kind == PEER_HUB:
-                problems.append(
-                    relay_problem(
-                        item,
-                        origin=peer.origin,
-                        expected_seq=seq,
-                        peer_keys=peer_keys,
-                        listed=listed,
-                        signed=data,
-                    )
-                )
-            else:
-                problems.append(
-                    entry_problem(
-                        item, origin=peer.origin, expected_seq=seq, peer_keys=peer_keys, signed=data
-                    )
-                )
-    return received, signed, problems
+        received += page
+        signed += [None if isinstance(item, tuple) else _signed(item) for item in page]
+    return received, signed
+
+
+def _check(
+    peer: Peer,
+    got: "Received",
+    start: int,
+    size: int,
+    cursor: int,
+    peer_keys: dict[str, PeerKey],
+    listed: dict[str, dict[str, PeerKey]],
+) -> None:
+    """Why each entry of a batch cannot be accepted (None: it can), into `got.problems`."""
+    for index in range(start, min(start + size, len(got.entries))):
+        item, data = got.entries[index], got.signed[index]
+        seq = cursor + index + 1
+        if isinstance(item, tuple):
+            got.problems[index] = f"unreadable entry: {item[2]}"
+        elif peer.kind == PEER_HUB:
+            got.problems[index] = relay_problem(
+                item,
+                origin=peer.origin,
+                expected_seq=seq,
+                peer_keys=peer_keys,
+                listed=listed,
+                signed=data,
+            )
+        else:
+            got.problems[index] = entry_problem(
+                item, origin=peer.origin, expected_seq=seq, peer_keys=peer_keys, signed=data
+            )
 
 
 def _apply_received(
@@ -872,9 +871,11 @@ def _apply_received(
     checkpoint: dict[str, Any],
     got: Received,
     relay: Relay | None,
+    check: Callable[[int, int], None],
 ) -> Round:
-    """Check the received entries against the checkpoint's Merkle root, then apply them in
-    batches, each committed with the cursor and the frontier."""
+    """Check the received entries against the checkpoint's Merkle root, then check each batch
+    (`check(start, size)` fills `got.problems`) and apply it, committed with the cursor and the
+    frontier."""
     received, signed, problems = got.entries, got.signed, got.problems
     leaves = [leaf_hash(data) if data is not None else None for data in signed]
     frontier = load_frontier(state.frontier) if state.frontier is not None else None
@@ -888,6 +889,7 @@ def _apply_received(
     result = Round()
     for start in range(0, len(received), COMMIT_EVERY):
         batch = received[start : start + COMMIT_EVERY]
+        check(start, len(batch))
         # What each accepted entry stores (a hub's entry carries the origin's envelope), made
         # before the batch's transaction begins.
         accepted: list[tuple[dict[str, Any], bytes | None] | None] = []
