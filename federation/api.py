@@ -62,13 +62,7 @@ async def get_feed(
     settings = _settings(request)
     size = min(limit, settings.feed_page_max)
 
-    def read(sync: Session) -> list[tuple[int, str, str, str]]:
-        return [
-            (e.seq, e.payload, e.key_id, e.signature)
-            for e in feed.page(sync, after=after, limit=size)
-        ]
-
-    entries = await session.run_sync(read)
+    entries = await session.run_sync(lambda sync: feed.page(sync, after=after, limit=size))
     last = entries[-1][0] if entries else None
     # Each payload goes out as the exact text that was signed, written into the page as it is
     # stored (a FeedPage, which the schema above documents), not parsed and written again.

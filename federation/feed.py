@@ -209,12 +209,16 @@ def _frontier_of_log(session: Session) -> list[tuple[int, bytes]]:
     return extend([], [leaf_hash(p.encode("utf-8")) for p in payloads])
 
 
-def page(session: Session, *, after: int, limit: int) -> list[FeedEntry]:
-    return list(
-        session.scalars(
-            select(FeedEntry).where(FeedEntry.seq > after).order_by(FeedEntry.seq).limit(limit)
-        )
+def page(session: Session, *, after: int, limit: int) -> list[tuple[int, str, str, str]]:
+    """(seq, payload, key id, signature) of the entries after `after`: the columns a page
+    carries, read as rows (no ORM objects: a page is 500 entries, served again and again)."""
+    rows = session.execute(
+        select(FeedEntry.seq, FeedEntry.payload, FeedEntry.key_id, FeedEntry.signature)
+        .where(FeedEntry.seq > after)
+        .order_by(FeedEntry.seq)
+        .limit(limit)
     )
+    return [(seq, payload, key_id, sig) for seq, payload, key_id, sig in rows]
 
 
 def checkpoint(session: Session, key: keys.SigningKey, origin: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import random
 import re
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from multiprocessing.context import ForkContext, SpawnContext
 from pathlib import Path
 from typing import Any
 
@@ -1122,7 +1124,7 @@ def _plan(
         return order, 0
     with engine.connect() as conn:
         reader = conn.execution_options(**{READ_ONLY: True})  # no write lock on SQLite
-        cursors = dict(reader.execute(select(PeerSync.peer_id, PeerSync.cursor)).tuples().all())
+        cursors = {p: c for p, c in reader.execute(select(PeerSync.peer_id, PeerSync.cursor))}
     backlog: dict[int, int] = {}
     deadline = time.monotonic() + PLAN_TIMEOUT  # slow peers delay the round this much at most
     token = _job_deadline.set(deadline)
@@ -1235,7 +1237,7 @@ def _in_processes(
 ) -> dict[str, Round | str]:
     """Sync `order` in this process and `helpers` more, each taking the next peer when done
     with one. A helper that dies leaves its peer failed (with backoff), not "running"."""
-    context = multiprocessing.get_context("spawn")  # no fork: the caller may have threads
+    context = _context()
     tasks, results = context.Queue(), context.Queue()
     for task in order:
         tasks.put(task)
@@ -1270,6 +1272,22 @@ def _in_processes(
                 session.commit()
         outcome[origin] = error
     return outcome
+
+
+def _context() -> ForkContext | SpawnContext:
+    if _start_method() == "fork":
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _start_method() -> str:
+    """How helpers start: forked when this process runs a single thread (`integra hub sync`):
+    at once, with what this process has loaded (a spawned helper spends
+    about a second importing it again, and the round waits for its slowest process). Spawned
+    when other threads run (the embedded server runs rounds from a thread): a forked child could
+    inherit a lock another thread held, and wait on it for ever."""
+    single = threading.active_count() == 1
+    return "fork" if single and "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 class Said(list[tuple[str, int, str, Any]]):

@@ -242,7 +242,7 @@ def sync_hub(demo: Demo) -> None:
             .where(FederatedRecord.withdrawn.is_(False))
             .group_by(FederatedRecord.origin)
         )
-        return {origin: count for origin, count in rows.tuples()}
+        return {origin: count for origin, count in rows}
 
     run_in_session(_make_due, settings)
     for origin, result in sync_round(settings).items():

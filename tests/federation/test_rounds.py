@@ -1,12 +1,14 @@
 """How a hub's sync round uses its processes and its database: peers with a large backlog are
-synced side by side, a killed hub leaves no helper importing behind its back, and no
-transaction stays open (no write lock on SQLite) while a peer's pages arrive."""
+synced side by side (by forked helpers from `integra hub sync`, spawned ones from a round run
+in a thread), a killed hub leaves no helper importing behind its back, and no transaction stays
+open (no write lock on SQLite) while a peer's pages arrive."""
 
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +18,11 @@ import httpx
 from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
-from federation.hub import PARALLEL_BACKLOG, sync_peer
+from federation import hub as hub_module
+from federation.hub import PARALLEL_BACKLOG, run_round, sync_peer
 from federation.models import Peer as PeerRow
 from node.db import create_sync_engine
-from node.settings import sync_url
+from node.settings import Settings, sync_url
 from tests.conftest import Database, run_cli
 from tests.federation.forgery import BODY, Peer, enrolled_hub, rows
 from tests.federation.test_crash import HUB, state_digest
@@ -180,3 +183,43 @@ def test_a_key_revoked_while_its_entries_arrive_signs_nothing_after_its_revocati
     reasons = [r for (r,) in rows(db, "SELECT reason FROM sync_refusal WHERE seq IS NOT NULL")]
     assert len(reasons) == 3 and all("after its revocation" in r for r in reasons), reasons
     assert rows(db, "SELECT count(*) FROM federated_record") == [(0,)]
+
+
+def test_a_round_run_from_a_thread_spawns_its_helpers_and_syncs_side_by_side(
+    database: Database, tmp_path: Path, serve: Any
+) -> None:
+    """The embedded server runs its rounds from a thread: its helpers are spawned, not forked
+    (a forked child could inherit a lock another thread holds), and still take peers of their
+    own while this process waits for a slow one."""
+    sizes = {"DE": PARALLEL_BACKLOG + 100, "DK": PARALLEL_BACKLOG}
+    peers = {o: busy_peer(tmp_path, o, n) for o, n in sizes.items()}
+    db, data = enrolled_hub(database, tmp_path, "hub", {serve(p): p for p in peers.values()})
+    (peers["DE"].dir / "hold").touch()  # the first peer, this process's, is slow
+    settings = Settings(database_url=db, data_dir=data, country="EU", role="hub")
+    engine = create_sync_engine(db)
+    methods: list[str] = []
+    outcome: dict[str, Any] = {}
+
+    def round_in_a_thread() -> None:
+        methods.append(hub_module._start_method())
+        outcome.update(
+            run_round(
+                lambda: Session(engine), interval=timedelta(minutes=5), settings=settings, workers=2
+            )
+        )
+
+    thread = threading.Thread(target=round_in_a_thread)
+    thread.start()
+    try:
+        imported = lambda: cursors(db).get("DK") == sizes["DK"]  # noqa: E731
+        wait_for(imported, 60, "DK imported by a helper while DE waits")
+        assert cursors(db).get("DE", 0) == 0
+    finally:
+        (peers["DE"].dir / "hold").unlink()
+        thread.join(timeout=120)
+        engine.dispose()
+    assert methods == ["spawn"]
+    assert {o: (r.applied, r.refused) for o, r in outcome.items()} == {
+        o: (n, 0) for o, n in sizes.items()
+    }
+    assert cursors(db) == sizes
