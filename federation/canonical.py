@@ -19,7 +19,11 @@ class CanonicalError(ValueError):
     """The value cannot be canonicalised, or the bytes are not acceptable JSON."""
 
 
-ASTRAL = re.compile(rb"[\xf0-\xf4]")  # the lead byte of a character above U+FFFF in UTF-8
+ASTRAL = re.compile(rb"[\xf0-\xf4]")
+# What json.dumps(value, sort_keys=True, ...) builds on every call, built once.
+ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)  # the lead byte of a character above U+FFFF in UTF-8
 
 
 def canonical(value: Any, *, checked: bool = False) -> bytes:
@@ -35,9 +39,7 @@ def canonical(value: Any, *, checked: bool = False) -> bytes:
     if not checked:
         _check(value, 0)
     try:
-        data = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
+        data = ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate is not Unicode text
         raise CanonicalError(str(exc)) from None
     except (TypeError, ValueError) as exc:

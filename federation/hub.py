@@ -1177,7 +1177,7 @@ def _leased(
             state.running_since = utcnow()
             session.add(state)
             session.commit()
-        return _one(sessions, peer_id, client, job.interval, job.settings)
+        return _one(sessions, engine, peer_id, client, job.interval, job.settings)
 
 
 def _work(
@@ -1344,12 +1344,15 @@ def catch_up_index(sessions: Callable[[], Session], search: Any) -> int:
 
 def _one(
     sessions: Callable[[], Session],
+    engine: Engine,
     peer_id: int,
     client: httpx.Client,
     interval: timedelta,
     settings: Settings | None,
 ) -> Round | str:
-    with sessions() as session:
+    # One connection for the whole job, each batch's transaction begun and committed on it (no
+    # transaction open between them): not a connection opened and closed for each batch.
+    with engine.connect() as connection, Session(bind=connection) as session:
         peer = session.get(Peer, peer_id)
         assert peer is not None
         token = _job_deadline.set(time.monotonic() + JOB_TIMEOUT.total_seconds())
