@@ -765,13 +765,15 @@ def _sync_peer(session: Session, peer: Peer, client: httpx.Client, relay: Relay 
     # (frozen) while they are checked and applied.
     with _collector_paused():
         received, signed = _receive(client, peer, state.cursor, checkpoint["size"])
+        # Frozen before the collector runs again: its youngest generation holds every entry
+        # received, and its first collection would walk them all.
+        gc.freeze()
     got = Received(received, signed, [None] * len(received), _key_windows(peer_keys))
     cursor = state.cursor  # the batches' sequence numbers count from here
 
     def check(start: int, size: int) -> None:
         _check(peer, got, start, size, cursor, peer_keys, listed)
 
-    gc.freeze()
     try:
         return _apply_received(session, peer, state, checkpoint, got, relay, check)
     finally:

@@ -138,17 +138,19 @@ def _walk(value: Any, path: str, out: list[tuple[str, str]]) -> None:
 
 def text_values(value: Any) -> list[str]:
     """The strings of `text_fields`, in the same order, without their paths."""
+    if isinstance(value, str):
+        return [value]
     out: list[str] = []
-    _values(value, out)
+    if isinstance(value, dict | list):
+        _values(value, out)
     return out
 
 
-def _values(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _values(item, out)
-    elif isinstance(value, list):
-        for item in value:
+def _values(container: dict[str, Any] | list[Any], out: list[str]) -> None:
+    """The strings inside a container, depth first; strings are taken where they stand, not in
+    a call each (a body has dozens)."""
+    for item in container.values() if isinstance(container, dict) else container:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict | list):
             _values(item, out)

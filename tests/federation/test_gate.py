@@ -4,6 +4,7 @@ import importlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rfc8785
@@ -264,6 +265,19 @@ def test_text_fields_walks_nested_bodies() -> None:
     body = {"a": ["x", {"b": "y"}], "n": 3, "c": {"d": [None, "z"]}}
     assert text_fields(body) == [("a.0", "x"), ("a.1.b", "y"), ("c.d.1", "z")]
     assert text_values(body) == ["x", "y", "z"]
+
+
+@given(
+    st.recursive(
+        st.text(max_size=5) | st.integers() | st.booleans() | st.none(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner),
+        max_leaves=30,
+    )
+)
+def test_text_values_are_the_texts_of_text_fields_in_their_order(body: Any) -> None:
+    """The gate reads `text_values` and reports positions through `text_fields`: the two must
+    list the same strings in the same order."""
+    assert text_values(body) == [text for _, text in text_fields(body)]
 
 
 @settings(max_examples=400, deadline=None)
