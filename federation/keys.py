@@ -9,7 +9,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -41,7 +41,7 @@ def fingerprint(key_id: str) -> str:
 class SigningKey:
     private: Ed25519PrivateKey
 
-    @property
+    @cached_property  # derived once: a hub writes the key id into every entry it relays
     def public_raw(self) -> bytes:
         return self.private.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -51,7 +51,7 @@ class SigningKey:
     def public_b64(self) -> str:
         return b64(self.public_raw)
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return key_id_of(self.public_raw)
 
