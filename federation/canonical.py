@@ -19,11 +19,11 @@ class CanonicalError(ValueError):
     """The value cannot be canonicalised, or the bytes are not acceptable JSON."""
 
 
-ASTRAL = re.compile(rb"[\xf0-\xf4]")
+ASTRAL = re.compile(rb"[\xf0-\xf4]")  # the lead byte of a character above U+FFFF in UTF-8
 # What json.dumps(value, sort_keys=True, ...) builds on every call, built once.
 ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)  # the lead byte of a character above U+FFFF in UTF-8
+)
 
 
 def canonical(value: Any, *, checked: bool = False) -> bytes:

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from federation import feed, keys
 from federation.canonical import CanonicalError, canonical, parse_strict
@@ -745,6 +746,7 @@ def _sync_peer(session: Session, peer: Peer, client: httpx.Client, relay: Relay 
     peer_keys = {
         k.key_id: k for k in session.scalars(select(PeerKey).where(PeerKey.peer_id == peer.id))
     }
+    session.commit()  # no transaction (no write lock on SQLite) while the peer answers
     listed: dict[str, dict[str, PeerKey]] = {}
     if peer.kind == PEER_HUB:
         listed = _listed_keys(session, client, peer, peer_keys)
@@ -768,22 +770,28 @@ def _sync_peer(session: Session, peer: Peer, client: httpx.Client, relay: Relay 
         # Frozen before the collector runs again: its youngest generation holds every entry
         # received, and its first collection would walk them all.
         gc.freeze()
-    got = Received(received, signed, [None] * len(received), _key_windows(peer_keys))
-    cursor = state.cursor  # the batches' sequence numbers count from here
-
-    def check(start: int, size: int) -> None:
-        _check(peer, got, start, size, cursor, peer_keys, listed)
-
     try:
+        # Until its batch is checked, an entry is refused: none can be stored unchecked.
+        problems: list[str | None] = [UNCHECKED] * len(received)
+        got = Received(received, signed, problems, _key_windows(peer_keys))
+        cursor = state.cursor  # the batches' sequence numbers count from here
+
+        def check(start: int, size: int) -> None:
+            _check(peer, got, start, size, cursor, peer_keys, listed)
+
         return _apply_received(session, peer, state, checkpoint, got, relay, check)
     finally:
         gc.unfreeze()
 
 
+UNCHECKED = "not checked"
+
+
 @dataclass
 class Received:
     """A peer's entries as they arrived, their payloads' canonical bytes, why each cannot be
-    accepted (None: it can), and the peer's keys as the checks saw them."""
+    accepted (None: it can; UNCHECKED until its batch is checked), and the peer's keys as the
+    checks saw them."""
 
     entries: list[Any]
     signed: list[bytes | None]
@@ -840,7 +848,7 @@ def _receive(
 
 def _check(
     peer: Peer,
-    got: "Received",
+    got: Received,
     start: int,
     size: int,
     cursor: int,
@@ -937,8 +945,8 @@ def _apply_received(
                 result.refused += 1
         if relay is not None:  # the envelope is kept once, in the relay entry
             seqs = feed.relay_many(session, relay.key, origin=relay.origin, envelopes=relayed)
-            for row, relay_seq in zip(relayed_rows, seqs, strict=True):
-                row["relay_seq"] = relay_seq
+            for stored, relay_seq in zip(relayed_rows, seqs, strict=True):
+                stored["relay_seq"] = relay_seq
         writes.write(session)
         batch_leaves = leaves[start : start + len(batch)]
         if frontier is not None and None not in batch_leaves:
@@ -1205,6 +1213,11 @@ def _work(
 def _helper(job: Job, tasks: Any, results: Any, parent: int) -> None:
     """A helper process of a round: the same work as the process that started it."""
     _die_with(parent)
+    # A forked helper has its parent's handlers (the demo's only set a flag): the defaults
+    # instead, so that Ctrl-C and SIGTERM stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
     engine = create_sync_engine(job.database_url)
     try:
         with httpx.Client(timeout=httpx.Timeout(job.timeout, connect=5.0)) as client:
@@ -1239,12 +1252,8 @@ def _in_processes(
 ) -> dict[str, Round | str]:
     """Sync `order` in this process and `helpers` more, each taking the next peer when done
     with one. A helper that dies leaves its peer failed (with backoff), not "running"."""
-    context = _context()
+    context = _context(engine)
     tasks, results = context.Queue(), context.Queue()
-    for task in order:
-        tasks.put(task)
-    for _ in range(helpers + 1):
-        tasks.put(None)
     started = []
     for n in range(helpers):
         process = context.Process(
@@ -1256,6 +1265,12 @@ def _in_processes(
             structlog.get_logger().exception("sync_helper_not_started")
             continue
         started.append(process)
+    # Put once the helpers are started: the first put starts the queue's feeder thread, and a
+    # helper is forked only from a process that runs one thread.
+    for task in order:
+        tasks.put(task)
+    for _ in range(helpers + 1):
+        tasks.put(None)
     mine = Said()  # what this process says stays here; only the helpers' goes through a pipe
     try:
         _work(job, sessions, engine, client, tasks, mine)
@@ -1276,19 +1291,20 @@ def _in_processes(
     return outcome
 
 
-def _context() -> ForkContext | SpawnContext:
-    if _start_method() == "fork":
+def _context(engine: Engine) -> ForkContext | SpawnContext:
+    if _start_method(engine) == "fork":
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
 
 
-def _start_method() -> str:
-    """How helpers start: forked when this process runs a single thread (`integra hub sync`):
-    at once, with what this process has loaded (a spawned helper spends
-    about a second importing it again, and the round waits for its slowest process). Spawned
-    when other threads run (the embedded server runs rounds from a thread): a forked child could
-    inherit a lock another thread held, and wait on it for ever."""
-    single = threading.active_count() == 1
+def _start_method(engine: Engine) -> str:
+    """How helpers start: forked when this process runs a single thread (`integra hub sync`)
+    and keeps no database connection open between uses (a pooled one would be shared with the
+    child): at once, with what this process has loaded (a spawned helper spends about a second
+    importing it again, and the round waits for its slowest process). Spawned otherwise (the
+    embedded server runs rounds from a thread): a forked child could inherit a lock another
+    thread held, and wait on it for ever."""
+    single = threading.active_count() == 1 and isinstance(engine.pool, NullPool)
     return "fork" if single and "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
 from federation import hub as hub_module
-from federation.hub import PARALLEL_BACKLOG, run_round, sync_peer
+from federation.hub import PARALLEL_BACKLOG, Round, run_round
 from federation.models import Peer as PeerRow
 from node.db import create_sync_engine
 from node.settings import Settings, sync_url
@@ -108,29 +109,35 @@ def hub_env(db: str, data: Path) -> dict[str, str]:
     return env | HUB | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data)}
 
 
-def test_no_transaction_is_open_while_a_peers_pages_arrive(
+def test_no_transaction_is_open_while_a_peer_answers(
     database: Database, tmp_path: Path, serve: Any
 ) -> None:
     """On SQLite an open transaction holds the write lock: the hub's API could not write for as
-    long as a large backlog takes to arrive. On PostgreSQL it would sit idle in transaction."""
+    long as a large backlog takes to arrive. On PostgreSQL it would sit idle in transaction.
+    The job runs as a round runs it (under its lease, on the job's one connection); every
+    answer of the peer (its keys, its checkpoint, each page) finds no transaction open."""
     peer = busy_peer(tmp_path, "PT", 1200)
     url = serve(peer)
     db, _data = enrolled_hub(database, tmp_path, "hub", {url: peer})
-    free_while_fetching: list[bool] = []
+    free_while_fetching: list[tuple[str, bool]] = []
 
     def probe(response: httpx.Response) -> None:
-        if response.request.url.path == "/federation/v1/feed":
-            free_while_fetching.append(no_open_transaction(database, db))
+        free = no_open_transaction(database, db)
+        free_while_fetching.append((response.request.url.path, free))
 
     engine = create_sync_engine(db)
-    with httpx.Client(event_hooks={"response": [probe]}) as client, Session(engine) as session:
+    with Session(engine) as session:
         enrolled = session.scalar(select(PeerRow))
         assert enrolled is not None
-        result = sync_peer(session, enrolled, client)
-        session.commit()
+        peer_id = enrolled.id
+    job = hub_module.Job(sync_url(db), timedelta(minutes=5), 30.0, None)
+    with httpx.Client(event_hooks={"response": [probe]}) as client:
+        result = hub_module._leased(job, lambda: Session(engine), engine, client, peer_id)
     engine.dispose()
-    assert result.applied == 1200
-    assert len(free_while_fetching) >= 3 and all(free_while_fetching), free_while_fetching
+    assert isinstance(result, Round) and result.applied == 1200, result
+    paths = {path for path, _ in free_while_fetching}
+    assert {"/federation/v1/keys", "/federation/v1/checkpoint", "/federation/v1/feed"} <= paths
+    assert all(free for _, free in free_while_fetching), free_while_fetching
 
 
 def no_open_transaction(database: Database, db: str) -> bool:
@@ -186,7 +193,7 @@ def test_a_key_revoked_while_its_entries_arrive_signs_nothing_after_its_revocati
 
 
 def test_a_round_run_from_a_thread_spawns_its_helpers_and_syncs_side_by_side(
-    database: Database, tmp_path: Path, serve: Any
+    database: Database, tmp_path: Path, serve: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The embedded server runs its rounds from a thread: its helpers are spawned, not forked
     (a forked child could inherit a lock another thread holds), and still take peers of their
@@ -199,9 +206,16 @@ def test_a_round_run_from_a_thread_spawns_its_helpers_and_syncs_side_by_side(
     engine = create_sync_engine(db)
     methods: list[str] = []
     outcome: dict[str, Any] = {}
+    context = hub_module._context
+
+    def recorded(engine: Any) -> Any:  # how the round starts its helpers
+        chosen = context(engine)
+        methods.append(chosen.get_start_method())
+        return chosen
+
+    monkeypatch.setattr(hub_module, "_context", recorded)
 
     def round_in_a_thread() -> None:
-        methods.append(hub_module._start_method())
         outcome.update(
             run_round(
                 lambda: Session(engine), interval=timedelta(minutes=5), settings=settings, workers=2

@@ -23,6 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 RELAY_HEAD = '{"envelope":'
 RELAY_REST = ',"id":'
+CHUNK = 1000
 
 
 def upgrade() -> None:
@@ -32,7 +33,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Each envelope back in its record, cut out of the relay entry it was kept in."""
+    """Each envelope back in its record, cut out of the relay entry it was kept in: a thousand
+    records at a time (a hub holds hundreds of thousands)."""
     records = sa.table(
         "federated_record",
         sa.column("record_id", sa.String),
@@ -42,16 +44,29 @@ def downgrade() -> None:
     feed = sa.table("feed_entry", sa.column("seq", sa.BigInteger), sa.column("payload", sa.Text))
     conn = op.get_bind()
     relayed = conn.execute(
-        sa.select(records.c.record_id, feed.c.payload)
-        .join(feed, feed.c.seq == records.c.relay_seq)
-        .where(records.c.envelope.is_(None))
+        sa.select(records.c.record_id, records.c.relay_seq).where(records.c.envelope.is_(None))
     ).all()
-    for record_id, payload in relayed:
-        assert payload.startswith(RELAY_HEAD), f"{record_id}: its relay entry is not one"
-        envelope = payload[len(RELAY_HEAD) : payload.rindex(RELAY_REST)]
-        conn.execute(
-            records.update().where(records.c.record_id == record_id).values(envelope=envelope)
-        )
+    fill = (
+        records.update()
+        .where(records.c.record_id == sa.bindparam("rid"))
+        .values(envelope=sa.bindparam("envelope"))
+    )
+    for start in range(0, len(relayed), CHUNK):
+        chunk = dict(relayed[start : start + CHUNK])
+        seqs = {seq: rid for rid, seq in chunk.items()}
+        payloads = conn.execute(
+            sa.select(feed.c.seq, feed.c.payload).where(feed.c.seq.in_(list(seqs)))
+        ).all()
+        if len(payloads) != len(seqs):
+            missing = sorted(set(seqs) - {seq for seq, _ in payloads})[:5]
+            raise RuntimeError(f"relay entries {missing} are missing: their envelopes are lost")
+        filled = []
+        for seq, payload in payloads:
+            if not payload.startswith(RELAY_HEAD):
+                raise RuntimeError(f"feed entry {seq} ({seqs[seq]}) is not a relay entry")
+            envelope = payload[len(RELAY_HEAD) : payload.rindex(RELAY_REST)]
+            filled.append({"rid": seqs[seq], "envelope": envelope})
+        conn.execute(fill, filled)
     with op.batch_alter_table("federated_record") as batch_op:
         batch_op.alter_column("envelope", existing_type=sa.Text(), nullable=False)
         batch_op.drop_column("relay_seq")
