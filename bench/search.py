@@ -28,9 +28,9 @@ from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from node import migrations
-from node.db import create_engine, create_sync_engine, session_factory
-from node.jobs import JobContext
-from node.settings import async_url
+from node.core.db import create_engine, create_sync_engine, session_factory
+from node.core.outbox import JobContext
+from node.core.settings import async_url
 from practices.models import Practice, PracticeTerm
 from practices.search.port import SearchQuery
 from practices.search.sql import SqlSearch

@@ -58,8 +58,8 @@ from federation.hub import HUB_GATE, Round, catch_up_index, run_round
 from federation.models import NodeKey, Peer, PeerKey, SyncRefusal
 from federation.projection import SharedPractice
 from node import migrations
-from node.db import create_sync_engine
-from node.settings import Settings
+from node.core.db import create_sync_engine
+from node.core.settings import Settings
 from practices.search import make_backend
 from practices.vocabulary import (
     EvaluationType,

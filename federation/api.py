@@ -20,11 +20,11 @@ from federation.models import (
     PeerSync,
     SyncRefusal,
 )
-from node import audit, jobs
-from node.auth import AdminUser, CurrentUser
-from node.db import utcnow
-from node.deps import SessionDep
-from node.errors import AppError, Conflict, Forbidden, NotFound, responses
+from node.core import audit, outbox
+from node.core.auth import AdminUser, CurrentUser
+from node.core.db import utcnow
+from node.core.deps import SessionDep
+from node.core.errors import AppError, Conflict, Forbidden, NotFound, responses
 from practices.search.port import SearchQuery
 from practices.search.text import query_terms, snippet
 from practices.tasks import PRACTICE_CHANGED, STUDY_VISIT_CHANGED
@@ -200,7 +200,7 @@ async def release_hold(hold_id: int, data: Release, session: SessionDep, by: Adm
         detail={"version": hold.version, "hold": hold.id, "justification": data.justification},
     )
     topic = PRACTICE_CHANGED if hold.record_type == "practice" else STUDY_VISIT_CHANGED
-    jobs.enqueue(session, topic, hold.record_id)
+    outbox.enqueue(session, topic, hold.record_id)
     await session.flush()
     return HoldRead.model_validate(hold, from_attributes=True)
 

@@ -18,8 +18,8 @@ from federation import keys
 from federation.canonical import canonical
 from federation.merkle import dump_frontier, extend, frontier_root, leaf_hash, load_frontier
 from federation.models import FeedEntry, FeedState, NodeKey
-from node.db import utcnow
-from node.settings import Settings
+from node.core.db import utcnow
+from node.core.settings import Settings
 
 
 class FederationNotConfigured(RuntimeError):

@@ -22,7 +22,7 @@ import phonenumbers
 from stdnum import iban
 
 from federation.projection import text_fields, text_values
-from node.text import fold
+from node.core.text import fold
 
 EU_REGIONS = (
     "AT",

@@ -54,9 +54,9 @@ from federation.models import (
     SyncRefusal,
 )
 from federation.projection import SCHEMAS
-from node.db import READ_ONLY, create_sync_engine, utcnow
-from node.models import AuditEntry
-from node.settings import Settings
+from node.core.db import READ_ONLY, create_sync_engine, utcnow
+from node.core.models import AuditEntry
+from node.core.settings import Settings
 from practices.search.port import IndexDocument
 
 MAX_PAGE_BYTES = 4 * 1024 * 1024

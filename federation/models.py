@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from node.db import Base, utcnow
+from node.core.db import Base, utcnow
 
 
 class NodeKey(Base):

@@ -9,13 +9,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy import select, text
 
-from node import audit, migrations
-from node.auth import AdminUser, CurrentUser, issue_token, principal_for_user, verify_password
-from node.db import utcnow
-from node.deps import SessionDep
-from node.errors import ErrorBody, Unauthorized, responses
-from node.models import User
-from node.settings import get_settings
+from node import migrations
+from node.core import audit
+from node.core.auth import AdminUser, CurrentUser, issue_token, principal_for_user, verify_password
+from node.core.db import utcnow
+from node.core.deps import SessionDep
+from node.core.errors import ErrorBody, Unauthorized, responses
+from node.core.models import User
+from node.core.settings import get_settings
 
 router = APIRouter(prefix="/api/v1")
 AuditText = Annotated[str, Query(max_length=320, pattern=r"^[^\x00-\x1f]*$")]

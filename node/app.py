@@ -11,14 +11,15 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import node.worker  # noqa: F401 - registers every domain's tasks and outbox handlers
 from federation.api import feed_router, hub_router, pool_router
 from federation.api import router as federation_router
-from node import errors, jobs, logging
 from node.api import health
 from node.api import router as node_router
-from node.auth import get_principal
-from node.db import create_engine, session_factory
-from node.settings import Settings, get_settings
+from node.core import errors, logs, outbox
+from node.core.auth import get_principal
+from node.core.db import create_engine, session_factory
+from node.core.settings import Settings, get_settings
 from practices.api import router as practices_router
 from practices.search import make_backend
 from practices.search.port import SearchQuery
@@ -35,7 +36,7 @@ and every read of one is audited.
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or create_engine(settings.sqlalchemy_url)
-    logging.configure()
+    logs.configure()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,9 +57,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     app.state.search = make_backend(settings)
-    app.state.jobs = jobs.JobContext(search=app.state.search, settings=settings)
-    app.middleware("http")(logging.refuse_control_characters)
-    app.middleware("http")(logging.request_id_middleware)
+    app.state.jobs = outbox.JobContext(search=app.state.search, settings=settings)
+    app.middleware("http")(logs.refuse_control_characters)
+    app.middleware("http")(logs.request_id_middleware)
     errors.install(app)
     app.include_router(health)
     # Every API route checks a token it is given, so a bad one is a 401 even where anonymous
@@ -91,7 +92,7 @@ async def _pull_peers(settings: Settings) -> None:
     from sqlalchemy.orm import Session
 
     from federation.hub import run_round
-    from node.db import create_sync_engine
+    from node.core.db import create_sync_engine
 
     engine = create_sync_engine(settings.sqlalchemy_url)
     log = structlog.get_logger()
@@ -122,7 +123,7 @@ async def _sweep_outbox(app: FastAPI, interval: timedelta) -> None:
     while True:
         try:
             async with app.state.session_factory() as session:
-                done = await session.run_sync(jobs.drain, app.state.jobs)
+                done = await session.run_sync(outbox.drain, app.state.jobs)
                 await session.commit()
             if done:
                 log.info("outbox_swept", messages=done)

@@ -17,8 +17,9 @@ from rich.progress import Progress
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node import audit, migrations
-from node.auth import (
+from node import migrations
+from node.core import audit
+from node.core.auth import (
     UserRole,
     hash_password,
     hash_token,
@@ -27,9 +28,9 @@ from node.auth import (
     system_principal,
     verify_password,
 )
-from node.db import create_engine, session_factory, utcnow
-from node.models import ApiToken, User, UserOrganisation
-from node.settings import Role, Settings, get_settings
+from node.core.db import create_engine, session_factory, utcnow
+from node.core.models import ApiToken, User, UserOrganisation
+from node.core.settings import Role, Settings, get_settings
 from registry.models import Organisation
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def run_in_session(
     migrations.upgrade(settings.sqlalchemy_url)
 
     async def _run() -> T:
-        from node import jobs
+        from node.core import outbox
         from practices.search import make_backend
 
         engine = create_engine(settings.sqlalchemy_url, pooled=False)
@@ -99,10 +100,10 @@ def run_in_session(
                 except BaseException:
                     await session.rollback()
                     raise
-                await jobs.after_commit(
+                await outbox.after_commit(
                     session,
                     settings,
-                    jobs.JobContext(search=make_backend(settings), settings=settings),
+                    outbox.JobContext(search=make_backend(settings), settings=settings),
                 )
                 return result
         finally:
@@ -740,7 +741,7 @@ def visits_export(
 def search_reindex() -> None:
     """Rebuild the search index from the database. Safe to re-run at any time: it clears the
     index and writes every published practice again, in one transaction."""
-    from node.jobs import JobContext
+    from node.core.outbox import JobContext
     from practices.search import make_backend
     from practices.tasks import reindex_all
 
@@ -1025,7 +1026,7 @@ def sync_round(settings: Settings) -> dict[str, "Round | str"]:
     from sqlalchemy.orm import Session
 
     from federation.hub import run_round
-    from node.db import create_sync_engine
+    from node.core.db import create_sync_engine
     from practices.search import make_backend
 
     migrations.upgrade(settings.sqlalchemy_url)

@@ -39,7 +39,7 @@ from node.cli import (
     set_sample_accounts,
     sync_round,
 )
-from node.settings import Role, Settings
+from node.core.settings import Role, Settings
 
 if TYPE_CHECKING:
     from federation.hub import Round

@@ -9,7 +9,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import make_url
 
-from node.settings import sync_url
+from node.core.settings import sync_url
 
 SCRIPT_LOCATION = Path(__file__).parent / "alembic"
 

@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import StringConstraints
 
-from node import audit
-from node.auth import CurrentPrincipal, CurrentUser
-from node.deps import IfMatch, SessionDep, etag
-from node.errors import (
+from node.core import audit
+from node.core.auth import CurrentPrincipal, CurrentUser
+from node.core.deps import IfMatch, SessionDep, etag
+from node.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
@@ -19,7 +19,7 @@ from node.errors import (
     Unauthorized,
     responses,
 )
-from node.pagination import encode_cursor
+from node.core.pagination import encode_cursor
 from practices import repository, service
 from practices.schemas import (
     FacetValue,

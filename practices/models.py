@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from node.db import Base, IdMixin, TimestampMixin
+from node.core.db import Base, IdMixin, TimestampMixin
 
 
 class Practice(IdMixin, TimestampMixin, Base):

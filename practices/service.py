@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node import audit, jobs
-from node.auth import Principal, UserRole
-from node.db import sync_collection, utcnow
-from node.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
+from node.core import audit, outbox
+from node.core.auth import Principal, UserRole
+from node.core.db import sync_collection, utcnow
+from node.core.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
 from practices import repository
 from practices.models import (
     Practice,
@@ -233,7 +233,7 @@ async def _touch(
         detail=detail | {"version": practice.version, "status": practice.status},
     )
     if practice.status == "published" or action == "withdraw":
-        jobs.enqueue(session, PRACTICE_CHANGED, practice.id)
+        outbox.enqueue(session, PRACTICE_CHANGED, practice.id)
 
 
 async def transition_practice(
@@ -391,7 +391,7 @@ async def update_study_visit(
         visit.updated_at = utcnow()
         await session.flush()
         if visit.status == "published":
-            jobs.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
+            outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
         audit.record(
             session,
             by,
@@ -437,7 +437,7 @@ async def transition_study_visit(
         visit.submitted_at = now
     if target == "published":
         visit.published_at = now
-        jobs.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
+        outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
     visit.updated_at = now
     if comment:
         add_comment(session, visit, by, comment, action)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from node.jobs import JobContext, handles
+from node.core.outbox import JobContext, handles
 from practices.documents import index_document, load_views
 from practices.models import Practice
 

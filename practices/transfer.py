@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node import jobs
-from node.auth import Principal
-from node.db import utcnow
+from node.core import outbox
+from node.core.auth import Principal
+from node.core.db import utcnow
 from practices import repository, service
 from practices.models import Practice, StudyVisit
 from practices.schemas import PracticeCreate, PracticeUpdate, StudyVisitCreate, StudyVisitUpdate
@@ -208,7 +208,7 @@ async def _set_status(
         practice.published_at = utcnow()
     practice.updated_at = utcnow()
     await session.flush()
-    jobs.enqueue(session, PRACTICE_CHANGED, practice.id)
+    outbox.enqueue(session, PRACTICE_CHANGED, practice.id)
 
 
 async def export_practices(session: AsyncSession) -> list[dict[str, Any]]:
@@ -321,7 +321,7 @@ async def _study_visit_row(
             session, data, by=run.by, is_sample=run.is_sample, status=status, author_id=author_id
         )
         if status is ReportStatus.published:
-            jobs.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
+            outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
         _claim(run, row, "study_visit", visit.id)
         return "created"
     _claim(run, row, "study_visit", existing.id)

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 from pydantic import StringConstraints
 
-from node.auth import CurrentPrincipal, CurrentUser
-from node.deps import IfMatch, SessionDep, etag
-from node.errors import (
+from node.core.auth import CurrentPrincipal, CurrentUser
+from node.core.deps import IfMatch, SessionDep, etag
+from node.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
@@ -18,8 +18,8 @@ from node.errors import (
     Unauthorized,
     responses,
 )
-from node.pagination import decode_cursor, encode_cursor
-from node.settings import get_settings
+from node.core.pagination import decode_cursor, encode_cursor
+from node.core.settings import get_settings
 from registry import repository, service
 from registry.repository import OrganisationFilter
 from registry.schemas import (

@@ -8,7 +8,7 @@ from sqlalchemy import Select, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from node.text import fold, like_pattern
+from node.core.text import fold, like_pattern
 from registry.models import (
     ContactPoint,
     Organisation,

@@ -7,11 +7,11 @@ from typing import Any
 import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node import audit
-from node.auth import Principal
-from node.db import sync_collection, utcnow
-from node.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
-from node.text import fold
+from node.core import audit
+from node.core.auth import Principal
+from node.core.db import sync_collection, utcnow
+from node.core.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
+from node.core.text import fold
 from registry import repository
 from registry.models import (
     ContactPoint,

@@ -20,9 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from node import audit
-from node.auth import Principal
-from node.errors import AppError
+from node.core import audit
+from node.core.auth import Principal
+from node.core.errors import AppError
 from registry import repository, service
 from registry.models import ContactPoint, Organisation, Protocol
 from registry.schemas import (

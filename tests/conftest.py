@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from node import migrations
 from node.app import create_app
-from node.db import create_engine
-from node.settings import Settings, async_url
+from node.core.db import create_engine
+from node.core.settings import Settings, async_url
 
 PG_ADMIN_URL = os.environ.get(
     "INTEGRA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

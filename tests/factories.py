@@ -6,8 +6,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from node.auth import hash_password, issue_token
-from node.models import User, UserOrganisation
+from node.core.auth import hash_password, issue_token
+from node.core.models import User, UserOrganisation
 
 Headers = dict[str, str]
 

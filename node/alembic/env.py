@@ -2,11 +2,11 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import federation.models  # noqa: F401
-import node.models  # noqa: F401 - registers the tables on the metadata
+import node.core.models  # noqa: F401 - registers the tables on the metadata
 import practices.models
 import practices.search.models  # noqa: F401
 import registry.models  # noqa: F401
-from node.db import Base
+from node.core.db import Base
 
 target_metadata = Base.metadata
 

@@ -1,6 +1,6 @@
 """Search over published practices: one port (`port.py`), several adapters."""
 
-from node.settings import Settings
+from node.core.settings import Settings
 from practices.search.port import SearchBackend
 
 

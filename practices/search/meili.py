@@ -14,8 +14,8 @@ import meilisearch
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from node.errors import InvalidInput
-from node.pagination import decode_cursor, encode_cursor
+from node.core.errors import InvalidInput
+from node.core.pagination import decode_cursor, encode_cursor
 from practices.search.port import FACETS, IndexDocument, SearchQuery, SearchResult
 from practices.search.text import normalise, query_terms
 

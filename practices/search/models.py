@@ -11,7 +11,7 @@ from datetime import date
 from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from node.db import Base
+from node.core.db import Base
 
 
 class SearchDocument(Base):

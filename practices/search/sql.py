@@ -16,8 +16,8 @@ from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from node.errors import InvalidInput
-from node.pagination import decode_cursor, encode_cursor
+from node.core.errors import InvalidInput
+from node.core.pagination import decode_cursor, encode_cursor
 from practices.search.facets import FacetCache, bitset, contains, member_test
 from practices.search.models import SearchDocument, SearchFacet, SearchState
 from practices.search.port import FACETS, IndexDocument, SearchQuery, SearchResult

@@ -10,7 +10,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from node.text import fold
+from node.core.text import fold
 
 MAX_QUERY_TOKENS = 12
 MAX_TOKEN_LENGTH = 40

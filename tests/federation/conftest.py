@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation import feed, keys
 from federation.models import NodeKey
-from node.settings import Settings
+from node.core.settings import Settings
 from tests.conftest import Database
 from tests.federation import forgery
 

@@ -18,7 +18,7 @@ from federation.canonical import canonical
 from federation.merkle import leaf_hash, root
 from federation.models import FederatedRecord, NodeKey, PeerKey
 from federation.models import Peer as PeerRow
-from node.settings import Settings, sync_url
+from node.core.settings import Settings, sync_url
 from tests.conftest import Database, free_port, run_cli
 
 NOW = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -55,7 +55,7 @@ def test_celery_beat_pulls_each_enrolled_node_and_the_worker_applies_it(
         "INTEGRA_ROLE": "hub",
         "INTEGRA_BROKER_URL": BROKER,
     }
-    celery = [sys.executable, "-m", "celery", "-A", "node.jobs:celery"]
+    celery = [sys.executable, "-m", "celery", "-A", "node.worker:celery"]
     subprocess.run([*celery, "purge", "-f"], env=env, capture_output=True, timeout=60)
     log = tmp_path / "worker.log"
     with log.open("wb") as out:

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from federation.hub import PENDING_BATCH
-from node.settings import sync_url
+from node.core.settings import sync_url
 from tests.conftest import Database, free_port, run_cli
 from tests.federation.forgery import BODY, Peer, enrolled_hub, rows
 

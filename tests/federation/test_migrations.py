@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, inspect, text
 
 from federation.canonical import canonical
 from federation.models import relayed_envelope
+from node.core.settings import sync_url
 from node.migrations import alembic_config
-from node.settings import sync_url
 from tests.conftest import Database
 from tests.federation.forgery import rows
 

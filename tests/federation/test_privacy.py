@@ -27,8 +27,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from federation.gate import transliterate
-from node.settings import sync_url
-from node.text import fold
+from node.core.settings import sync_url
+from node.core.text import fold
 from tests import factories
 from tests.conftest import Database, free_port, run_cli
 from tests.federation.forgery import held_records

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from federation import hub as hub_module
 from federation.hub import PARALLEL_BACKLOG, Round, run_round
 from federation.models import Peer as PeerRow
-from node.db import create_sync_engine
-from node.settings import Settings, sync_url
+from node.core.db import create_sync_engine
+from node.core.settings import Settings, sync_url
 from tests.conftest import Database, run_cli
 from tests.federation.forgery import BODY, Peer, enrolled_hub, rows
 from tests.federation.test_crash import HUB, state_digest

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from federation import keys
 from federation.canonical import canonical
-from node.settings import sync_url
+from node.core.settings import sync_url
 from tests import factories
 from tests.conftest import Database, free_port, run_cli
 from tests.federation.forgery import held_records

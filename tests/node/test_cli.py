@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from node.settings import sync_url
+from node.core.settings import sync_url
 from tests.conftest import Database, run_cli
 
 

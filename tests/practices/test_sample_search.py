@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from node import jobs
-from node.auth import system_principal
+from node.core import outbox
+from node.core.auth import system_principal
 from practices import transfer as practice_transfer
 from practices.models import Practice
 from practices.search.models import SearchDocument, SearchFacet
@@ -37,7 +37,7 @@ async def sample(
         report = await practice_transfer.import_practices(session, rows, by=by)
         assert not report.errors
         await session.commit()
-        await session.run_sync(jobs.drain, client._transport.app.state.jobs)  # type: ignore[attr-defined]
+        await session.run_sync(outbox.drain, client._transport.app.state.jobs)  # type: ignore[attr-defined]
         await session.commit()
         refs = (await session.execute(select(Practice.ref, Practice.id))).all()
     return {ref: str(practice_id) for ref, practice_id in refs}

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from node import jobs
-from node.models import OutboxMessage
+from node.core import outbox
+from node.core.models import OutboxMessage
 from practices.search.models import SearchDocument, SearchFacet
 from tests.factories import Headers, make_user, publish_practice, search
 
@@ -204,7 +204,7 @@ async def test_a_crash_after_commit_is_repaired_from_the_outbox(
     async def crash(*_args: object) -> None:
         raise RuntimeError("process killed between commit and index update")
 
-    monkeypatch.setattr(jobs, "after_commit", crash)
+    monkeypatch.setattr(outbox, "after_commit", crash)
     made = await publish_practice(client, admin, title="Resilient indexing")
     assert ids(await search(client, q="resilient")) == set()
     async with sessions() as session:
@@ -217,7 +217,7 @@ async def test_a_crash_after_commit_is_repaired_from_the_outbox(
 
     monkeypatch.undo()
     async with sessions() as session:  # what the next start (or the periodic sweep) does
-        await session.run_sync(jobs.drain, client._transport.app.state.jobs)  # type: ignore[attr-defined]
+        await session.run_sync(outbox.drain, client._transport.app.state.jobs)  # type: ignore[attr-defined]
         await session.commit()
     assert ids(await search(client, q="resilient")) == {made["id"]}
 

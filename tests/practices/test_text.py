@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.text import fold
+from node.core.text import fold
 from practices.search.text import COMPOUND, SPELLINGS, WORD, _canonical, normalise
 
 

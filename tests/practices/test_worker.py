@@ -51,7 +51,7 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 @pytest.fixture
 def node(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "node.jobs:celery", "purge", "-f"],
+        [sys.executable, "-m", "celery", "-A", "node.worker:celery", "purge", "-f"],
         env=env,
         capture_output=True,
         timeout=60,
@@ -127,7 +127,7 @@ def test_a_worker_on_redis_indexes_what_the_node_published(
         [
             "celery",
             "-A",
-            "node.jobs:celery",
+            "node.worker:celery",
             "worker",
             "--pool=solo",
             "--loglevel=INFO",

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from node.models import ApiToken, User
+from node.core.models import ApiToken, User
 from tests.factories import Headers, create_contact, create_organisation, make_user, organisation
 
 pytestmark = pytest.mark.anyio
@@ -411,7 +411,7 @@ async def test_expired_revoked_or_deactivated_credentials_are_refused(
 ) -> None:
     from datetime import timedelta
 
-    from node.db import utcnow
+    from node.core.db import utcnow
 
     headers = await make_user(sessions, "practitioner", email=f"{spoil}@example.org")
     assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200

@@ -5,7 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from node.auth import system_principal
+from node.core.auth import system_principal
 from registry import transfer
 from registry.models import Organisation, Protocol
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from node.settings import sync_url
+from node.core.settings import sync_url
 from tests.conftest import Database, run_cli
 
 SAMPLE = Path(__file__).parents[2] / "registry" / "sample_data" / "registry.json"

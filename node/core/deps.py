@@ -8,8 +8,8 @@ import structlog
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.db import read_only, session_scope
-from node.errors import InvalidInput, PreconditionRequired
+from node.core.db import read_only, session_scope
+from node.core.errors import InvalidInput, PreconditionRequired
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -29,10 +29,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def _after_commit(request: Request, session: AsyncSession) -> None:
-    from node import jobs
+    from node.core import outbox
 
     try:
-        await jobs.after_commit(session, request.app.state.settings, request.app.state.jobs)
+        await outbox.after_commit(session, request.app.state.settings, request.app.state.jobs)
     except Exception:
         structlog.get_logger().exception("after_commit_failed")
         await session.rollback()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import JSON, TypeDecorator
 
-from node.settings import sync_url
+from node.core.settings import sync_url
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

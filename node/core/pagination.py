@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from node.errors import InvalidInput
+from node.core.errors import InvalidInput
 
 
 def encode_cursor(key: list[Any]) -> str:

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.auth import Principal
-from node.db import defer_write
-from node.models import AuditEntry
+from node.core.auth import Principal
+from node.core.db import defer_write
+from node.core.models import AuditEntry
 
 
 def record(

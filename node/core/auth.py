@@ -16,11 +16,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.db import defer_write, utcnow
-from node.deps import SessionDep
-from node.errors import Forbidden, Unauthorized
-from node.models import ApiToken, User, UserOrganisation
-from node.settings import get_settings
+from node.core.db import defer_write, utcnow
+from node.core.deps import SessionDep
+from node.core.errors import Forbidden, Unauthorized
+from node.core.models import ApiToken, User, UserOrganisation
+from node.core.settings import get_settings
 
 TOKEN_PREFIX = "ixt_"
 # Recording every use would turn each read into a write; a few minutes is precise enough.

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from node.db import Base, IdMixin, TimestampMixin, utcnow
+from node.core.db import Base, IdMixin, TimestampMixin, utcnow
 
 
 class User(IdMixin, TimestampMixin, Base):
