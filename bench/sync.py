@@ -8,7 +8,7 @@ practices' sentences in French, Portuguese, Bulgarian, Greek and English, number
 references included, meant to pass the hub's personal-data gate), appended through
 `federation.feed.append`. Starts one real node process per country (`python -m node serve`),
 enrols them on a fresh hub database (a hub with its own key, which relays what it accepts) and
-times one `federation.hub.run_round`: the hub's import of every entry, as `integra hub sync`
+times one `federation.sync.run_round`: the hub's import of every entry, as `integra hub sync`
 does it (peers side by side in up to `Settings.sync_workers` processes: one per core, up to
 4), then apart the search index's catch-up that follows it; the import's CPU time, all its
 processes together, is printed too. The baseline, in the same
@@ -54,9 +54,10 @@ from sqlalchemy.orm import Session
 
 from federation import feed, keys
 from federation.canonical import canonical
-from federation.hub import HUB_GATE, Round, catch_up_index, run_round
 from federation.models import NodeKey, Peer, PeerKey, SyncRefusal
+from federation.pool import catch_up_index
 from federation.projection import SharedPractice
+from federation.sync import HUB_GATE, Round, run_round
 from node import migrations
 from node.core.db import create_sync_engine
 from node.core.settings import Settings
@@ -565,26 +566,26 @@ def _time_page(bare: Bare, entries: list[Any], public: str, raw_key: Ed25519Publ
 # Where the time goes, by the function that does it. Times are cumulative and nest, so the
 # shares add up to more than 100%; a row whose function does not exist (yet) is left out.
 SPOTS = [
-    ("the whole round", "hub.py", "run_round"),
-    ("fetch pages: HTTP + strict JSON", "hub.py", "_pages"),
+    ("the whole round", "rounds.py", "run_round"),
+    ("fetch pages: HTTP + strict JSON", "client.py", "pages"),
     ("  strict JSON parse", "canonical.py", "parse_strict"),
-    ("checkpoint: HTTP + verify", "hub.py", "_checkpoint"),
-    ("leaf hashes", "hub.py", "_leaf"),
+    ("checkpoint: HTTP + verify", "client.py", "fetch_checkpoint"),
+    ("leaf hashes", "merkle.py", "leaf_hash"),
     ("Merkle root over every leaf", "merkle.py", "root"),
     ("Merkle frontier", "merkle.py", "extend"),
-    ("entry checks", "hub.py", "entry_problem"),
-    ("  signature: canonical + verify", "hub.py", "_signature_problem"),
+    ("entry checks", "checks.py", "entry_problem"),
+    ("  signature: canonical + verify", "checks.py", "_signature_problem"),
     ("  keys.verify", "keys.py", "verify"),
-    ("  schema + gate", "hub.py", "body_problem"),
+    ("  schema + gate", "checks.py", "body_problem"),
     ("    pydantic validation", "main.py", "model_validate"),
-    ("    gate scan", "gate.py", "scan"),
-    ("      phone numbers", "gate.py", "_phone_hits"),
-    ("      identity numbers", "gate.py", "_id_hits"),
-    ("      e-mail addresses", "gate.py", "_email_hits"),
-    ("      IBANs", "gate.py", "_iban_hits"),
-    ("apply: store the record", "hub.py", "apply"),
+    ("    gate scan", "__init__.py", "scan"),
+    ("      phone numbers", "numbers.py", "phone_hits"),
+    ("      identity numbers", "numbers.py", "id_hits"),
+    ("      e-mail addresses", "email.py", "email_hits"),
+    ("      IBANs", "numbers.py", "iban_hits"),
+    ("apply: store the record", "store.py", "apply"),
     ("relay in the hub's feed", "feed.py", "relay_many"),
-    ("search index catch-up (after)", "hub.py", "catch_up_index"),
+    ("search index catch-up (after)", "pool.py", "catch_up_index"),
     ("  SqlSearch.upsert", "sql.py", "upsert"),
     ("canonicalisation, every call", "canonical.py", "canonical"),
     ("  rfc8785.dumps", "_impl.py", "dumps"),
@@ -610,7 +611,7 @@ def hot_spots(stats: pstats.Stats) -> str:
     table: dict[tuple[str, str], float] = {}
     for (path, _line, name), row in stats.stats.items():  # type: ignore[attr-defined]
         table[(Path(path).name, name)] = table.get((Path(path).name, name), 0.0) + row[3]
-    whole = table.get(("hub.py", "run_round"), 1.0)
+    whole = table.get(("rounds.py", "run_round"), 1.0)
     lines = ["hot spots (cumulative time, share of the round; profiled, so slower than timed)"]
     for label, file, name in SPOTS:
         seconds = table.get((file, name))

@@ -1,33 +1,37 @@
-"""The signed feed (`/federation/v1`) and the review queue of held records (`/api/v1`)."""
+"""The federation's routes: the signed feed (`/federation/v1`), the review queue of held
+records, the hub's peer status and the EU pool (`/api/v1`). Queries are in repository.py, the
+review queue's rules in holds.py, the response models in schemas.py."""
 
 import json
 import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from federation import feed, hub
-from federation.models import (
-    PEER_HUB,
-    PEER_LISTED,
-    FederatedRecord,
-    GateHold,
-    NodeKey,
-    Peer,
-    PeerSync,
-    SyncRefusal,
+from federation import feed, holds, repository
+from federation.models import FederatedRecord
+from federation.schemas import (
+    FederatedRead,
+    FeedPage,
+    HoldRead,
+    HubHit,
+    HubSearchPage,
+    PeerStatus,
+    RefusalPage,
+    RefusalRead,
+    Release,
 )
-from node.core import audit, outbox
+from federation.sync import relay_for, signed_directory
 from node.core.auth import AdminUser, CurrentUser
-from node.core.db import utcnow
 from node.core.deps import SessionDep
 from node.core.errors import AppError, Conflict, Forbidden, NotFound, responses
+from practices.search import service as search
 from practices.search.port import SearchQuery
-from practices.search.text import query_terms, snippet
-from practices.tasks import PRACTICE_CHANGED, STUDY_VISIT_CHANGED
+from practices.search.text import QueryTerms, snippet
 
 feed_router = APIRouter(prefix="/federation/v1", tags=["federation"])
 router = APIRouter(prefix="/api/v1/federation", tags=["federation"])
@@ -43,12 +47,6 @@ def _settings(request: Request) -> Any:
     if not settings.country:
         raise NotConfigured("This node has no INTEGRA_COUNTRY, so it publishes no feed.")
     return settings
-
-
-class FeedPage(BaseModel):
-    origin: str
-    entries: list[dict[str, Any]] = Field(description="Envelopes {payload, key, sig}, by seq.")
-    next_after: int | None = Field(description="Pass as `after` for the next page.")
 
 
 @feed_router.get("/feed", response_model=FeedPage, responses=responses(NotConfigured))
@@ -107,10 +105,10 @@ async def get_directory(request: Request, session: SessionDep) -> dict[str, Any]
         raise NotFound("Only a hub publishes a directory of nodes.")
 
     def sign(sync: Session) -> dict[str, Any]:
-        relay = hub.relay_for(sync, settings)
+        relay = relay_for(sync, settings)
         if relay is None:
             raise NotConfigured("The hub has no signing key: run `integra keys init`.")
-        return hub.directory(sync, relay)
+        return signed_directory(sync, relay)
 
     return await session.run_sync(sign)
 
@@ -119,7 +117,7 @@ async def get_directory(request: Request, session: SessionDep) -> dict[str, Any]
 async def get_keys(request: Request, session: SessionDep) -> dict[str, Any]:
     """Every key this node has signed with, retired ones included, with rotation notices."""
     settings = _settings(request)
-    rows = (await session.scalars(select(NodeKey).order_by(NodeKey.created_at))).all()
+    rows = await repository.node_keys(session)
     return {
         "origin": settings.country,
         "keys": [
@@ -138,29 +136,6 @@ async def get_keys(request: Request, session: SessionDep) -> dict[str, Any]:
 # --- the review queue ---------------------------------------------------------------------
 
 
-class HoldRead(BaseModel):
-    id: int
-    record_type: str
-    record_id: uuid.UUID
-    version: int
-    status: str
-    hits: list[dict[str, Any]]
-    created_at: Any
-    resolved_by: str | None
-    justification: str | None
-
-
-class Release(BaseModel):
-    justification: Annotated[
-        str,
-        Field(
-            min_length=10,
-            max_length=5000,
-            description="Why the finding is not personal data; kept in the audit log.",
-        ),
-    ]
-
-
 @router.get("/holds", response_model=list[HoldRead], responses=responses(Forbidden))
 async def list_holds(
     session: SessionDep,
@@ -169,11 +144,7 @@ async def list_holds(
 ) -> list[HoldRead]:
     """Records the personal-data gate kept from the feed, with what it found and where.
     Editors fix the text (a new version is scanned again); administrators may release."""
-    if by.role not in ("admin", "editor"):
-        raise Forbidden("The review queue is for editors and administrators.")
-    rows = await session.scalars(
-        select(GateHold).where(GateHold.status == status).order_by(GateHold.id)
-    )
+    rows = await holds.review_queue(session, by, status)
     return [HoldRead.model_validate(h, from_attributes=True) for h in rows]
 
 
@@ -184,24 +155,7 @@ async def list_holds(
 )
 async def release_hold(hold_id: int, data: Release, session: SessionDep, by: AdminUser) -> HoldRead:
     """Publish a held record as it is, on an administrator's recorded justification."""
-    hold = await session.get(GateHold, hold_id)
-    if hold is None:
-        raise NotFound(f"No held record {hold_id}.")
-    if hold.status != "held":
-        raise Conflict(f"This hold is {hold.status}, not held.")
-    hold.status, hold.resolved_at = "released", utcnow()
-    hold.resolved_by, hold.justification = by.label, data.justification
-    audit.record(
-        session,
-        by,
-        action="release",
-        entity_type=hold.record_type,
-        entity_id=hold.record_id,
-        detail={"version": hold.version, "hold": hold.id, "justification": data.justification},
-    )
-    topic = PRACTICE_CHANGED if hold.record_type == "practice" else STUDY_VISIT_CHANGED
-    outbox.enqueue(session, topic, hold.record_id)
-    await session.flush()
+    hold = await holds.release(session, hold_id, justification=data.justification, by=by)
     return HoldRead.model_validate(hold, from_attributes=True)
 
 
@@ -210,67 +164,11 @@ async def release_hold(hold_id: int, data: Release, session: SessionDep, by: Adm
 hub_router = APIRouter(prefix="/api/v1/hub", tags=["hub"])
 
 
-class PeerStatus(BaseModel):
-    origin: str
-    kind: str = Field(description="`node`: a node this hub pulls; `hub`: a hub this node mirrors.")
-    base_url: str
-    last_seq: int
-    checkpoint_size: int
-    last_success_at: Any
-    last_attempt_at: Any
-    last_error: str | None
-    next_attempt_at: Any
-    records_held: int
-    refusals: int
-
-
 @hub_router.get("/peers", response_model=list[PeerStatus], responses=responses(Forbidden))
 async def peer_status(session: SessionDep, _admin: AdminUser) -> list[PeerStatus]:
     """Per enrolled node (on a hub) or mirrored hub (on a node): where sync stands, its last
     error, the records held from it, and how many entries were refused."""
-    out = []
-    peers = await session.scalars(
-        select(Peer).where(Peer.kind != PEER_LISTED).order_by(Peer.origin)
-    )
-    for peer in peers.all():
-        state = await session.get(PeerSync, peer.id)
-        counted = select(func.count()).select_from(FederatedRecord)
-        counted = counted.where(FederatedRecord.withdrawn.is_(False))
-        if peer.kind != PEER_HUB:  # a mirrored hub brings the records of every origin
-            counted = counted.where(FederatedRecord.origin == peer.origin)
-        held = await session.scalar(counted)
-        refused = await session.scalar(
-            select(func.count()).select_from(SyncRefusal).where(SyncRefusal.peer_id == peer.id)
-        )
-        out.append(
-            PeerStatus(
-                origin=peer.origin,
-                kind=peer.kind,
-                base_url=peer.base_url,
-                last_seq=state.cursor if state else 0,
-                checkpoint_size=state.checkpoint_size if state else 0,
-                last_success_at=state.last_success_at if state else None,
-                last_attempt_at=state.last_attempt_at if state else None,
-                last_error=state.last_error if state else None,
-                next_attempt_at=state.next_attempt_at if state else None,
-                records_held=held or 0,
-                refusals=refused or 0,
-            )
-        )
-    return out
-
-
-class RefusalRead(BaseModel):
-    id: int
-    seq: int | None
-    record_id: str | None
-    reason: str
-    at: Any
-
-
-class RefusalPage(BaseModel):
-    items: list[RefusalRead]
-    next_cursor: int | None
+    return [PeerStatus.of(*row) for row in await repository.peer_status(session)]
 
 
 @hub_router.get(
@@ -284,29 +182,12 @@ async def peer_refusals(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> RefusalPage:
     """Every entry the hub refused from this node, with the reason, oldest first."""
-    peer = await session.scalar(select(Peer).where(Peer.origin == origin))
+    peer = await repository.peer_by_origin(session, origin)
     if peer is None:
         raise NotFound(f"No enrolled node {origin}.")
-    rows = (
-        await session.scalars(
-            select(SyncRefusal)
-            .where(SyncRefusal.peer_id == peer.id, SyncRefusal.id > cursor)
-            .order_by(SyncRefusal.id)
-            .limit(limit + 1)
-        )
-    ).all()
+    rows = await repository.refusals(session, peer.id, after=cursor, limit=limit + 1)
     items = [RefusalRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
     return RefusalPage(items=items, next_cursor=rows[limit - 1].id if len(rows) > limit else None)
-
-
-class FederatedRead(BaseModel):
-    record_id: str
-    origin: str
-    record_type: str
-    version: int
-    withdrawn: bool
-    body: dict[str, Any] | None
-    envelope: dict[str, Any] = Field(description="The origin's signed envelope, as received.")
 
 
 pool_router = APIRouter(prefix="/api/v1/eu", tags=["EU pool"])
@@ -320,36 +201,47 @@ async def federated_record(
 ) -> FederatedRead:
     """A record of the EU pool (held by the hub, or by a node mirroring it), with the envelope
     its origin signed: verify it anywhere with `integra verify`."""
-    record = await session.get(FederatedRecord, record_id)
+    record = await repository.federated_record(session, record_id)
     if record is None:
         raise NotFound(f"No record {record_id[:80]} on this hub.")
-    return FederatedRead(
+    return FederatedRead.of(record)
+
+
+class PooledRecords:
+    """The EU pool as a search source: what the hub holds from every node, not withdrawn."""
+
+    name = "federated"
+
+    async def hits(
+        self, session: AsyncSession, record_ids: list[uuid.UUID], terms: QueryTerms
+    ) -> dict[uuid.UUID, HubHit]:
+        rows = await session.scalars(
+            select(FederatedRecord).where(
+                FederatedRecord.search_id.in_(record_ids), FederatedRecord.withdrawn.is_(False)
+            )
+        )
+        hits = {}
+        for record in rows:
+            if record.search_id is not None and record.body is not None:
+                hits[record.search_id] = _pooled_hit(record, record.body, terms)
+        return hits
+
+
+def _pooled_hit(record: FederatedRecord, body: dict[str, Any], terms: QueryTerms) -> HubHit:
+    summary = body.get("summary") or body.get("purpose") or ""
+    return HubHit(
         record_id=record.record_id,
         origin=record.origin,
         record_type=record.record_type,
-        version=record.version,
-        withdrawn=record.withdrawn,
-        body=record.body,
-        envelope=json.loads(record.signed_envelope),
+        kind=str(body.get("kind", record.record_type)),
+        title=str(body.get("title", "")),
+        summary=str(summary),
+        snippet=snippet(f"{summary} {body.get('description') or ''}", terms),
+        country=body.get("country") or record.origin,
     )
 
 
-class HubHit(BaseModel):
-    record_id: str
-    origin: str
-    record_type: str
-    kind: str
-    title: str
-    summary: str
-    snippet: str
-    country: str | None
-
-
-class HubSearchPage(BaseModel):
-    items: list[HubHit]
-    total: int
-    facets: dict[str, list[dict[str, Any]]]
-    next_cursor: str | None
+POOL = PooledRecords()
 
 
 @pool_router.get("/search", response_model=HubSearchPage, responses=responses())
@@ -365,51 +257,14 @@ async def hub_search(
     """EU-wide search over the pool: on the hub, what it holds from every node; on a node
     that mirrors the hub, its copy of the same. A country facet; each hit names its origin,
     whose signature `GET /api/v1/eu/records/{id}` shows."""
-    filters = {"source": frozenset({"federated"})}
-    if country:
-        filters["country"] = frozenset(c.upper() for c in country)
-    if kind:
-        filters["kind"] = frozenset(kind)
-    result = await request.app.state.search.search(
-        session, SearchQuery(text=q, filters=filters, limit=limit, cursor=cursor)
-    )
-    rows = (
-        await session.scalars(
-            select(FederatedRecord).where(
-                FederatedRecord.search_id.in_(result.record_ids),
-                FederatedRecord.withdrawn.is_(False),
-            )
-        )
-    ).all()
-    by_id = {r.search_id: r for r in rows}
-    terms = query_terms(q)
-    items = []
-    for search_id in result.record_ids:
-        record = by_id.get(search_id)
-        body = record.body if record is not None else None
-        if record is None or body is None:
-            continue
-        text_ = (
-            f"{body.get('summary') or body.get('purpose') or ''} {body.get('description') or ''}"
-        )
-        items.append(
-            HubHit(
-                record_id=record.record_id,
-                origin=record.origin,
-                record_type=record.record_type,
-                kind=str(body.get("kind", record.record_type)),
-                title=str(body.get("title", "")),
-                summary=str(body.get("summary") or body.get("purpose") or ""),
-                snippet=snippet(text_, terms),
-                country=body.get("country") or record.origin,
-            )
-        )
-    facets = {
-        f: [{"value": v, "count": n} for v, n in counts.items()]
-        for f, counts in result.facets.items()
-    }
+    filters = search.facet_filters(country=country, kind=kind)
+    query = SearchQuery(text=q, filters=filters, limit=limit, cursor=cursor)
+    results = await search.search(session, request.app.state.search, POOL, query)
     return HubSearchPage(
-        items=items, total=result.total, facets=facets, next_cursor=result.next_cursor
+        items=results.items,
+        total=results.total,
+        facets={f: [v.model_dump() for v in values] for f, values in results.facets.items()},
+        next_cursor=results.next_cursor,
     )
 
 

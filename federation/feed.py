@@ -19,6 +19,7 @@ from federation.canonical import canonical
 from federation.merkle import dump_frontier, extend, frontier_root, leaf_hash, load_frontier
 from federation.models import FeedEntry, FeedState, NodeKey
 from node.core.db import utcnow
+from node.core.locks import FEED_LOCK
 from node.core.settings import Settings
 
 
@@ -66,7 +67,7 @@ class Envelope:
 
 def _lock_feed(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(7220001)"))
+        session.execute(text(f"SELECT pg_advisory_xact_lock({FEED_LOCK})"))
     # SQLite: every write transaction already holds the database write lock (BEGIN IMMEDIATE).
 
 

@@ -7,7 +7,8 @@ Serves DIRECTORY/checkpoint.json at /federation/v1/checkpoint (and any other NAM
 and, at /federation/v1/feed,
 the raw bytes of DIRECTORY/entries/<seq>.json for the requested `after`/`limit`, joined into a
 page without re-encoding, so malformed entries reach the hub exactly as written. While
-DIRECTORY/hold exists (20 s at most), feed pages wait: a slow peer.
+DIRECTORY/hold exists (20 s at most), feed pages wait: a slow peer; each page that waits first
+writes DIRECTORY/waiting, so a test can wait for a subscriber to be stuck on it.
 """
 
 import sys
@@ -30,6 +31,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(b'{"origin":"' + origin.encode() + b'","keys":[]}')
         elif url.path == "/federation/v1/feed":
             deadline = time.monotonic() + 20
+            if (ROOT / "hold").exists():
+                (ROOT / "waiting").touch()
             while (ROOT / "hold").exists() and time.monotonic() < deadline:
                 time.sleep(0.05)  # a slow peer, until the test removes the file
             query = parse_qs(url.query)

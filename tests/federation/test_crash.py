@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from federation.hub import PENDING_BATCH
+from federation.pool import PENDING_BATCH
 from node.core.settings import sync_url
 from tests.conftest import Database, free_port, run_cli
 from tests.federation.forgery import BODY, Peer, enrolled_hub, rows

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from federation.gate import transliterate
+from federation.gate.scripts import transliterate
 from node.core.settings import sync_url
 from node.core.text import fold
 from tests import factories

@@ -19,9 +19,8 @@ import pytest
 from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
-from federation import hub as hub_module
-from federation.hub import PARALLEL_BACKLOG, Round, run_round
 from federation.models import Peer as PeerRow
+from federation.sync import PARALLEL_BACKLOG, Job, Round, helpers, run_round, sync_under_lease
 from node.core.db import create_sync_engine
 from node.core.settings import Settings, sync_url
 from tests.conftest import Database, run_cli
@@ -73,13 +72,19 @@ def test_peers_are_synced_side_by_side_and_a_killed_hub_leaves_no_helper_importi
         imported = lambda: cursors(db).get("BE") == sizes["BE"]  # noqa: E731
         wait_for(imported, 60, f"BE imported beside AT: {(tmp_path / 'hub.log').read_text()}")
         assert cursors(db).get("AT", 0) == 0
-        time.sleep(1)  # the helper has gone on to CY, whose pages wait too
+        waiting = (peers["CY"].dir / "waiting").exists
+        wait_for(waiting, 60, "the helper to go on to CY, whose pages wait too")
+        helpers = children(hub.pid)
+        assert helpers, "the hub started no helper process"
     finally:
         hub.send_signal(signal.SIGKILL)
         hub.wait(timeout=30)
     for origin in ("AT", "CY"):
         (peers[origin].dir / "hold").unlink()
-    time.sleep(3)
+    # Nothing of the hub may go on once it is killed: its helpers die with it, so the pages
+    # now released reach nobody.
+    gone = lambda: not any(alive(pid) for pid in helpers)  # noqa: E731
+    wait_for(gone, 30, f"the helpers {helpers} to die with the hub: a helper outlived the hub")
     assert cursors(db).get("AT", 0) == cursors(db).get("CY", 0) == 0, "a helper outlived the hub"
 
     again = run_cli("hub", "sync", database_url=db, data_dir=data, env=HUB | TWO)
@@ -91,6 +96,28 @@ def test_peers_are_synced_side_by_side_and_a_killed_hub_leaves_no_helper_importi
     # orders them differently: it relays in the order it applied).
     assert state_digest(db)[:2] == state_digest(calm_db)[:2]
     assert rows(db, "SELECT count(*) FROM sync_refusal WHERE seq IS NOT NULL") == [(0,)]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def background_sync(db: str, data: Path, workers: dict[str, str], log: Path) -> Any:
@@ -130,9 +157,9 @@ def test_no_transaction_is_open_while_a_peer_answers(
         enrolled = session.scalar(select(PeerRow))
         assert enrolled is not None
         peer_id = enrolled.id
-    job = hub_module.Job(sync_url(db), timedelta(minutes=5), 30.0, None)
+    job = Job(sync_url(db), timedelta(minutes=5), 30.0, None)
     with httpx.Client(event_hooks={"response": [probe]}) as client:
-        result = hub_module._leased(job, lambda: Session(engine), engine, client, peer_id)
+        result = sync_under_lease(job, lambda: Session(engine), engine, client, peer_id)
     engine.dispose()
     assert isinstance(result, Round) and result.applied == 1200, result
     paths = {path for path, _ in free_while_fetching}
@@ -174,7 +201,8 @@ def test_a_key_revoked_while_its_entries_arrive_signs_nothing_after_its_revocati
     try:
         running = lambda: rows(db, "SELECT count(*) FROM peer_sync WHERE running_since IS NOT NULL")  # noqa: E731
         wait_for(lambda: running() == [(1,)], 60, "the hub to start on PT")
-        time.sleep(1)  # its keys read, it waits for the first page
+        waiting = (peer.dir / "waiting").exists  # its keys read, it waits for the first page
+        wait_for(waiting, 60, "the hub to ask PT for its first page")
         past = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
         revoked = run_cli(
             "hub", "revoke-key", peer.key.key_id, "--at", past, database_url=db, data_dir=data
@@ -206,14 +234,14 @@ def test_a_round_run_from_a_thread_spawns_its_helpers_and_syncs_side_by_side(
     engine = create_sync_engine(db)
     methods: list[str] = []
     outcome: dict[str, Any] = {}
-    context = hub_module._context
+    context = helpers.start_context
 
     def recorded(engine: Any) -> Any:  # how the round starts its helpers
         chosen = context(engine)
         methods.append(chosen.get_start_method())
         return chosen
 
-    monkeypatch.setattr(hub_module, "_context", recorded)
+    monkeypatch.setattr(helpers, "start_context", recorded)
 
     def round_in_a_thread() -> None:
         outcome.update(

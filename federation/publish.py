@@ -1,0 +1,170 @@
+"""What of a published record goes into this node's feed, and how it gets there.
+
+A published record is projected onto its shared model (projection.py, the one allow-list),
+scanned by the personal-data gate, and appended as a signed upsert; a record that is withdrawn
+or unpublished gets a signed tombstone. A gate hit holds the record for review instead.
+Idempotent: an entry equal to the record's last one is not appended again.
+"""
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from federation import feed, holds, keys, repository
+from federation.gate import Gate
+from federation.projection import SharedPractice, SharedStudyVisit
+from node.core.settings import Settings
+from practices import participant_names
+from registry import people_names, public_organisations
+
+# The shared fields whose values are not a record's attribute of the same name, but built
+# below. Every other field of the shared models is copied from the attribute it names.
+PRACTICE_TERMS = {
+    "intervention_types": "intervention_type",
+    "process_focus": "process_focus",
+    "settings": "setting",
+    "target_groups": "target_group",
+    "ideologies": "ideology",
+}
+PRACTICE_BUILT = {*PRACTICE_TERMS, "organisations", "evaluation", "start_date", "end_date"}
+VISIT_BUILT = {
+    "organising_authority",
+    "host_organisations",
+    "delegation",
+    "observed_practices",
+    "start_date",
+    "end_date",
+}
+
+
+def copied_fields(model: type[Any], built: set[str]) -> tuple[str, ...]:
+    """The fields of a shared model copied as they are: all those it allows but `built`."""
+    return tuple(name for name in model.model_fields if name not in built)
+
+
+PRACTICE_FIELDS = copied_fields(SharedPractice, PRACTICE_BUILT)
+VISIT_FIELDS = copied_fields(SharedStudyVisit, VISIT_BUILT)
+
+# Builds a record's shared body: called only once the record is known to travel.
+BodyBuilder = Callable[[], dict[str, Any]]
+
+
+def people_of(session: Session) -> list[str]:
+    """Everyone this node knows by name: contact points, users, study-visit participants."""
+    return [*people_names(session), *repository.user_names(session), *participant_names(session)]
+
+
+def organisation_bodies(session: Session, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Organisations as a shared record names them: a registry organisation by its public name
+    and country, any other by the name the record gives it; each with its role, if any."""
+    ids = [uuid.UUID(str(link["organisation_id"])) for link in links if link.get("organisation_id")]
+    known = public_organisations(session, ids)
+    out = []
+    for link in links:
+        org = (
+            known.get(uuid.UUID(str(link["organisation_id"])))
+            if link.get("organisation_id")
+            else None
+        )
+        body = {"name": org.name, "country": org.country} if org else {"name": link.get("name")}
+        if link.get("role"):
+            body["role"] = link["role"]
+        out.append(body)
+    return out
+
+
+def practice_body(session: Session, practice: Any) -> dict[str, Any]:
+    """A published practice (from `practices.published_practice`) as the feed shares it."""
+    values: dict[str, Any] = {name: getattr(practice, name) for name in PRACTICE_FIELDS}
+    values |= {field: practice.terms_of(facet) for field, facet in PRACTICE_TERMS.items()}
+    values["organisations"] = organisation_bodies(
+        session,
+        [
+            {"organisation_id": o.organisation_id, "name": o.name, "role": o.role}
+            for o in practice.organisations
+        ],
+    )
+    values["evaluation"] = {"type": practice.evaluation_type, "outcomes": practice.outcomes}
+    for name in ("start_date", "end_date"):
+        value = getattr(practice, name)
+        values[name] = value.isoformat() if value else None
+    return SharedPractice.model_validate(values).model_dump(mode="json", exclude_none=True)
+
+
+def study_visit_body(session: Session, visit: Any, origin: str) -> dict[str, Any]:
+    """A published study-visit report (from `practices.published_visit`) as the feed shares
+    it: the delegation as professions and counts, observed practices as feed record ids."""
+    values: dict[str, Any] = {name: getattr(visit, name) for name in VISIT_FIELDS}
+    values["organising_authority"] = organisation_bodies(session, [visit.organising_authority])[0]
+    values["host_organisations"] = organisation_bodies(session, visit.host_organisations)
+    values["delegation"] = [delegation_group(session, member) for member in visit.delegation]
+    values["observed_practices"] = [feed.record_id(origin, i) for i in visit.observed_practice_ids]
+    values["start_date"] = visit.start_date.isoformat()
+    values["end_date"] = visit.end_date.isoformat()
+    return SharedStudyVisit.model_validate(values).model_dump(mode="json", exclude_none=True)
+
+
+def delegation_group(session: Session, member: dict[str, Any]) -> dict[str, Any]:
+    group = {"profession": member["profession"], "count": member["count"]}
+    if member.get("home_organisation"):
+        group["home_organisation"] = organisation_bodies(session, [member["home_organisation"]])[0]
+    return group
+
+
+def publish(
+    session: Session,
+    settings: Settings | None,
+    record_type: str,
+    local_id: uuid.UUID,
+    version: int,
+    build: BodyBuilder | None,
+) -> None:
+    """Bring the feed in step with a record: append its body if `build` is given and the gate
+    finds nothing (or the version was released), hold it if the gate finds something, and
+    append a tombstone if `build` is None (the record is no longer published)."""
+    if settings is None or not settings.country:
+        return  # federation is not set up on this node: nothing travels
+    origin = settings.country
+    rid = feed.record_id(origin, local_id)
+    key = feed.active_key(session, settings)
+    if build is None:
+        withdraw(session, key, origin, record_type, rid, version)
+        holds.supersede(session, record_type, local_id)
+        return
+    body = build()
+    hits = Gate.for_people(people_of(session), home_region=origin).scan(body)
+    if hits and not holds.is_released(session, record_type, local_id, version):
+        holds.hold(session, record_type, local_id, version, hits)
+        return
+    feed.append(
+        session,
+        key,
+        origin=origin,
+        record_type=record_type,
+        rid=rid,
+        version=version,
+        op="upsert",
+        body=body,
+    )
+    holds.supersede(session, record_type, local_id, below=version)
+
+
+def withdraw(
+    session: Session, key: keys.SigningKey, origin: str, record_type: str, rid: str, version: int
+) -> None:
+    """A tombstone for a record whose last entry is an upsert (none if it never travelled or
+    was withdrawn already)."""
+    last = feed.last_entry(session, rid)
+    if last is not None and last.op == "upsert":
+        feed.append(
+            session,
+            key,
+            origin=origin,
+            record_type=record_type,
+            rid=rid,
+            version=version,
+            op="withdraw",
+            body=None,
+        )

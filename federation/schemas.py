@@ -1,0 +1,121 @@
+"""What the federation's routes answer: feed pages, held records, peer status, the EU pool."""
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from federation.models import FederatedRecord, Peer, PeerSync
+
+
+class FeedPage(BaseModel):
+    origin: str
+    entries: list[dict[str, Any]] = Field(description="Envelopes {payload, key, sig}, by seq.")
+    next_after: int | None = Field(description="Pass as `after` for the next page.")
+
+
+class HoldRead(BaseModel):
+    id: int
+    record_type: str
+    record_id: uuid.UUID
+    version: int
+    status: str
+    hits: list[dict[str, Any]]
+    created_at: Any
+    resolved_by: str | None
+    justification: str | None
+
+
+class Release(BaseModel):
+    justification: Annotated[
+        str,
+        Field(
+            min_length=10,
+            max_length=5000,
+            description="Why the finding is not personal data; kept in the audit log.",
+        ),
+    ]
+
+
+class PeerStatus(BaseModel):
+    origin: str
+    kind: str = Field(description="`node`: a node this hub pulls; `hub`: a hub this node mirrors.")
+    base_url: str
+    last_seq: int
+    checkpoint_size: int
+    last_success_at: Any
+    last_attempt_at: Any
+    last_error: str | None
+    next_attempt_at: Any
+    records_held: int
+    refusals: int
+
+    @classmethod
+    def of(cls, peer: Peer, state: PeerSync | None, held: int, refused: int) -> "PeerStatus":
+        return cls(
+            origin=peer.origin,
+            kind=peer.kind,
+            base_url=peer.base_url,
+            last_seq=state.cursor if state else 0,
+            checkpoint_size=state.checkpoint_size if state else 0,
+            last_success_at=state.last_success_at if state else None,
+            last_attempt_at=state.last_attempt_at if state else None,
+            last_error=state.last_error if state else None,
+            next_attempt_at=state.next_attempt_at if state else None,
+            records_held=held,
+            refusals=refused,
+        )
+
+
+class RefusalRead(BaseModel):
+    id: int
+    seq: int | None
+    record_id: str | None
+    reason: str
+    at: Any
+
+
+class RefusalPage(BaseModel):
+    items: list[RefusalRead]
+    next_cursor: int | None
+
+
+class FederatedRead(BaseModel):
+    record_id: str
+    origin: str
+    record_type: str
+    version: int
+    withdrawn: bool
+    body: dict[str, Any] | None
+    envelope: dict[str, Any] = Field(description="The origin's signed envelope, as received.")
+
+    @classmethod
+    def of(cls, record: FederatedRecord) -> "FederatedRead":
+        return cls(
+            record_id=record.record_id,
+            origin=record.origin,
+            record_type=record.record_type,
+            version=record.version,
+            withdrawn=record.withdrawn,
+            body=record.body,
+            envelope=json.loads(record.signed_envelope),
+        )
+
+
+class HubHit(BaseModel):
+    record_id: str
+    origin: str
+    record_type: str
+    kind: str
+    title: str
+    summary: str
+    snippet: str
+    country: str | None
+
+
+class HubSearchPage(BaseModel):
+    items: list[HubHit]
+    total: int
+    facets: dict[str, list[dict[str, Any]]]
+    next_cursor: str | None
