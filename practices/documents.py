@@ -10,16 +10,16 @@ from sqlalchemy.orm import Session
 
 from practices.models import Practice, PracticeOrganisation, PracticeTerm
 from practices.search.port import IndexDocument
-from registry.models import Organisation
+from registry import organisation_labels
 
 
 def organisation_names(session: Session, practice: "Practice | PracticeView") -> list[str]:
     ids = [o.organisation_id for o in practice.organisations if o.organisation_id]
-    names: dict[object, str] = {}
-    if ids:
-        stmt = select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))
-        names = {org_id: name for org_id, name in session.execute(stmt)}
-    return [o.name or names.get(o.organisation_id, "") for o in practice.organisations]
+    names = organisation_labels(session, ids)
+    return [
+        o.name or (names.get(o.organisation_id, "") if o.organisation_id else "")
+        for o in practice.organisations
+    ]
 
 
 @dataclass

@@ -7,7 +7,7 @@ from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from practices.models import Practice, StudyVisit, StudyVisitComment
+from practices.models import Practice
 
 
 def practice_query() -> Select[Practice]:
@@ -65,49 +65,8 @@ async def list_practices(
     return (await session.scalars(stmt)).all()
 
 
-async def ref_owner(
-    session: AsyncSession, model: type[Practice] | type[StudyVisit], ref: str
-) -> uuid.UUID | None:
+async def ref_owner(session: AsyncSession, model: type[Practice], ref: str) -> uuid.UUID | None:
     return await session.scalar(select(model.id).where(model.ref == ref))
-
-
-async def get_study_visit(session: AsyncSession, visit_id: uuid.UUID) -> StudyVisit | None:
-    return await session.get(StudyVisit, visit_id)
-
-
-async def find_study_visit_by_ref(session: AsyncSession, ref: str) -> StudyVisit | None:
-    return await session.scalar(select(StudyVisit).where(StudyVisit.ref == ref))
-
-
-async def list_study_visits(
-    session: AsyncSession,
-    *,
-    status: list[str],
-    host_country: list[str],
-    visible_to: uuid.UUID | None,
-    after: tuple[str, str] | None,
-    limit: int,
-) -> Sequence[StudyVisit]:
-    """``visible_to``: unpublished reports are listed only to their author (None = admin)."""
-    stmt = select(StudyVisit).order_by(StudyVisit.title, StudyVisit.id).limit(limit)
-    if status:
-        stmt = stmt.where(StudyVisit.status.in_(status))
-    if host_country:
-        stmt = stmt.where(StudyVisit.host_country.in_(host_country))
-    if visible_to is not None:
-        stmt = stmt.where((StudyVisit.status == "published") | (StudyVisit.author_id == visible_to))
-    if after is not None:
-        stmt = stmt.where(tuple_(StudyVisit.title, StudyVisit.id) > (after[0], uuid.UUID(after[1])))
-    return (await session.scalars(stmt)).all()
-
-
-async def comments_of(session: AsyncSession, visit_id: uuid.UUID) -> Sequence[StudyVisitComment]:
-    stmt = (
-        select(StudyVisitComment)
-        .where(StudyVisitComment.study_visit_id == visit_id)
-        .order_by(StudyVisitComment.id)
-    )
-    return (await session.scalars(stmt)).all()
 
 
 async def existing_practice_ids(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:

@@ -4,6 +4,16 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from node.core.schemas import (
+    CountryCode,
+    LanguageCode,
+    Name,
+    PartialUpdate,
+    Ref,
+    ShortText,
+    Text,
+    unique,
+)
 from practices.vocabulary import (
     EvaluationType,
     Ideology,
@@ -14,19 +24,8 @@ from practices.vocabulary import (
     PracticeKind,
     PracticeStatus,
     ProcessFocus,
-    ReportStatus,
     ReviewLabel,
     Setting,
-)
-from registry.schemas import (
-    CountryCode,
-    LanguageCode,
-    Name,
-    PartialUpdate,
-    Ref,
-    ShortText,
-    Text,
-    _unique,
 )
 from registry.vocabulary import Level, TargetGroup
 
@@ -87,11 +86,11 @@ class PracticeFields(Schema):
     description: Text | None = None
     problem_addressed: Text | None = None
     rationale: Text | None = None
-    intervention_types: Annotated[list[InterventionType], AfterValidator(_unique)] = []
-    process_focus: Annotated[list[ProcessFocus], AfterValidator(_unique)] = []
-    settings: Annotated[list[Setting], AfterValidator(_unique)] = []
-    target_groups: Annotated[list[TargetGroup], AfterValidator(_unique)] = []
-    ideologies: Annotated[list[Ideology], AfterValidator(_unique)] = []
+    intervention_types: Annotated[list[InterventionType], AfterValidator(unique)] = []
+    process_focus: Annotated[list[ProcessFocus], AfterValidator(unique)] = []
+    settings: Annotated[list[Setting], AfterValidator(unique)] = []
+    target_groups: Annotated[list[TargetGroup], AfterValidator(unique)] = []
+    ideologies: Annotated[list[Ideology], AfterValidator(unique)] = []
     organisations: Annotated[list[OrganisationLink], Field(max_length=50)] = []
     country: CountryCode | None = None
     geographical_scope: Level | None = None
@@ -134,11 +133,11 @@ class PracticeUpdate(PartialUpdate):
     description: Text | None = None
     problem_addressed: Text | None = None
     rationale: Text | None = None
-    intervention_types: Annotated[list[InterventionType], AfterValidator(_unique)] | None = None
-    process_focus: Annotated[list[ProcessFocus], AfterValidator(_unique)] | None = None
-    settings: Annotated[list[Setting], AfterValidator(_unique)] | None = None
-    target_groups: Annotated[list[TargetGroup], AfterValidator(_unique)] | None = None
-    ideologies: Annotated[list[Ideology], AfterValidator(_unique)] | None = None
+    intervention_types: Annotated[list[InterventionType], AfterValidator(unique)] | None = None
+    process_focus: Annotated[list[ProcessFocus], AfterValidator(unique)] | None = None
+    settings: Annotated[list[Setting], AfterValidator(unique)] | None = None
+    target_groups: Annotated[list[TargetGroup], AfterValidator(unique)] | None = None
+    ideologies: Annotated[list[Ideology], AfterValidator(unique)] | None = None
     organisations: list[OrganisationLink] | None = None
     country: CountryCode | None = None
     geographical_scope: Level | None = None
@@ -204,92 +203,3 @@ class SearchPage(BaseModel):
     total: int
     facets: dict[str, list[FacetValue]]
     next_cursor: str | None
-
-
-# --- study-visit reports ------------------------------------------------------------------
-
-
-class DelegationMember(Schema):
-    profession: ShortText
-    count: Annotated[int, Field(ge=1, le=1000)]
-    home_organisation: OrganisationLink | None = None
-
-
-class StudyVisitFields(Schema):
-    ref: Ref | None = None
-    title: Name
-    language: LanguageCode
-    organising_authority: OrganisationLink
-    host_country: CountryCode
-    host_organisations: list[OrganisationLink] = []
-    start_date: date
-    end_date: date
-    purpose: Text
-    programme: Text | None = None
-    delegation: Annotated[list[DelegationMember], Field(min_length=1)]
-    participant_names: Annotated[
-        list[ShortText],
-        Field(description="Personal data: kept on this node, shown to signed-in users only."),
-    ] = []
-    observed_practice_ids: list[uuid.UUID] = []
-    observations: Text | None = None
-    findings: Text | None = None
-    recommendations: Text | None = None
-    transferability: Text | None = None
-    addressed_to: list[ShortText] = []
-
-
-class StudyVisitCreate(StudyVisitFields):
-    @model_validator(mode="after")
-    def _dates(self) -> Self:
-        check_dates(self.start_date, self.end_date)
-        return self
-
-
-class StudyVisitUpdate(PartialUpdate):
-    creates = StudyVisitCreate
-
-    ref: Ref | None = None
-    title: Name | None = None
-    language: LanguageCode | None = None
-    organising_authority: OrganisationLink | None = None
-    host_country: CountryCode | None = None
-    host_organisations: list[OrganisationLink] | None = None
-    start_date: date | None = None
-    end_date: date | None = None
-    purpose: Text | None = None
-    programme: Text | None = None
-    delegation: Annotated[list[DelegationMember], Field(min_length=1)] | None = None
-    participant_names: list[ShortText] | None = None
-    observed_practice_ids: list[uuid.UUID] | None = None
-    observations: Text | None = None
-    findings: Text | None = None
-    recommendations: Text | None = None
-    transferability: Text | None = None
-    addressed_to: list[ShortText] | None = None
-
-
-class ReviewComment(Schema):
-    comment: Text
-
-
-class CommentRead(BaseModel):
-    author: str
-    action: str
-    body: str
-    created_at: datetime
-
-
-class StudyVisitRead(StudyVisitFields):
-    model_config = ConfigDict(extra="ignore")
-
-    id: uuid.UUID
-    status: ReportStatus
-    author_id: uuid.UUID | None
-    submitted_at: datetime | None
-    published_at: datetime | None
-    comments: list[CommentRead] = []
-    is_sample: bool
-    version: int
-    created_at: datetime
-    updated_at: datetime

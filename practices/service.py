@@ -6,31 +6,22 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import registry
 from node.core import audit, outbox
 from node.core.auth import Principal, UserRole
 from node.core.db import sync_collection, utcnow
 from node.core.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
+from node.core.schemas import given
 from practices import repository
-from practices.models import (
-    Practice,
-    PracticeOrganisation,
-    PracticeTerm,
-    StudyVisit,
-    StudyVisitComment,
-)
+from practices.models import Practice, PracticeOrganisation, PracticeTerm
 from practices.schemas import (
     OrganisationLink,
     PracticeCreate,
     PracticeRead,
     PracticeUpdate,
-    StudyVisitCreate,
-    StudyVisitRead,
-    StudyVisitUpdate,
     check_dates,
 )
-from practices.tasks import PRACTICE_CHANGED, STUDY_VISIT_CHANGED
-from registry import repository as registry
-from registry.schemas import given
+from practices.tasks import PRACTICE_CHANGED
 
 TERM_FIELDS = {
     "intervention_types": "intervention_type",
@@ -42,7 +33,8 @@ TERM_FIELDS = {
 EDITABLE_BY_EDITORS = ("draft", "in_review")
 
 
-async def _check_links(session: AsyncSession, links: list[OrganisationLink], field: str) -> None:
+async def check_links(session: AsyncSession, links: list[OrganisationLink], field: str) -> None:
+    """Every organisation a record links to by id is in the registry."""
     for index, link in enumerate(links):
         if link.organisation_id and not await registry.organisation_exists(
             session, link.organisation_id
@@ -165,7 +157,7 @@ async def create_practice(
         raise Forbidden(
             "Editors record practices of their own organisations: name one of them as responsible."
         )
-    await _check_links(session, data.organisations, "organisations")
+    await check_links(session, data.organisations, "organisations")
     if data.ref and await repository.ref_owner(session, Practice, data.ref):
         raise Conflict(f"The ref '{data.ref}' is already used by another practice.")
     practice = Practice(is_sample=is_sample, terms=[], organisations=[], status="draft")
@@ -201,7 +193,7 @@ async def apply_practice_changes(
     session: AsyncSession, practice: Practice, data: PracticeUpdate, *, by: Principal
 ) -> Practice:
     if data.organisations is not None:
-        await _check_links(session, data.organisations, "organisations")
+        await check_links(session, data.organisations, "organisations")
     if data.ref:
         owner = await repository.ref_owner(session, Practice, data.ref)
         if owner and owner != practice.id:
@@ -268,213 +260,3 @@ async def transition_practice(
         practice.published_at = utcnow()
     await _touch(session, practice, by, action, {"reason": reason} if reason else {})
     return practice
-
-
-# --- study-visit reports ------------------------------------------------------------------
-
-
-def _is_author(by: Principal, visit: StudyVisit) -> bool:
-    return by.user_id is not None and visit.author_id == by.user_id
-
-
-async def get_study_visit(
-    session: AsyncSession, visit_id: uuid.UUID, *, by: Principal, audited: bool = True
-) -> StudyVisit:
-    visit = await repository.get_study_visit(session, visit_id)
-    if visit is None or not (visit.status == "published" or by.is_admin or _is_author(by, visit)):
-        raise NotFound(f"No study-visit report with id {visit_id}.")
-    if audited:  # the report names its participants: personal data
-        audit.record(session, by, action="read", entity_type="study_visit", entity_id=visit.id)
-    return visit
-
-
-async def study_visit_read(
-    session: AsyncSession, visit: StudyVisit, *, by: Principal | None
-) -> StudyVisitRead:
-    """``by`` None: an export by the operator. Review comments are between the author and the
-    National Point: others (and exports) see none."""
-    values = {k: getattr(visit, k) for k in StudyVisitRead.model_fields if k != "comments"}
-    if by is None or not (by.is_admin or _is_author(by, visit)):
-        return StudyVisitRead.model_validate(values | {"comments": []})
-    comments = await repository.comments_of(session, visit.id)
-    values["comments"] = [
-        {"author": c.author_label, "action": c.action, "body": c.body, "created_at": c.created_at}
-        for c in comments
-    ]
-    return StudyVisitRead.model_validate(values)
-
-
-async def _check_visit_refs(
-    session: AsyncSession, data: StudyVisitCreate | StudyVisitUpdate
-) -> None:
-    if data.organising_authority is not None:
-        await _check_links(session, [data.organising_authority], "organising_authority")
-    if data.host_organisations is not None:
-        await _check_links(session, data.host_organisations, "host_organisations")
-    if data.delegation is not None:
-        for index, member in enumerate(data.delegation):
-            if member.home_organisation is not None:
-                await _check_links(
-                    session, [member.home_organisation], f"delegation.{index}.home_organisation"
-                )
-    if data.observed_practice_ids:
-        found = await repository.existing_practice_ids(session, data.observed_practice_ids)
-        for index, practice_id in enumerate(data.observed_practice_ids):
-            if practice_id not in found:
-                raise InvalidInput(
-                    f"observed_practice_ids.{index}", f"no practice with id {practice_id}"
-                )
-
-
-async def create_study_visit(
-    session: AsyncSession,
-    data: StudyVisitCreate,
-    *,
-    by: Principal,
-    is_sample: bool = False,
-    status: str = "draft",
-    author_id: uuid.UUID | None = None,
-) -> StudyVisit:
-    """A new report, authored by the caller (an import may name another author)."""
-    await _check_visit_refs(session, data)
-    if data.ref and await repository.ref_owner(session, StudyVisit, data.ref):
-        raise Conflict(f"The ref '{data.ref}' is already used by another report.")
-    values = data.model_dump(mode="json", exclude={"start_date", "end_date"})
-    visit = StudyVisit(
-        author_id=author_id or by.user_id,
-        is_sample=is_sample,
-        status=status,
-        start_date=data.start_date,
-        end_date=data.end_date,
-        **values,
-    )
-    if status in ("submitted", "published"):
-        visit.submitted_at = utcnow()
-    if status == "published":
-        visit.published_at = utcnow()
-    session.add(visit)
-    await session.flush()
-    audit.record(session, by, action="create", entity_type="study_visit", entity_id=visit.id)
-    return visit
-
-
-async def update_study_visit(
-    session: AsyncSession,
-    visit_id: uuid.UUID,
-    data: StudyVisitUpdate,
-    *,
-    expected_version: int,
-    by: Principal,
-) -> StudyVisit:
-    visit = await get_study_visit(session, visit_id, by=by, audited=False)
-    if not by.is_admin and not (
-        _is_author(by, visit) and visit.status in ("draft", "changes_requested")
-    ):
-        raise Forbidden("Only the author changes a report, and only before it is submitted.")
-    check_version(expected_version, visit.version, "report")
-    await _check_visit_refs(session, data)
-    values = given(data, mode="json")
-    python = given(data)
-    for name in ("start_date", "end_date"):
-        if name in values:
-            values[name] = python[name]
-    try:
-        check_dates(
-            values.get("start_date", visit.start_date), values.get("end_date", visit.end_date)
-        )
-    except ValueError as exc:
-        raise InvalidInput("end_date", str(exc)) from None
-    changed = [k for k, v in values.items() if getattr(visit, k) != v]
-    for name in changed:
-        setattr(visit, name, values[name])
-    if changed:
-        visit.updated_at = utcnow()
-        await session.flush()
-        if visit.status == "published":
-            outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
-        audit.record(
-            session,
-            by,
-            action="update",
-            entity_type="study_visit",
-            entity_id=visit.id,
-            detail={"fields": changed, "version": visit.version},
-        )
-    return visit
-
-
-VISIT_TRANSITIONS = {
-    # action: (from, to, who) — who: "author" or "admin"
-    "submit": (("draft", "changes_requested"), "submitted", "author"),
-    "request-changes": (("submitted",), "changes_requested", "admin"),
-    "publish": (("submitted",), "published", "admin"),
-}
-
-
-async def transition_study_visit(
-    session: AsyncSession,
-    visit_id: uuid.UUID,
-    action: str,
-    *,
-    expected_version: int,
-    by: Principal,
-    comment: str | None = None,
-) -> StudyVisit:
-    visit = await get_study_visit(session, visit_id, by=by, audited=False)
-    allowed_from, target, who = VISIT_TRANSITIONS[action]
-    if who == "admin" and not by.is_admin:
-        raise Forbidden("The National Point reviews and publishes reports.")
-    if who == "author" and not (_is_author(by, visit) or by.is_admin):
-        raise Forbidden("Only the author submits a report.")
-    check_version(expected_version, visit.version, "report")
-    if visit.status not in allowed_from:
-        raise Conflict(f"A report that is {visit.status} cannot be sent to {target}.")
-    if action == "request-changes" and not comment:
-        raise InvalidInput("comment", "say what should change")
-    visit.status = target
-    now = utcnow()
-    if target == "submitted":
-        visit.submitted_at = now
-    if target == "published":
-        visit.published_at = now
-        outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
-    visit.updated_at = now
-    if comment:
-        add_comment(session, visit, by, comment, action)
-    await session.flush()
-    audit.record(
-        session,
-        by,
-        action=action,
-        entity_type="study_visit",
-        entity_id=visit.id,
-        detail={"version": visit.version, "status": visit.status},
-    )
-    return visit
-
-
-def add_comment(
-    session: AsyncSession, visit: StudyVisit, by: Principal, body: str, action: str = "comment"
-) -> None:
-    session.add(
-        StudyVisitComment(
-            study_visit_id=visit.id,
-            author_id=by.user_id,
-            author_label=by.label,
-            body=body,
-            action=action,
-            created_at=utcnow(),
-        )
-    )
-
-
-async def comment_study_visit(
-    session: AsyncSession, visit_id: uuid.UUID, body: str, *, by: Principal
-) -> StudyVisit:
-    visit = await get_study_visit(session, visit_id, by=by, audited=False)
-    if not (by.is_admin or _is_author(by, visit)):
-        raise Forbidden("Review comments are between the author and the National Point.")
-    add_comment(session, visit, by, body)
-    await session.flush()
-    audit.record(session, by, action="comment", entity_type="study_visit", entity_id=visit.id)
-    return visit

@@ -1,4 +1,5 @@
-"""Bulk import and export of practices and study-visit reports (JSON and CSV).
+"""Bulk import and export of practices (JSON and CSV); study-visit reports have their own
+(`practices.study_visits.transfer`), on the organisation links read here.
 
 As for the registry: each row is matched to what is stored (by `ref`, then by country and
 title) and only real differences are written, so a re-run changes nothing; a bad row is
@@ -10,38 +11,35 @@ import csv
 import io
 import uuid
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import registry
 from node.core import outbox
 from node.core.auth import Principal
 from node.core.db import utcnow
-from practices import repository, service
-from practices.models import Practice, StudyVisit
-from practices.schemas import PracticeCreate, PracticeUpdate, StudyVisitCreate, StudyVisitUpdate
-from practices.tasks import PRACTICE_CHANGED, STUDY_VISIT_CHANGED
-from practices.vocabulary import OrganisationRole, PracticeStatus, ReportStatus
-from registry import repository as registry
-from registry.models import Organisation
-from registry.schemas import Ref
-from registry.transfer import (
+from node.core.schemas import Ref
+from node.core.tabular import (
     ImportReport,
     ImportRun,
     Row,
-    _claim,
-    _import_one,
-    _join,
-    _safe_cell,
-    _split,
-    _unquote_cell,
+    claim,
     decode,
+    import_one,
+    join,
     read_csv_rows,
     read_json_rows,
+    safe_cell,
+    split,
+    unquote_cell,
 )
+from practices import repository, service
+from practices.models import Practice
+from practices.schemas import PracticeCreate, PracticeUpdate
+from practices.tasks import PRACTICE_CHANGED
+from practices.vocabulary import OrganisationRole, PracticeStatus
 
 PRACTICE_LISTS = ("intervention_types", "process_focus", "settings", "target_groups", "ideologies")
 PRACTICE_CSV = [
@@ -88,7 +86,7 @@ class LinkImport(BaseModel):
         return self
 
 
-async def _links(
+async def organisation_links(
     session: AsyncSession, raw: Any, field: str, *, with_role: bool = True
 ) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
@@ -123,11 +121,11 @@ def _practice_csv_record(record: dict[str, str | None]) -> dict[str, Any]:
     for key, value in record.items():
         if not isinstance(key, str) or not isinstance(value, str) or not value.strip():
             continue
-        value = _unquote_cell(value.strip())
+        value = unquote_cell(value.strip())
         if key in PRACTICE_LISTS:
-            out[key] = _split(value)
+            out[key] = split(value)
         elif key == "organisations":
-            out[key] = [_csv_link(part) for part in _split(value)]
+            out[key] = [_csv_link(part) for part in split(value)]
         else:
             out[key] = value
     return out
@@ -154,7 +152,7 @@ async def import_practices(
 ) -> ImportReport:
     run = ImportRun(by=by, is_sample=is_sample)
     for row in rows:
-        await _import_one(session, run, row, _practice_row)
+        await import_one(session, run, row, _practice_row)
         progress()
     return run.report
 
@@ -164,7 +162,9 @@ async def _practice_row(session: AsyncSession, run: ImportRun, row: Row) -> str:
     status = PracticeStatus(raw.pop("status", "draft"))
     reason = raw.pop("withdrawn_reason", None)
     if "organisations" in raw:
-        raw["organisations"] = await _links(session, raw["organisations"], "organisations")
+        raw["organisations"] = await organisation_links(
+            session, raw["organisations"], "organisations"
+        )
     existing = await _match_practice(session, raw)
     if "evaluation_type" in raw:  # a CSV names the type only: the outcomes stored stay
         outcomes = existing.outcomes if existing is not None else []
@@ -172,10 +172,10 @@ async def _practice_row(session: AsyncSession, run: ImportRun, row: Row) -> str:
     data = PracticeCreate.model_validate(raw)
     if existing is None:
         practice = await service.create_practice(session, data, by=run.by, is_sample=run.is_sample)
-        _claim(run, row, "practice", practice.id)
+        claim(run, row, "practice", practice.id)
         await _set_status(session, practice, status, reason)
         return "created"
-    _claim(run, row, "practice", existing.id)
+    claim(run, row, "practice", existing.id)
     before = existing.version
     update = PracticeUpdate.model_validate(data.model_dump(mode="json", exclude_unset=True))
     await service.apply_practice_changes(session, existing, update, by=run.by)
@@ -213,7 +213,7 @@ async def _set_status(
 
 async def export_practices(session: AsyncSession) -> list[dict[str, Any]]:
     practices = (await session.scalars(repository.practice_query().order_by(Practice.title))).all()
-    refs = await _organisation_refs(session)
+    refs = await registry.organisation_refs(session)
     out = []
     for read in await service.practice_reads(session, practices):
         row = read.model_dump(
@@ -230,11 +230,6 @@ async def export_practices(session: AsyncSession) -> list[dict[str, Any]]:
     return out
 
 
-async def _organisation_refs(session: AsyncSession) -> dict[uuid.UUID, str]:
-    rows = await session.execute(select(Organisation.id, Organisation.ref))
-    return {org_id: ref for org_id, ref in rows if ref}
-
-
 def practices_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=PRACTICE_CSV, lineterminator="\n")
@@ -243,9 +238,9 @@ def practices_csv(rows: list[dict[str, Any]]) -> str:
         flat: dict[str, Any] = {}
         for column in PRACTICE_CSV:
             if column in PRACTICE_LISTS:
-                flat[column] = _join(row[column])
+                flat[column] = join(row[column])
             elif column == "organisations":
-                flat[column] = _join(
+                flat[column] = join(
                     f"{o['role']}:ref:{o['ref']}" if o.get("ref") else f"{o['role']}:{o['name']}"
                     for o in row["organisations"]
                 )
@@ -253,169 +248,5 @@ def practices_csv(rows: list[dict[str, Any]]) -> str:
                 flat[column] = row["evaluation"]["type"]
             else:
                 flat[column] = row.get(column)
-        writer.writerow({k: _safe_cell(v) for k, v in flat.items()})
-    return out.getvalue()
-
-
-# --- study-visit reports ------------------------------------------------------------------
-
-
-def read_study_visit_rows(content: bytes) -> list[Row]:
-    return read_json_rows(decode(content), {"study_visits": "study_visit"})
-
-
-async def import_study_visits(
-    session: AsyncSession,
-    rows: list[Row],
-    *,
-    by: Principal,
-    author_id: uuid.UUID | None = None,
-    is_sample: bool = False,
-    progress: Callable[[], None] = lambda: None,
-) -> ImportReport:
-    run = ImportRun(by=by, is_sample=is_sample)
-    for row in rows:
-        await _import_one(session, run, row, partial(_study_visit_row, author_id=author_id))
-        progress()
-    return run.report
-
-
-async def _study_visit_row(
-    session: AsyncSession, run: ImportRun, row: Row, *, author_id: uuid.UUID | None
-) -> str:
-    raw = dict(row.data)
-    status = ReportStatus(raw.pop("status", "draft"))
-    for field in ("organising_authority",):
-        if field in raw:
-            raw[field] = (await _links(session, [raw[field]], field, with_role=False))[0]
-    if "host_organisations" in raw:
-        raw["host_organisations"] = await _links(
-            session, raw["host_organisations"], "host_organisations", with_role=False
-        )
-    for index, member in enumerate(raw.get("delegation") or []):
-        if isinstance(member, dict) and member.get("home_organisation"):
-            member["home_organisation"] = (
-                await _links(
-                    session,
-                    [member["home_organisation"]],
-                    f"delegation.{index}.home_organisation",
-                    with_role=False,
-                )
-            )[0]
-    if "observed_practice_refs" in raw:
-        raw["observed_practice_ids"] = await _practice_ids(
-            session, raw.pop("observed_practice_refs")
-        )
-    data = StudyVisitCreate.model_validate(raw)
-    existing = await repository.find_study_visit_by_ref(session, data.ref) if data.ref else None
-    if existing is None:  # without a ref: the same visit is the same title, host and dates
-        existing = await session.scalar(
-            select(StudyVisit).where(
-                StudyVisit.title == data.title,
-                StudyVisit.host_country == data.host_country,
-                StudyVisit.start_date == data.start_date,
-            )
-        )
-    if existing is None:
-        visit = await service.create_study_visit(
-            session, data, by=run.by, is_sample=run.is_sample, status=status, author_id=author_id
-        )
-        if status is ReportStatus.published:
-            outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
-        _claim(run, row, "study_visit", visit.id)
-        return "created"
-    _claim(run, row, "study_visit", existing.id)
-    before = existing.version
-    update = StudyVisitUpdate.model_validate(data.model_dump(mode="json", exclude_unset=True))
-    await service.update_study_visit(
-        session, existing.id, update, expected_version=existing.version, by=run.by
-    )
-    return "updated" if existing.version != before else "unchanged"
-
-
-async def _practice_ids(session: AsyncSession, refs: Any) -> list[str]:
-    if not isinstance(refs, list):
-        raise ValueError("observed_practice_refs: a list of practice refs is required")
-    ids = []
-    for index, ref in enumerate(refs):
-        found = await repository.find_practice_by_ref(session, str(ref))
-        if found is None:
-            raise ValueError(f"observed_practice_refs.{index}: no practice with ref '{ref}'")
-        ids.append(str(found.id))
-    return ids
-
-
-async def export_study_visits(
-    session: AsyncSession, *, with_participants: bool
-) -> list[dict[str, Any]]:
-    """Reports in the shape `study-visits import` reads (organisations and observed practices
-    by ref); review comments never, participant names only when asked for."""
-    visits = (await session.scalars(select(StudyVisit).order_by(StudyVisit.title))).all()
-    org_refs = await _organisation_refs(session)
-    practice_refs = {
-        str(i): ref for i, ref in await session.execute(select(Practice.id, Practice.ref)) if ref
-    }
-    out = []
-    for visit in visits:
-        read = await service.study_visit_read(session, visit, by=None)
-        row = read.model_dump(
-            mode="json",
-            exclude={
-                "id",
-                "is_sample",
-                "version",
-                "created_at",
-                "updated_at",
-                "author_id",
-                "comments",
-                "submitted_at",
-                "published_at",
-                "observed_practice_ids",
-            }
-            | (set() if with_participants else {"participant_names"}),
-        )
-        row["organising_authority"] = _link_ref(row["organising_authority"], org_refs)
-        row["host_organisations"] = [_link_ref(o, org_refs) for o in row["host_organisations"]]
-        for member in row["delegation"]:
-            if member.get("home_organisation"):
-                member["home_organisation"] = _link_ref(member["home_organisation"], org_refs)
-        row["observed_practice_refs"] = [
-            practice_refs[i] for i in map(str, visit.observed_practice_ids) if i in practice_refs
-        ]
-        out.append(row)
-    return out
-
-
-def _link_ref(link: dict[str, Any], refs: dict[uuid.UUID, str]) -> dict[str, Any]:
-    org_id = link.get("organisation_id")
-    ref = refs.get(uuid.UUID(org_id)) if org_id else None
-    return {"ref": ref} if ref else {"name": link.get("name")}
-
-
-VISIT_CSV = [
-    "ref",
-    "title",
-    "language",
-    "host_country",
-    "start_date",
-    "end_date",
-    "status",
-    "purpose",
-    "delegation",
-    "findings",
-    "recommendations",
-    "addressed_to",
-]
-
-
-def study_visits_csv(rows: list[dict[str, Any]]) -> str:
-    """One line a report, for a spreadsheet overview (participants are never in it)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=VISIT_CSV, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        flat = dict(row)
-        flat["delegation"] = _join(f"{m['count']} {m['profession']}" for m in row["delegation"])
-        flat["addressed_to"] = _join(row["addressed_to"])
-        writer.writerow({k: _safe_cell(flat.get(k)) for k in VISIT_CSV})
+        writer.writerow({k: safe_cell(v) for k, v in flat.items()})
     return out.getvalue()

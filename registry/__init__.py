@@ -1,1 +1,79 @@
 """The National Registration Database: organisations, contact points, cooperation protocols."""
+
+import uuid
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from registry.models import Organisation
+
+
+def people_names(session: Session) -> list[str]:
+    """The names of the registry's contact points (a job's session), for the personal-data
+    gate: people this node knows."""
+    from registry.models import ContactPoint
+
+    return [name for name in session.scalars(select(ContactPoint.name)) if name]
+
+
+class PublicOrganisation(NamedTuple):
+    """What of an organisation a shared record may name: its name and its country."""
+
+    name: str
+    country: str
+
+
+def public_organisations(
+    session: Session, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, PublicOrganisation]:
+    """The name and country of each of these organisations that exists (a job's session)."""
+    from registry.models import Organisation
+
+    rows = session.execute(
+        select(Organisation.id, Organisation.name, Organisation.country).where(
+            Organisation.id.in_(list(ids))
+        )
+    )
+    return {row.id: PublicOrganisation(row.name, row.country) for row in rows}
+
+
+# --- organisations, for the practice database (the registry's modules load on first call) --
+
+
+async def organisation_exists(session: "AsyncSession", organisation_id: uuid.UUID) -> bool:
+    from registry import repository
+
+    return await repository.organisation_exists(session, organisation_id)
+
+
+async def organisation_names(session: "AsyncSession", ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The name of each of these organisations that exists."""
+    from registry import repository
+
+    return await repository.organisation_names(session, ids)
+
+
+async def organisation_refs(session: "AsyncSession") -> dict[uuid.UUID, str]:
+    """The ref of every organisation that has one: how exports name organisations."""
+    from registry import repository
+
+    return await repository.organisation_refs(session)
+
+
+def organisation_labels(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The name of each of these organisations that exists, in a synchronous session
+    (indexing and jobs)."""
+    from registry import repository
+
+    return repository.organisation_labels(session, ids)
+
+
+async def find_organisation_by_ref(session: "AsyncSession", ref: str) -> "Organisation | None":
+    from registry import repository
+
+    return await repository.find_organisation_by_ref(session, ref)

@@ -18,7 +18,8 @@ from node.core.errors import (
     Unauthorized,
     responses,
 )
-from node.core.pagination import decode_cursor, encode_cursor
+from node.core.pagination import PRINTABLE, CountryParam, decode_keyset, encode_cursor
+from node.core.schemas import Page
 from node.core.settings import get_settings
 from registry import repository, service
 from registry.repository import OrganisationFilter
@@ -29,7 +30,6 @@ from registry.schemas import (
     OrganisationCreate,
     OrganisationRead,
     OrganisationUpdate,
-    Page,
     ProtocolCreate,
     ProtocolRead,
     ProtocolUpdate,
@@ -55,27 +55,12 @@ WRITE_ERRORS = responses(
     PreconditionRequired,
     InvalidInput,
 )
-PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
-CountryParam = Annotated[str, StringConstraints(pattern="^[A-Za-z]{2}$")]
 RegionParam = Annotated[str, StringConstraints(max_length=200, pattern=PRINTABLE)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
 
 
 def _limit(limit: int) -> int:
     return min(limit, get_settings().page_size_max)
-
-
-def _after(cursor: str | None) -> tuple[str, str] | None:
-    if not cursor:
-        return None
-    sort_key, row_id = decode_cursor(cursor, 2)
-    try:
-        uuid.UUID(str(row_id))
-    except ValueError:
-        raise InvalidInput("cursor", "not a cursor this server issued") from None
-    if not isinstance(sort_key, str) or "\x00" in sort_key:
-        raise InvalidInput("cursor", "not a cursor this server issued")
-    return sort_key, str(row_id)
 
 
 # --- organisations ------------------------------------------------------------------------
@@ -123,7 +108,7 @@ async def list_organisations(
         parent_id=parent_id,
         q=q or None,
     )
-    after = _after(cursor)
+    after = decode_keyset(cursor)
     size = _limit(limit)
     rows = await repository.list_organisations(session, filters, after=after, limit=size + 1)
     items = [service.organisation_read(o) for o in rows[:size]]
@@ -328,7 +313,7 @@ async def list_protocols(
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Page[ProtocolRead]:
-    after = _after(cursor)
+    after = decode_keyset(cursor)
     size = _limit(limit)
     rows = await repository.list_protocols(
         session,

@@ -1,12 +1,12 @@
 """All of the registry's SQL."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from node.core.text import fold, like_pattern
 from registry.models import (
@@ -220,3 +220,16 @@ async def organisation_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict
         select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))
     )
     return {org_id: name for org_id, name in rows}
+
+
+async def organisation_refs(session: AsyncSession) -> dict[uuid.UUID, str]:
+    rows = await session.execute(select(Organisation.id, Organisation.ref))
+    return {org_id: ref for org_id, ref in rows if ref}
+
+
+def organisation_labels(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The name of each organisation, read in a synchronous session (indexing, jobs)."""
+    if not ids:
+        return {}
+    stmt = select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))
+    return {org_id: name for org_id, name in session.execute(stmt)}

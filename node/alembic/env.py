@@ -4,7 +4,8 @@ from sqlalchemy import create_engine
 import federation.models  # noqa: F401
 import node.core.models  # noqa: F401 - registers the tables on the metadata
 import practices.models
-import practices.search.models  # noqa: F401
+import practices.search.models
+import practices.study_visits.models  # noqa: F401
 import registry.models  # noqa: F401
 from node.core.db import Base
 

@@ -1,12 +1,19 @@
-"""Opaque cursors for keyset pagination."""
+"""Opaque cursors for keyset pagination, and the query parameters list routes share."""
 
 import base64
 import binascii
 import json
 import math
-from typing import Any
+import uuid
+from typing import Annotated, Any
+
+from pydantic import StringConstraints
 
 from node.core.errors import InvalidInput
+
+# A query parameter free of control characters (tab, newline and return are allowed).
+PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+CountryParam = Annotated[str, StringConstraints(pattern="^[A-Za-z]{2}$")]
 
 
 def encode_cursor(key: list[Any]) -> str:
@@ -42,3 +49,17 @@ def _plain(value: Any) -> bool:
             return False
         return len(value) <= 1000 and "\x00" not in value
     return False
+
+
+def decode_keyset(cursor: str | None) -> tuple[str, str] | None:
+    """The (sort key, row id) a list page's cursor carries; None for the first page."""
+    if not cursor:
+        return None
+    sort_key, row_id = decode_cursor(cursor, 2)
+    try:
+        uuid.UUID(str(row_id))
+    except ValueError:
+        raise InvalidInput("cursor", "not a cursor this server issued") from None
+    if not isinstance(sort_key, str) or "\x00" in sort_key:
+        raise InvalidInput("cursor", "not a cursor this server issued")
+    return sort_key, str(row_id)

@@ -39,7 +39,8 @@ SPELLINGS = {
 }
 
 
-def _canonical(word: str) -> str:
+def canonical_word(word: str) -> str:
+    """One spelling for a word written several ways (British and American, -ise and -ize)."""
     word = SPELLINGS.get(word, word)
     return IZE.sub(lambda m: "is" + m.group(1), word)
 
@@ -81,7 +82,7 @@ def _ise(match: re.Match[str]) -> str:
 
 def normalise(text: str) -> str:
     """Index form of a text: folded, compounds both joined and split, spellings unified.
-    The same as `_canonical` of each word, joined by spaces (a property test holds the two
+    The same as `canonical_word` of each word, joined by spaces (a property test holds the two
     together), in a few passes over the whole text."""
     words = " ".join(WORD.findall(_compounds(fold(text))))
     if SPELLING_HINT.search(words):
@@ -104,7 +105,7 @@ class QueryTerms:
 
 def query_terms(text: str) -> QueryTerms:
     folded = COMPOUND.sub(lambda m: f"{m[1]}{m[2]}", fold(text[:2000]))
-    words = [_canonical(w)[:MAX_TOKEN_LENGTH] for w in WORD.findall(folded)]
+    words = [canonical_word(w)[:MAX_TOKEN_LENGTH] for w in WORD.findall(folded)]
     words = list(dict.fromkeys(words))[:MAX_QUERY_TOKENS]
     # As-you-type: the word being typed matches as a prefix, once it has two letters.
     prefix = bool(words) and not text[-1:].isspace() and len(words[-1]) >= 2

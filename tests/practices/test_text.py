@@ -4,13 +4,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.core.text import fold
-from practices.search.text import COMPOUND, SPELLINGS, WORD, _canonical, normalise
+from practices.search.text import COMPOUND, SPELLINGS, WORD, canonical_word, normalise
 
 
 def word_by_word(text: str) -> str:
     """The rule as first written: fold, split compounds, then each word's canonical form."""
     folded = COMPOUND.sub(lambda m: f"{m[1]}{m[2]} {m[1]} {m[2]}", fold(text))
-    return " ".join(_canonical(w) for w in WORD.findall(folded))
+    return " ".join(canonical_word(w) for w in WORD.findall(folded))
 
 
 PIECES = [

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from node.core.auth import system_principal
+from node.core.tabular import FileError, ImportReport
 from registry import transfer
 from registry.models import Organisation, Protocol
 
@@ -14,7 +15,7 @@ BY = system_principal("test-import")
 HEADER = "ref,name,kind,sector,level,country"
 
 
-async def run(session: AsyncSession, text: str, fmt: str = "csv") -> transfer.ImportReport:
+async def run(session: AsyncSession, text: str, fmt: str = "csv") -> ImportReport:
     rows = transfer.read_rows(text.encode(), fmt)
     return await transfer.import_rows(session, rows, by=BY)
 
@@ -153,7 +154,7 @@ async def test_semicolon_separated_files_and_multiline_cells(session: AsyncSessi
     ],
 )
 def test_unusable_json_is_refused_whole_with_a_message(content: str) -> None:
-    with pytest.raises(transfer.FileError):
+    with pytest.raises(FileError):
         transfer.read_rows(content.encode(), "json")
 
 

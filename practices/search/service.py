@@ -1,0 +1,101 @@
+"""One search flow for every caller (the JSON API, the EU pool, the web pages).
+
+A query goes to the index, restricted to one source of records: this node's own practices
+(`LOCAL`) or the EU pool a hub holds (a `Source` the federation supplies, since the pool's
+records are its own). The hits come back as that source's records, in the index's order, each
+with a snippet of the query's words, beside the facet counts and the cursor of the next page.
+"""
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Generic, Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from practices import repository
+from practices.schemas import FacetValue, SearchHit
+from practices.search.port import SearchBackend, SearchQuery
+from practices.search.text import QueryTerms, query_terms, snippet
+from practices.vocabulary import PracticeKind
+
+Hit = TypeVar("Hit")
+
+
+class Source(Protocol[Hit]):
+    """Where the hits come from: the records the index tags with `name` as their source."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def hits(
+        self, session: AsyncSession, record_ids: list[uuid.UUID], terms: QueryTerms
+    ) -> dict[uuid.UUID, Hit]:
+        """The hits of those records still shown, by id; one no longer shown is left out."""
+        ...
+
+
+@dataclass(frozen=True)
+class Results(Generic[Hit]):
+    items: list[Hit]
+    total: int
+    facets: dict[str, list[FacetValue]]
+    next_cursor: str | None
+
+
+def facet_filters(**chosen: Sequence[object]) -> dict[str, frozenset[str]]:
+    """The values chosen for each facet, as the index stores them (countries in upper case,
+    languages in lower case); a facet with none chosen does not filter."""
+    cases: dict[str, Callable[[str], str]] = {"country": str.upper, "language": str.lower}
+    return {
+        facet: frozenset(cases.get(facet, str)(str(v)) for v in values)
+        for facet, values in chosen.items()
+        if values
+    }
+
+
+async def search(
+    session: AsyncSession, index: SearchBackend, source: Source[Hit], query: SearchQuery
+) -> Results[Hit]:
+    """Filters: AND across facets, OR within one. Facet counts for a facet apply every filter
+    but that facet's own."""
+    query = replace(query, filters=query.filters | {"source": frozenset({source.name})})
+    result = await index.search(session, query)
+    found = await source.hits(session, result.record_ids, query_terms(query.text))
+    return Results(
+        items=[found[i] for i in result.record_ids if i in found],
+        total=result.total,
+        facets={
+            facet: [FacetValue(value=v, count=n) for v, n in counts.items()]
+            for facet, counts in result.facets.items()
+        },
+        next_cursor=result.next_cursor,
+    )
+
+
+class LocalPractices:
+    """This node's own published practices, not a mirrored pool."""
+
+    name = "local"
+
+    async def hits(
+        self, session: AsyncSession, record_ids: list[uuid.UUID], terms: QueryTerms
+    ) -> dict[uuid.UUID, SearchHit]:
+        found = await repository.practices_by_ids(session, record_ids, published_only=True)
+        return {
+            p.id: SearchHit(
+                id=p.id,
+                kind=PracticeKind(p.kind),
+                title=p.title,
+                original_title=p.original_title,
+                country=p.country,
+                language=p.language,
+                summary=p.summary,
+                snippet=snippet(f"{p.summary} {p.description or ''}", terms),
+                published_at=p.published_at,
+            )
+            for p in found.values()
+        }
+
+
+LOCAL = LocalPractices()

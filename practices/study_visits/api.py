@@ -1,0 +1,149 @@
+"""Routes of study-visit reports under /api/v1 (signed-in users only)."""
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+
+from node.core import audit
+from node.core.auth import CurrentUser
+from node.core.deps import IfMatch, SessionDep, etag
+from node.core.errors import InvalidInput, NotFound, Unauthorized, responses
+from node.core.pagination import CountryParam, decode_keyset, encode_cursor
+from node.core.schemas import Page
+from practices.api import WRITE_ERRORS, Limit
+from practices.study_visits import repository, service
+from practices.study_visits.schemas import (
+    ReviewComment,
+    StudyVisitCreate,
+    StudyVisitRead,
+    StudyVisitUpdate,
+)
+from practices.vocabulary import ReportStatus
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get(
+    "/study-visits",
+    response_model=Page[StudyVisitRead],
+    tags=["study visits"],
+    responses=responses(Unauthorized, InvalidInput),
+)
+async def list_study_visits(
+    session: SessionDep,
+    by: CurrentUser,
+    status: Annotated[list[ReportStatus], Query()] = [],  # noqa: B006
+    host_country: Annotated[list[CountryParam], Query()] = [],  # noqa: B006
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[StudyVisitRead]:
+    """Published reports, and your own drafts (administrators see all). Signed-in users only."""
+    rows = await repository.list_study_visits(
+        session,
+        status=[str(s) for s in status],
+        host_country=[c.upper() for c in host_country],
+        visible_to=None if by.is_admin else by.user_id,
+        after=decode_keyset(cursor),
+        limit=limit + 1,
+    )
+    audit.record_reads(session, by, "study_visit", (v.id for v in rows[:limit]))
+    items = [await service.study_visit_read(session, v, by=by) for v in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return Page(
+        items=items, next_cursor=encode_cursor([last.title, str(last.id)]) if last else None
+    )
+
+
+@router.post(
+    "/study-visits",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StudyVisitRead,
+    tags=["study visits"],
+    responses=WRITE_ERRORS,
+)
+async def create_study_visit(
+    data: StudyVisitCreate, session: SessionDep, by: CurrentUser, response: Response
+) -> StudyVisitRead:
+    """Start a report (as a draft); you are its author."""
+    visit = await service.create_study_visit(session, data, by=by)
+    response.headers["ETag"] = etag(visit.version)
+    response.headers["Location"] = f"/api/v1/study-visits/{visit.id}"
+    return await service.study_visit_read(session, visit, by=by)
+
+
+@router.get(
+    "/study-visits/{visit_id}",
+    response_model=StudyVisitRead,
+    tags=["study visits"],
+    responses=responses(Unauthorized, NotFound),
+)
+async def get_study_visit(
+    visit_id: uuid.UUID, session: SessionDep, by: CurrentUser, response: Response
+) -> StudyVisitRead:
+    visit = await service.get_study_visit(session, visit_id, by=by)
+    response.headers["ETag"] = etag(visit.version)
+    return await service.study_visit_read(session, visit, by=by)
+
+
+@router.patch(
+    "/study-visits/{visit_id}",
+    response_model=StudyVisitRead,
+    tags=["study visits"],
+    responses=WRITE_ERRORS,
+)
+async def update_study_visit(
+    visit_id: uuid.UUID,
+    data: StudyVisitUpdate,
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+) -> StudyVisitRead:
+    visit = await service.update_study_visit(
+        session, visit_id, data, expected_version=version, by=by
+    )
+    response.headers["ETag"] = etag(visit.version)
+    return await service.study_visit_read(session, visit, by=by)
+
+
+@router.post(
+    "/study-visits/{visit_id}/comments",
+    response_model=StudyVisitRead,
+    tags=["study visits"],
+    responses=WRITE_ERRORS,
+)
+async def comment_study_visit(
+    visit_id: uuid.UUID, data: ReviewComment, session: SessionDep, by: CurrentUser
+) -> StudyVisitRead:
+    visit = await service.comment_study_visit(session, visit_id, data.comment, by=by)
+    return await service.study_visit_read(session, visit, by=by)
+
+
+@router.post(
+    "/study-visits/{visit_id}/{action}",
+    response_model=StudyVisitRead,
+    tags=["study visits"],
+    responses=WRITE_ERRORS,
+)
+async def transition_study_visit(
+    visit_id: uuid.UUID,
+    action: Literal["submit", "request-changes", "publish"],
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+    data: ReviewComment | None = None,
+) -> StudyVisitRead:
+    """`submit` (author), `request-changes` (National Point, with a comment), `publish`
+    (National Point: then transmitted to the bodies it is addressed to)."""
+    visit = await service.transition_study_visit(
+        session,
+        visit_id,
+        action,
+        expected_version=version,
+        by=by,
+        comment=data.comment if data else None,
+    )
+    response.headers["ETag"] = etag(visit.version)
+    return await service.study_visit_read(session, visit, by=by)
