@@ -29,20 +29,20 @@ from rich.table import Table
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.cli import (
-    SAMPLE_ACCOUNTS,
-    create_signing_key,
-    enrol_peer,
+from node.console import (
     err,
+    operator,
     out,
+    refusals_fail,
     run_in_session,
-    set_sample_accounts,
+    run_or_fail,
     sync_round,
 )
 from node.core.settings import Role, Settings
+from node.sample import SAMPLE_ACCOUNTS, set_sample_accounts
 
 if TYPE_CHECKING:
-    from federation.hub import Round
+    from federation.sync import Round
 
 COUNTRIES = ("FR", "PT", "BG", "GR")
 HUB_COUNTRY = "EU"
@@ -196,6 +196,33 @@ def prepare_members(demo: Demo) -> None:
         out.print(f"{member.label}: database ready, signing key {'created' if created else 'kept'}")
 
 
+def create_signing_key(settings: Settings) -> tuple[str, str, bool]:
+    """The member's active signing key (id, public key), made first: (…, created)."""
+    from federation import trust
+
+    async def _create(session: AsyncSession) -> tuple[str, str, bool]:
+        return await trust.create_signing_key(session, settings, by=operator())
+
+    return run_in_session(_create, settings)
+
+
+def enrol_peer(
+    settings: Settings, *, origin: str, url: str, public_keys: list[str], kind: str = "node"
+) -> None:
+    """As `integra hub enrol` (or, with kind "hub", `integra mirror add`) does."""
+    from federation import trust
+
+    with refusals_fail():
+        parsed = trust.parse_public_keys(public_keys)
+
+    async def _enrol(session: AsyncSession) -> None:
+        await trust.enrol_peer(
+            session, origin=origin, url=url, public_keys=parsed, kind=kind, by=operator()
+        )
+
+    run_or_fail(_enrol, settings)
+
+
 def kept_password(path: Path) -> str:
     """The password in `path`, or a new one written there readable by this user alone."""
     if path.exists():
@@ -228,8 +255,8 @@ SETUP: list[Callable[[Demo], None]] = [prepare_members, enrol_nodes]
 def sync_hub(demo: Demo) -> None:
     """One hub round now, before the hub serves, so that its own pulls cannot race this one.
     Every node is made due first: a round of an earlier run may have set them for later."""
-    from federation.hub import Round
     from federation.models import FederatedRecord, PeerSync
+    from federation.sync import Round
 
     settings = demo.hub.settings
 

@@ -1,4 +1,5 @@
-"""The sample data from the INTEGRA report, whole or cut down to one country's node.
+"""The sample data from the INTEGRA report, whole or cut down to one country's node, and the
+sample accounts that come with it.
 
 A national node keeps its own country's records: its organisations, the protocols between
 them, its practices, and the study visits its authorities organised (abroad, mostly). What
@@ -7,9 +8,19 @@ and practices observed abroad are left out: they are the other node's records.
 """
 
 import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.console import err, fail, out, run_in_session
+from node.core.auth import UserRole, hash_password, system_principal, verify_password
+from node.core.db import utcnow
+from node.core.models import User
+from node.core.tabular import ImportReport
 
 ROOT = Path(__file__).parent.parent
 REGISTRY_FILE = ROOT / "registry" / "sample_data" / "registry.json"
@@ -100,3 +111,84 @@ def _visit(
 
 def as_bytes(document: Document) -> bytes:
     return json.dumps(document, ensure_ascii=False).encode()
+
+
+# --- loading it, and the sample accounts ----------------------------------------------------
+
+SAMPLE_AUTHOR = "practitioner@example.org"
+SAMPLE_ACCOUNTS = (
+    ("admin@example.org", "Sample National Point administrator", UserRole.admin),
+    (SAMPLE_AUTHOR, "Sample practitioner", UserRole.practitioner),
+)
+
+
+def load_sample(country: str | None) -> None:
+    """Import the sample (`country`'s part on a national node), and make the sample accounts
+    with a new password, shown once, if the node has no account yet. Safe to repeat."""
+    from practices import transfer as practice_transfer
+    from practices.study_visits import transfer as visit_transfer
+    from registry import transfer
+
+    by = system_principal("sample-data")
+    data = load(country)
+    if country and country != EVERY_COUNTRY:
+        out.print(f"sample data of {country} only (INTEGRA_COUNTRY)")
+    rows = transfer.read_rows(as_bytes(data.registry), "json")
+    report_sample(
+        "registry", run_in_session(lambda s: transfer.import_rows(s, rows, by=by, is_sample=True))
+    )
+    password = run_in_session(first_sample_accounts)
+    rows = practice_transfer.read_practice_rows(as_bytes(data.practices), "json")
+    report_sample(
+        "practices",
+        run_in_session(
+            lambda s: practice_transfer.import_practices(s, rows, by=by, is_sample=True)
+        ),
+    )
+
+    async def _visits(session: AsyncSession) -> ImportReport:
+        author = await session.scalar(select(User.id).where(User.email == SAMPLE_AUTHOR))
+        visit_rows = visit_transfer.read_study_visit_rows(as_bytes(data.study_visits))
+        return await visit_transfer.import_study_visits(
+            session, visit_rows, by=by, author_id=author, is_sample=True
+        )
+
+    report_sample("study-visit reports", run_in_session(_visits))
+    if password:
+        out.print(
+            "sample accounts (password shown once): admin@example.org, "
+            f"{SAMPLE_AUTHOR} — password [bold]{password}[/bold]"
+        )
+
+
+def report_sample(what: str, report: ImportReport) -> None:
+    if report.errors:
+        for e in report.errors:
+            err.print(f"sample {what} row {e.row} {e.what}: {e.reason}", highlight=False)
+        raise fail(f"the sample {what} did not load cleanly")
+    out.print(
+        f"sample {what}: {report.created} added, {report.updated} updated, "
+        f"{report.unchanged} already present"
+    )
+
+
+async def first_sample_accounts(session: AsyncSession) -> str | None:
+    """The sample accounts with a new password, if the node has no account yet."""
+    if await session.scalar(select(User.id).limit(1)) is not None:
+        return None
+    password = secrets.token_urlsafe(12)
+    await set_sample_accounts(session, password)
+    return password
+
+
+async def set_sample_accounts(session: AsyncSession, password: str) -> None:
+    """Create the sample accounts with this password, or give it to them if they exist."""
+    for email, name, role in SAMPLE_ACCOUNTS:
+        user = await session.scalar(select(User).where(User.email == email))
+        if user is None:
+            session.add(
+                User(email=email, name=name, role=role, password_hash=hash_password(password))
+            )
+        elif not verify_password(user.password_hash, password):
+            user.password_hash = hash_password(password)
+            user.updated_at = utcnow()

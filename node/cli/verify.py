@@ -1,0 +1,44 @@
+"""`integra verify`: check a record's chain of signed envelopes offline."""
+
+from typing import Annotated
+
+import typer
+
+from node.cli.files import load_json
+from node.console import fail, out
+
+
+def verify(
+    record: Annotated[
+        str,
+        typer.Argument(
+            help="A file or URL: an envelope {payload, key, sig}, or a hub record carrying one."
+        ),
+    ],
+    keys: Annotated[
+        list[str],
+        typer.Option(
+            "--keys",
+            help="A file or URL of a keys document "
+            "(/federation/v1/keys of the origin, and of the hub "
+            "for a hub's envelope); repeat for several.",
+        ),
+    ],
+) -> None:
+    """Check a record's envelope chain offline: who signed what, when, with which key."""
+    from federation.canonical import CanonicalError
+    from federation.verify import envelope_of, known_keys, verify_chain
+
+    try:
+        known = known_keys([load_json(source) for source in keys])
+        links = verify_chain(envelope_of(load_json(record)), known)
+    except (OSError, ValueError, CanonicalError) as exc:
+        raise fail(str(exc)) from None
+    for link in links:
+        mark = "valid" if link.valid else f"INVALID: {link.reason}"
+        out.print(
+            f"{link.record}: signed by {link.signer} at {link.time} with {link.key_id} — {mark}",
+            highlight=False,
+        )
+    if not links or not all(link.valid for link in links):
+        raise typer.Exit(1)

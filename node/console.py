@@ -1,0 +1,114 @@
+"""The operator's console: what the `integra` commands, the demo and the sample loader share.
+
+Output and errors, one transaction per step (on a migrated database), the operator as the
+audited actor, and one sync round in this process. It sits beside `node/cli/`, not in it, so
+that `node.demo` and `node.sample`, which the commands import, never import the commands.
+"""
+
+import asyncio
+import getpass
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node import migrations
+from node.core.auth import Principal, system_principal
+from node.core.db import create_engine, session_factory
+from node.core.errors import AppError
+from node.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from federation.sync import Round
+
+T = TypeVar("T")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def refusals_fail() -> Iterator[None]:
+    """A service's refusal (an AppError) ends the command with its message, as `fail` does."""
+    try:
+        yield
+    except AppError as exc:
+        raise fail(exc.detail) from None
+
+
+def run_in_session(
+    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
+) -> T:
+    """Run ``work`` in one transaction against the configured database (migrated first)."""
+    settings = settings or get_settings()
+    migrations.upgrade(settings.sqlalchemy_url)
+
+    async def _run() -> T:
+        from node.core import outbox
+        from practices.search import make_backend
+
+        engine = create_engine(settings.sqlalchemy_url, pooled=False)
+        try:
+            async with session_factory(engine)() as session:
+                try:
+                    result = await work(session)
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+                await outbox.after_commit(
+                    session,
+                    settings,
+                    outbox.JobContext(search=make_backend(settings), settings=settings),
+                )
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_run())
+
+
+def run_or_fail(
+    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
+) -> T:
+    """`run_in_session`, where a service's refusal rolls back and ends the command."""
+    with refusals_fail():
+        return run_in_session(work, settings)
+
+
+def console_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def operator() -> Principal:
+    """Whoever runs the command at the node's console: an admin, audited by login name."""
+    return system_principal(console_actor())
+
+
+def sync_round(settings: Settings) -> dict[str, "Round | str"]:
+    """One round in this process: what each due peer gave, or why it failed."""
+    from sqlalchemy.orm import Session
+
+    from federation.sync import run_round
+    from node.core.db import create_sync_engine
+    from practices.search import make_backend
+
+    migrations.upgrade(settings.sqlalchemy_url)
+    engine = create_sync_engine(settings.sqlalchemy_url)
+    try:
+        return run_round(
+            lambda: Session(engine),
+            interval=settings.hub_sync_interval,
+            search=make_backend(settings),
+            settings=settings,
+        )
+    finally:
+        engine.dispose()
