@@ -13,10 +13,9 @@ from node import migrations
 from node.core import audit
 from node.core.auth import AdminUser, CurrentUser, issue_token, principal_for_user, verify_password
 from node.core.db import utcnow
-from node.core.deps import SessionDep
+from node.core.deps import SessionDep, SettingsDep
 from node.core.errors import ErrorBody, Unauthorized, responses
 from node.core.models import User
-from node.core.settings import get_settings
 
 router = APIRouter(prefix="/api/v1")
 AuditText = Annotated[str, Query(max_length=320, pattern=r"^[^\x00-\x1f]*$")]
@@ -59,12 +58,12 @@ class AuditPage(BaseModel):
 @router.post(
     "/auth/token", response_model=IssuedToken, tags=["auth"], responses=responses(Unauthorized)
 )
-async def login(data: Login, session: SessionDep) -> IssuedToken:
+async def login(data: Login, session: SessionDep, settings: SettingsDep) -> IssuedToken:
     """Exchange an e-mail and password for a bearer token that expires."""
     user = await session.scalar(select(User).where(User.email == data.email.lower()))
     if user is None or not user.is_active or not verify_password(user.password_hash, data.password):
         raise Unauthorized("Unknown e-mail or wrong password.")
-    expires_at = utcnow() + get_settings().login_token_ttl
+    expires_at = utcnow() + settings.login_token_ttl
     token = await issue_token(session, user=user, name="login", expires_at=expires_at)
     audit.record(
         session,

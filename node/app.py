@@ -23,6 +23,7 @@ from node.core.settings import Settings, get_settings
 from practices.api import router as practices_router
 from practices.search import make_backend
 from practices.search.port import SearchQuery
+from practices.study_visits.api import router as study_visits_router
 from registry.api import router as registry_router
 
 DESCRIPTION = """
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(node_router, dependencies=signed)
     app.include_router(registry_router, dependencies=signed)
     app.include_router(practices_router, dependencies=signed)
+    app.include_router(study_visits_router, dependencies=signed)
     app.include_router(federation_router, dependencies=signed)
     app.include_router(hub_router, dependencies=signed)
     app.include_router(pool_router, dependencies=signed)
@@ -91,7 +93,7 @@ async def _pull_peers(settings: Settings) -> None:
     """Embedded default: pull every due peer in a worker thread, round after round."""
     from sqlalchemy.orm import Session
 
-    from federation.hub import run_round
+    from federation.sync import run_round
     from node.core.db import create_sync_engine
 
     engine = create_sync_engine(settings.sqlalchemy_url)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.core.db import read_only, session_scope
 from node.core.errors import InvalidInput, PreconditionRequired
+from node.core.settings import Settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -39,6 +40,16 @@ async def _after_commit(request: Request, session: AsyncSession) -> None:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with (not the environment's: a test or the demo may
+    run several apps with different settings in one process)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 ETAG = re.compile(r"[0-9]{1,9}")
