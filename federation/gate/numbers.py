@@ -1,5 +1,5 @@
-"""Numbers that identify a person: phone numbers of every EU numbering plan, IBANs, and the
-national identity numbers python-stdnum validates. Each detector reads only the stretches of
+"""Numbers that identify a person: IBANs and the national identity numbers python-stdnum
+validates (phone numbers: phones.py). Each detector reads only the stretches of
 text around runs of digits."""
 
 import importlib
@@ -8,40 +8,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import phonenumbers
 from stdnum import iban
 
-from federation.gate.findings import IBAN_NUMBER, NATIONAL_ID, PHONE, Found
+from federation.gate.clues import merged
+from federation.gate.findings import IBAN_NUMBER, MAX_HITS, NATIONAL_ID, Budget, Found
 
-EU_REGIONS = (
-    "AT",
-    "BE",
-    "BG",
-    "CY",
-    "CZ",
-    "DE",
-    "DK",
-    "EE",
-    "ES",
-    "FI",
-    "FR",
-    "GR",
-    "HR",
-    "HU",
-    "IE",
-    "IT",
-    "LT",
-    "LU",
-    "LV",
-    "MT",
-    "NL",
-    "PL",
-    "PT",
-    "RO",
-    "SE",
-    "SI",
-    "SK",
-)
 # Personal identity numbers of EU member states that python-stdnum validates (check digits),
 # with the lengths they have in letters and digits (separators left out; a country prefix such
 # as "HR" or "CY" counted). tests/federation/test_gate.py finds every example of stdnum's own
@@ -73,6 +44,7 @@ NATIONAL_IDS = {
     "cy.vat": (9, 11),
 }
 ID_MIN, ID_MAX = 8, 16
+RUN_HITS = 8  # numbers reported in one run of digit groups (a wall of them is held all the same)
 # A stretch of text an identity number could be in: groups of letters and digits, each holding
 # a digit, joined by one or two separators; a short group of letters (a country prefix, a
 # check letter) may open or close it, not stand between two ("2008 e 2010", "8140-B/2019").
@@ -92,14 +64,9 @@ ID_TOKEN = re.compile(r"[A-Z0-9]+", re.IGNORECASE)
 # Not identity numbers: dates and year ranges (2015-2020, 2018. 20, 29.04.2014).
 NOT_ID = re.compile(r"\d{4}(?:[-/. ]{1,2}\d{1,4})*|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 
-IBAN_CANDIDATE = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
-
-# Not phone numbers: year ranges (2015-2020), legal references (Law 53/2008, P.D. 300/2003)
-# and dates (29.04.2014).
-NOT_PHONE = re.compile(
-    r"\d{4}\s*[-–/.]\s*\d{1,4}(?:\s*[-–/.]\s*\d{1,4})?|\d{1,5}\s*/\s*(?:19|20)\d{2}"
-    r"|\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}"
-)
+# Groups may be split by spaces, dots, dashes or slashes ("GR16-0110-1250…", "PT50.0002…").
+IBAN_CANDIDATE = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ./-]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
+IBAN_SEPARATORS = re.compile(r"[ ./-]")
 
 
 @cache
@@ -117,14 +84,6 @@ def _id_modules() -> dict[int, list[Any]]:
     return modules
 
 
-# Where a phone number could be: a run of digits and separators holding at least 8 digits. The
-# matcher (slow: it tries every EU numbering plan) only looks around such runs.
-PHONE_RUN = re.compile(r"[+(]?\d[\d\s().\-/\u00a0]{5,40}\d")
-PHONE_CONTEXT = 24  # characters of text either side of a run the matcher sees
-
-# Every phone number, IBAN and identity number holds digits: those detectors read only the
-# stretches of text around them, as far as each one's pattern can reach from its digits.
-DIGITS = re.compile(r"\d[\d\s./+()\-]*")
 Spans = list[tuple[int, int]]
 
 
@@ -137,11 +96,9 @@ class Numbers:
     runs: list[tuple[int, int, int]]
 
     @classmethod
-    def of(cls, text: str) -> "Numbers | None":
+    def of(cls, text: str, spans: list[tuple[int, int]]) -> "Numbers | None":
         """None when the text holds fewer than six digits: no number of interest then."""
-        runs = [
-            (m.start(), m.end(), sum(map(str.isdigit, m.group()))) for m in DIGITS.finditer(text)
-        ]
+        runs = [(start, end, sum(map(str.isdigit, text[start:end]))) for start, end in spans]
         return cls(text, runs) if sum(r[2] for r in runs) >= 6 else None
 
     def around(self, before: int, after: int, *, digits: int = 1, gap: int = 0) -> Spans:
@@ -154,50 +111,52 @@ class Numbers:
             else:
                 groups.append([start, end, count])
         size = len(self.text)
-        return _merged(
-            [
-                (max(0, a - before), min(size, b + after))
-                for a, b, count in groups
-                if count >= digits
-            ]
-        )
+        return merged([(a - before, b + after) for a, b, count in groups if count >= digits], size)
 
 
-def phone_hits(text: str, home: str | None, numbers: Numbers) -> list[Found]:
-    found: dict[tuple[int, int], Found] = {}
-    windows = [
-        (max(0, m.start() - PHONE_CONTEXT), m.end() + PHONE_CONTEXT)
-        for low, high in numbers.around(2, 2, digits=8)
-        for m in PHONE_RUN.finditer(text, low, high)
-        if sum(map(str.isdigit, m.group())) >= 8 and not NOT_PHONE.fullmatch(m.group().strip())
-    ]
-    for low, high in _merged(windows):
-        part = text[low:high]
-        for region in dict.fromkeys([home, *EU_REGIONS]):
-            if region is None:
-                continue
-            for match in phonenumbers.PhoneNumberMatcher(part, region, phonenumbers.Leniency.VALID):
-                start, end = low + match.start, low + match.end
-                raw = match.raw_string.strip(" ()[]")
-                inside_word = text[start - 1 : start] in ("_", "/", ".") or text[end : end + 1] in (
-                    "_",
-                    "/",
-                )
-                digits = sum(map(str.isdigit, raw))
-                if digits < 8 or inside_word or NOT_PHONE.fullmatch(raw):
-                    continue
-                found.setdefault((start, end), (PHONE, start, end))
-    return list(found.values())
+# Numbers of books, articles, grants and projects, announced as such just before them.
+NOT_PERSONAL_BEFORE = re.compile(
+    r"(?:isbn(?:-1[03])?|issn|doi|grant(?:\s+agreement)?|agreement|project|contract|convention"
+    r"|subvention|convenio|projeto|projet|ref(?:erence)?\.?)(?:\s+(?:no|nr|number|n|id))?"
+    r"\.?\s{0,3}[:#]?\s{0,3}$",
+    re.IGNORECASE,
+)
+# An Erasmus+ project number (2019-1-EL01-KA204-062895) holds what looks like a phone number.
+PROJECT_NUMBER = re.compile(r"(?:19|20)\d{2}-\d-[A-Z]{2}\d{2}-KA\d{3}-\d{6}")
 
 
-def _merged(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for low, high in windows:
-        if out and low <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], high))
-        else:
-            out.append((low, high))
-    return out
+# A word each announcement holds: the patterns are only run where one is.
+ANNOUNCING = (
+    "isbn",
+    "issn",
+    "doi",
+    "grant",
+    "agreement",
+    "proje",
+    "contract",
+    "conv",
+    "subv",
+    "ref",
+)
+
+
+def announced_as_not_personal(text: str, start: int) -> bool:
+    """Whether the number at `start` is announced as an ISBN, a DOI, a grant or a project."""
+    before = text[max(0, start - 40) : start]
+    lower = before.lower()
+    if any(word in lower for word in ANNOUNCING) and NOT_PERSONAL_BEFORE.search(before):
+        return True
+    around = text[max(0, start - 30) : start + 30]
+    return "KA" in around and PROJECT_NUMBER.search(around) is not None
+
+
+@cache
+def _iban_length(country: str) -> int | None:
+    """How many letters and digits a country's IBANs have (python-stdnum's registry)."""
+    info = iban._ibandb.info(country)
+    structure = info[0][1].get("bban", "") if info and info[0][1] else ""
+    sizes = [int(size) for size, _ in iban._struct_re.findall(structure)]
+    return 4 + sum(sizes) if sizes else None
 
 
 def iban_hits(text: str, numbers: Numbers) -> list[Found]:
@@ -208,51 +167,92 @@ def iban_hits(text: str, numbers: Numbers) -> list[Found]:
         head = text[start - 2 : start + 2]
         if start < 2 or not (head[:2].isalpha() and head[2:].isdigit()):
             continue
-        m = IBAN_CANDIDATE.match(text, start - 2, min(len(text), start + 72))
+        length = _iban_length(head[:2].upper())
+        m = IBAN_CANDIDATE.match(text, start - 2, min(len(text), start + 72)) if length else None
         if m is None:
             continue
         # The pattern runs on into a short word after the number ("GR16 0110 … 695 now"):
-        # each end at a space is tried, longest first.
+        # only the ends that give the length of the country's IBANs are tried, longest first.
         candidate = m.group()
         ends = [len(candidate)] + [
-            i for i in range(len(candidate) - 1, 14, -1) if candidate[i] == " "
+            i for i in range(len(candidate) - 1, 14, -1) if candidate[i] in " ./-"
         ]
-        end = next((e for e in ends if iban.is_valid(candidate[:e])), None)
+        ends = [e for e in ends if e - len(IBAN_SEPARATORS.findall(candidate, 0, e)) == length]
+        end = next((e for e in ends if iban.is_valid(IBAN_SEPARATORS.sub("", candidate[:e]))), None)
         if end is not None:
             hits.append((IBAN_NUMBER, m.start(), m.start() + end))
     return hits
 
 
-def id_hits(text: str, numbers: Numbers) -> list[Found]:
+def id_hits(text: str, numbers: Numbers, budget: Budget | None = None) -> list[Found]:
     """Identity numbers: every stretch of groups of an `ID_RUN` whose letters and digits number
     as many as some identifier has is tried against the validators of that length, so a number
-    is found whatever short words or other numbers stand next to it."""
+    is found whatever short words or other numbers stand next to it. A stretch starts where the
+    run does or after a space (or a slash, or a "+"), and ends where the run does or before one:
+    "85.07.30-033.28" is one number, not the pieces of one. Each stretch is judged once per scan
+    (a text repeating one costs one check)."""
     hits: list[Found] = []
-    modules = _id_modules()
+    covered = -1  # the end of the hits so far: a stretch within one is not tried again
+    judged: dict[str, bool] = {}  # whether a token and what follows it hold a number
+    valid: dict[str, bool] = {}
+
+    def identity(candidate: str, size: int) -> bool:
+        if candidate not in valid:
+            if budget is not None:
+                budget.validate(len(_id_modules().get(size, ())))
+            valid[candidate] = _identity(candidate, size)
+        return valid[candidate]
+
     windows = numbers.around(ID_GROUP_LETTERS + 4, ID_MAX + 8, digits=6, gap=4)
     runs = (run for low, high in windows for run in ID_RUN.finditer(text, low, high))
     for run in runs:
+        if len(hits) >= MAX_HITS:
+            break
         if run.end() - run.start() < ID_MIN:
             continue
-        tokens = [(m.start(), m.end()) for m in ID_TOKEN.finditer(run.group())]
-        base = run.start()
+        tokens = [(m.start(), m.end()) for m in ID_TOKEN.finditer(text, run.start(), run.end())]
+        breaks = [True] + [
+            text[tokens[k - 1][1] : tokens[k][0]].strip(".-") != "" for k in range(1, len(tokens))
+        ]
+        breaks.append(True)
+        found = 0  # a run holding more numbers than RUN_HITS is held for the first ones
         for i in range(len(tokens)):
+            if found >= RUN_HITS:
+                break
+            if not breaks[i]:
+                continue
+            if budget is not None and i % 64 == 0:
+                budget.check()
+            stretches = []  # (size, end) of each stretch from token i that may be a number
             size = 0
             for j in range(i, len(tokens)):
                 size += tokens[j][1] - tokens[j][0]
                 if size > ID_MAX:
                     break
-                if size < ID_MIN:
-                    continue
-                start, end = base + tokens[i][0], base + tokens[j][1]
-                if any(h[1] <= start and end <= h[2] for h in hits):
-                    continue
-                candidate = text[start:end]
-                if sum(map(str.isdigit, candidate)) < 6 or NOT_ID.fullmatch(candidate):
-                    continue
-                if any(_valid(module, candidate) for module in modules.get(size, ())):
-                    hits.append((NATIONAL_ID, start, end))
+                if size >= ID_MIN and breaks[j + 1]:
+                    stretches.append((size, tokens[j][1]))
+            if not stretches or stretches[-1][1] <= covered:
+                continue
+            start = tokens[i][0]
+            # what follows a token decides what its stretches are: judged once per scan
+            reach = text[start : stretches[-1][1]]
+            if reach not in judged:
+                judged[reach] = any(identity(text[start:end], n) for n, end in stretches)
+            if not judged[reach]:
+                continue
+            for size, end in stretches:
+                if end > covered and identity(text[start:end], size):
+                    if not announced_as_not_personal(text, start):
+                        hits.append((NATIONAL_ID, start, end))
+                        covered = max(covered, end)
+                        found += 1
     return hits
+
+
+def _identity(candidate: str, size: int) -> bool:
+    if sum(map(str.isdigit, candidate)) < 6 or NOT_ID.fullmatch(candidate):
+        return False
+    return any(_valid(module, candidate) for module in _id_modules().get(size, ()))
 
 
 def _valid(module: Any, candidate: str) -> bool:

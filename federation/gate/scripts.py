@@ -1,43 +1,8 @@
-"""Greek and Cyrillic letters: look-alikes of Latin letters, and transliteration to Latin, so a
-name is recognised whichever script it is written in."""
+"""Greek and Bulgarian transliteration to Latin as people write names (ELOT 743, the official
+Bulgarian system): one of the spellings a known name is compared in."""
 
 from node.core.text import fold
 
-# Letters of one script that look like letters of another: folded to one form, so a name
-# typed with a Greek or Cyrillic look-alike inside a Latin word is still recognised.
-CONFUSABLES = str.maketrans(
-    {
-        "α": "a",
-        "β": "b",
-        "ε": "e",
-        "η": "n",
-        "ι": "i",
-        "κ": "k",
-        "μ": "m",
-        "ν": "v",
-        "ο": "o",
-        "ρ": "p",
-        "τ": "t",
-        "υ": "y",
-        "χ": "x",
-        "ζ": "z",
-        "а": "a",
-        "в": "b",
-        "е": "e",
-        "к": "k",
-        "м": "m",
-        "н": "h",
-        "о": "o",
-        "р": "p",
-        "с": "c",
-        "т": "t",
-        "у": "y",
-        "х": "x",
-        "і": "i",
-        "ј": "j",
-        "ѕ": "s",
-    }
-)
 GREEK_LATIN = {
     "α": "a",
     "β": "v",
