@@ -52,6 +52,19 @@ def canonical(value: Any, *, checked: bool = False) -> bytes:
         raise CanonicalError(str(exc)) from None
 
 
+def as_received(value: Any) -> bytes:
+    """The canonical bytes of a value `parse_strict` returned, even one holding a lone
+    surrogate (which JSON can escape but Unicode text cannot hold): such a surrogate is written
+    as the escape it arrived as (lowercase \\udxxx, as RFC 8785 writes control characters).
+    The Merkle leaf of an entry that is then refused for it stays the one its peer hashed, so
+    the frontier (and every later entry's check against the signed root) stays right. Nothing
+    is ever signed in this form: `canonical` refuses lone surrogates."""
+    try:
+        return canonical(value, checked=True)
+    except CanonicalError:
+        return ENCODER.encode(value).encode("utf-8", "backslashreplace")
+
+
 def _check(value: Any, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise CanonicalError(f"nested deeper than {MAX_DEPTH}")

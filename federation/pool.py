@@ -7,13 +7,17 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, Table, bindparam, select, text, update
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
 from federation.models import FederatedRecord
+from federation.projection import FACET_TERMS, printable
 from node.core.locks import INDEX_LEASE, lease
 from practices.search.port import IndexDocument
 
+log = structlog.get_logger()
 SEARCH_NAMESPACE = uuid.UUID("6f1c2b52-3c1e-4f0e-9a55-7d3b1c0e5a11")
 INDEX_BATCH = 500
 # Written as the partial index ix_federated_record_pending is, so that SQLite uses it (it does
@@ -51,14 +55,31 @@ def _start_date(text: Any) -> date | None:
         return None
 
 
+def terms(facet: str, values: Any) -> list[str]:
+    """A body's terms that a facet counts: those this version knows, a later version's
+    `x-<term>` under `<term>` once this version knows it; any other `x-` term is kept in the
+    body (and shown with it) but not counted."""
+    known = FACET_TERMS[facet]
+    found = values if isinstance(values, list) else [values]
+    out: list[str] = []
+    for value in found:
+        term = value.removeprefix("x-") if isinstance(value, str) else None
+        if term in known and term not in out:
+            out.append(term)
+    return out
+
+
 def index_document(record: FederatedRecord) -> IndexDocument:
-    """What EU-wide search sees of a shared record: the same shape as a node's practices."""
+    """What EU-wide search sees of a shared record: the same shape as a node's practices. The
+    country facet is the record's origin: a node cannot file records under another country
+    (what its `country` field says is shown with the record, not counted)."""
     body = record.body or {}
     titles = [body.get("title", ""), body.get("original_title") or ""]
     titles += [t.get("title", "") for t in body.get("translations", [])]
     texts = [body.get(k) or "" for k in TEXT_FIELDS]
     texts += [o.get("name", "") for o in body.get("organisations", [])]
     start = _start_date(body.get("start_date"))
+    evaluation = body.get("evaluation") or {}
     return IndexDocument(
         record_id=search_id(record.record_id),
         title=str(body.get("title", "")),
@@ -66,15 +87,15 @@ def index_document(record: FederatedRecord) -> IndexDocument:
         body_text=" \n".join(texts),
         sort_date=start,
         facets={
-            "country": [body.get("country") or record.origin],
-            "kind": [body.get("kind", record.record_type)],
-            "language": [body.get("language", "")],
-            "licence": [body["licence"]] if body.get("licence") else [],
-            "evaluation_type": [body["evaluation"]["type"]] if body.get("evaluation") else [],
-            "intervention_type": body.get("intervention_types", []),
-            "setting": body.get("settings", []),
-            "target_group": body.get("target_groups", []),
-            "process_focus": body.get("process_focus", []),
+            "country": [record.origin],
+            "kind": terms("kind", body["kind"]) if "kind" in body else [record.record_type],
+            "language": terms("language", body.get("language")),
+            "licence": terms("licence", body.get("licence")),
+            "evaluation_type": terms("evaluation_type", evaluation.get("type")),
+            "intervention_type": terms("intervention_type", body.get("intervention_types", [])),
+            "setting": terms("setting", body.get("settings", [])),
+            "target_group": terms("target_group", body.get("target_groups", [])),
+            "process_focus": terms("process_focus", body.get("process_focus", [])),
             "source": ["federated"],
         },
     )
@@ -83,7 +104,9 @@ def index_document(record: FederatedRecord) -> IndexDocument:
 def index_pending(session: Session, search: Any) -> int:
     """Bring the search index up to the records the import changed, a batch per transaction,
     and return how many. Idempotent: a crash leaves the rest pending for the next call. A
-    record changed again meanwhile (another version) stays pending."""
+    record changed again meanwhile (another version) stays pending. A record the index
+    cannot take (`_index_batch`) is marked done with the rest and logged: it never holds up
+    the others, and is not tried again until a new version of it arrives."""
     done = 0
     table = FederatedRecord.__table__
     assert isinstance(table, Table)
@@ -94,11 +117,52 @@ def index_pending(session: Session, search: Any) -> int:
     )
     while records := list(session.scalars(PENDING_BATCH)):
         versions = [{"rid": r.record_id, "v": r.version} for r in records]
-        reindex(session, search, records)
+        _index_batch(session, search, records)
         session.connection().execute(mark, versions)
         session.commit()
         done += len(records)
     return done
+
+
+def _index_batch(session: Session, search: Any, records: list[FederatedRecord]) -> None:
+    """Index a batch in one go; if that fails, each record on its own (each in a savepoint).
+    A record that fails alone while others go in, or for what it holds (a NUL that
+    PostgreSQL cannot store, a body of the wrong shape), is left out; if none goes in for
+    another reason (the index is down), the batch stays pending."""
+    try:
+        with session.begin_nested():
+            reindex(session, search, records)
+        return
+    except Exception as exc:
+        if len(records) == 1 and not _poisoned(exc):
+            raise
+    left_out: list[tuple[FederatedRecord, Exception]] = []
+    indexed = False
+    for record in records:
+        try:
+            with session.begin_nested():
+                reindex(session, search, [record])
+            indexed = True
+        except Exception as failure:
+            left_out.append((record, failure))
+    transient = [error for _, error in left_out if not _poisoned(error)]
+    if transient and not indexed:
+        raise transient[0]
+    for record, error in left_out:
+        log.warning(
+            "pool_record_not_indexed",
+            record_id=printable(record.record_id),
+            version=record.version,
+            error=printable(f"{type(error).__name__}: {error}", 500),
+        )
+
+
+def _poisoned(error: BaseException) -> bool:
+    """Whether an error comes from what a record holds rather than from the index's state."""
+    cause: BaseException = error
+    if isinstance(error, StatementError) and not isinstance(error, DBAPIError):
+        cause = error.orig or error  # the driver refused a value before it reached the database
+    return isinstance(cause, DataError | ValueError | TypeError | KeyError | AttributeError)
 
 
 def reindex(session: Session, search: Any, records: list[FederatedRecord]) -> None:

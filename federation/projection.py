@@ -4,16 +4,187 @@ Written once, here, and used by the feed, the personal-data gate and the tests. 
 listed in these models never leaves the node; a field a peer sends that is not listed is
 refused (`extra="forbid"`). Contact points, users, participant names and the audit log have no
 projection at all.
+
+Every value is hostile until checked, because a hub and every mirror store, index and relay it:
+- Text refuses control characters (C0 and C1; tab and line breaks only in multi-line text, a
+  carriage return only before a line feed), lone surrogates, bidi embeddings, overrides and
+  isolates (U+202A-202E, U+2066-2069), deprecated format characters (U+206A-206F), a
+  byte-order mark (U+FEFF), interlinear annotations (U+FFF9-FFFB) and tag characters
+  (U+E0000-E007F: invisible ASCII); one-line text (titles, names) also refuses zero-width
+  spaces, word joiners, invisible operators (U+200B, U+2060-2064, U+180E). Soft hyphens,
+  zero-width (non-)joiners and directional marks (LRM, RLM) are ordinary in prose and stay,
+  as zero-width spaces pasted into a paragraph do; the gate removes them before it matches.
+- Markup is refused, not escaped: text that holds an HTML tag (`<script>`, `<b>`, `</p>`,
+  `<!-- -->`) cannot travel. The feed's JSON is never markup, but a peer's text would otherwise
+  reach the hub's index and every mirror's pages as it was written; a lone `<` ("age < 25")
+  is text.
+- Links are absolute `http(s)` URLs with a host and no credentials (`javascript:`, `data:`,
+  `file:` are refused).
+- Record ids are `CC:local-id` (a country code, then letters, digits, `.`, `_`, `-`), at most
+  80 characters: what every database of the federation stores.
+- Vocabulary values are the terms this version knows (the practice and registry
+  vocabularies, ISO 639-1 languages, ISO 3166-1 countries). A term that a later version adds
+  travels as `x-<term>` (lowercase letters, digits, `_`; at most 60 characters) until every
+  peer knows it: such a term is kept and shown with the record but not faceted, and a hub
+  that knows `<term>` facets `x-<term>` under it (`federation.pool`).
 """
 
+import re
+from collections.abc import Iterable
+from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-Text = Annotated[str, Field(max_length=20_000)]
-Short = Annotated[str, Field(max_length=300)]
-Code = Annotated[str, Field(max_length=60)]
+from practices.vocabulary import (
+    EvaluationType,
+    Ideology,
+    InterventionType,
+    Licence,
+    OrganisationRole,
+    OutcomeRating,
+    PracticeKind,
+    ProcessFocus,
+    ReviewLabel,
+    Setting,
+)
+from registry.vocabulary import Level, TargetGroup
+
+# What no text of a shared record may hold (a str holds a surrogate only when it is lone).
+FORBIDDEN = (
+    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # C0 but tab, line feed, carriage return; DEL; C1
+    "\ud800-\udfff"  # lone surrogates: not Unicode text, no database stores them
+    "\u202a-\u202e\u2066-\u2069"  # bidi embeddings, overrides and isolates
+    "\u206a-\u206f"  # deprecated format characters
+    "\ufeff\ufff9-\ufffb"  # a byte-order mark inside text, interlinear annotations
+    "\U000e0000-\U000e007f"  # tag characters: invisible ASCII
+)
+MULTI_LINE = re.compile(f"[{FORBIDDEN}]|\r(?!\n)")
+# A title or a name: no line break or tab, and none of the invisible spacing characters
+# (zero-width space, word joiner, invisible operators, Mongolian vowel separator) either.
+ONE_LINE = re.compile(f"[{FORBIDDEN}\t\n\r\u200b\u2060-\u2064\u180e]")
+# Spaces that are printable text but not `str.isprintable` (no-break spaces; in multi-line
+# text, line feeds and tabs): made plain spaces before that quick test.
+SPACES = ("\u00a0", "\u202f")
+MULTI_LINE_SPACES = (*SPACES, "\n", "\t")
+MARKUP = re.compile(r"<(?:[/!?]?[A-Za-z][^<>]*>|!--)")  # as HTML reads a tag: no space after <
+RECORD_ID = re.compile(r"[A-Z]{2}:[A-Za-z0-9][A-Za-z0-9._-]{0,76}")
+EXTRA_TERM = re.compile(r"x-[a-z0-9][a-z0-9_]{0,57}")
+WEB_SCHEMES = ("http", "https")
+
+
+def printable(value: Any, limit: int = 80) -> str:
+    """A value quoted in a message (a refusal's reason, a log line): cut to `limit`
+    characters, anything not printable (controls, surrogates, format characters) escaped."""
+    text = (value if isinstance(value, str) else str(value))[:limit]
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def _problem(value: str, characters: re.Pattern[str]) -> str | None:
+    """Why a text cannot travel, or None. Every character refused is unprintable (Unicode's
+    Cc, Cf, Cs), so text that is printable but for its spaces (nearly all of it) is let
+    through by `str.isprintable`, many times faster than the pattern."""
+    probe = value
+    for space in MULTI_LINE_SPACES if characters is MULTI_LINE else SPACES:
+        probe = probe.replace(space, " ")
+    if not probe.isprintable():
+        found = characters.search(value)
+        if found is not None:
+            return f"the character U+{ord(found.group()[0]):04X} is not allowed in this text"
+    if "<" in value and MARKUP.search(value) is not None:
+        return "markup (an HTML tag) is not allowed in shared text"
+    return None
+
+
+def _checked(characters: re.Pattern[str]) -> AfterValidator:
+    def check(value: str) -> str:
+        problem = _problem(value, characters)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+def text_problem(value: str, *, multi_line: bool = True) -> str | None:
+    """Why a text cannot travel in a shared record (None: it can)."""
+    return _problem(value, MULTI_LINE if multi_line else ONE_LINE)
+
+
+def _record_id(value: str) -> str:
+    if not RECORD_ID.fullmatch(value):
+        raise ValueError(
+            "a record id is CC:local-id (letters, digits, . _ -), 80 characters at most"
+        )
+    return value
+
+
+def _web_link(value: str) -> str:
+    if any(c.isspace() for c in value):
+        raise ValueError("a link holds no spaces")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in WEB_SCHEMES or not parts.hostname:
+        raise ValueError("a link is an http(s) URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("a link carries no user name or password")
+    return value
+
+
+def _terms(name: str, known: Iterable[str]) -> AfterValidator:
+    """A controlled term: one this version knows, or a later version's `x-<term>`."""
+    values = frozenset(known)
+
+    def check(value: str) -> str:
+        if value not in values and not EXTRA_TERM.fullmatch(value):
+            raise ValueError(
+                f"'{printable(value, 60)}' is not a known {name} term"
+                " (a newer one travels as x-<term>)"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _of(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
+
+
+LANGUAGES = [lang.alpha_2 for lang in pycountry.languages if hasattr(lang, "alpha_2")]
+COUNTRIES = [country.alpha_2 for country in pycountry.countries] + ["XK", "EU"]
+Text = Annotated[str, Field(max_length=20_000), _checked(MULTI_LINE)]
+Short = Annotated[str, Field(max_length=300), _checked(ONE_LINE)]
+RecordId = Annotated[str, Field(max_length=80), AfterValidator(_record_id)]
+Url = Annotated[str, Field(max_length=500), _checked(ONE_LINE), AfterValidator(_web_link)]
+Language = Annotated[str, Field(max_length=2), _terms("language", LANGUAGES)]
+Country = Annotated[str, Field(max_length=2), _terms("country", COUNTRIES)]
+Kind = Annotated[str, Field(max_length=60), _terms("kind", _of(PracticeKind))]
+Intervention = Annotated[str, Field(max_length=60), _terms("intervention", _of(InterventionType))]
+Focus = Annotated[str, Field(max_length=60), _terms("process focus", _of(ProcessFocus))]
+Place = Annotated[str, Field(max_length=60), _terms("setting", _of(Setting))]
+Group = Annotated[str, Field(max_length=60), _terms("target group", _of(TargetGroup))]
+Ideologies = Annotated[str, Field(max_length=60), _terms("ideology", _of(Ideology))]
+Scope = Annotated[str, Field(max_length=60), _terms("geographical scope", _of(Level))]
+Role = Annotated[str, Field(max_length=60), _terms("organisation role", _of(OrganisationRole))]
+Evaluated = Annotated[str, Field(max_length=60), _terms("evaluation type", _of(EvaluationType))]
+Rating = Annotated[str, Field(max_length=60), _terms("outcome rating", _of(OutcomeRating))]
+Review = Annotated[str, Field(max_length=60), _terms("review label", _of(ReviewLabel))]
+Licensed = Annotated[str, Field(max_length=60), _terms("licence", _of(Licence))]
 IsoDate = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+# The facets whose terms a hub counts, and the terms each knows (for `x-<term>`).
+FACET_TERMS: dict[str, frozenset[str]] = {
+    "kind": frozenset(_of(PracticeKind)),
+    "intervention_type": frozenset(_of(InterventionType)),
+    "process_focus": frozenset(_of(ProcessFocus)),
+    "setting": frozenset(_of(Setting)),
+    "target_group": frozenset(_of(TargetGroup)),
+    "evaluation_type": frozenset(_of(EvaluationType)),
+    "licence": frozenset(_of(Licence)),
+    "language": frozenset(LANGUAGES),
+}
 
 
 class Strict(BaseModel):
@@ -24,49 +195,51 @@ class Body(Strict):
     """An organisation named in a shared record: its public name and country, nothing else."""
 
     name: Short
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
-    role: Code | None = None
+    country: Country | None = None
+    role: Role | None = None
 
 
 class Translation(Strict):
-    language: Code
+    language: Language
     title: Short
     summary: Text | None = None
 
 
 class Outcome(Strict):
     outcome: Short
-    rating: Code
+    rating: Rating
     source: Text
 
 
 class Evaluation(Strict):
-    type: Code
+    type: Evaluated
     outcomes: list[Outcome] = []
 
 
 class Link(Strict):
     title: Short
-    url: Annotated[str, Field(max_length=500)]
+    url: Url
 
 
 class SharedPractice(Strict):
-    kind: Code
+    kind: Kind
     title: Short
     original_title: Short | None = None
-    language: Code
+    language: Language
     summary: Text
     description: Text | None = None
     problem_addressed: Text | None = None
     rationale: Text | None = None
-    intervention_types: list[Code] = []
-    process_focus: list[Code] = []
-    settings: list[Code] = []
-    target_groups: list[Code] = []
-    ideologies: list[Code] = []
+    intervention_types: list[Intervention] = []
+    process_focus: list[Focus] = []
+    settings: list[Place] = []
+    target_groups: list[Group] = []
+    ideologies: list[Ideologies] = []
     organisations: list[Body] = []
-    country: Code | None = None
-    geographical_scope: Code | None = None
+    # Where the practice runs, as the record says: shown with it, never the country facet
+    # (that is the origin's: a node cannot speak for another country).
+    country: Country | None = None
+    geographical_scope: Scope | None = None
     translations: list[Translation] = []
     start_date: IsoDate | None = None
     end_date: IsoDate | None = None
@@ -74,12 +247,12 @@ class SharedPractice(Strict):
     intensity_duration: Text | None = None
     resources_funding: Text | None = None
     evaluation: Evaluation
-    review_label: Code
+    review_label: Review
     sustainability: Text | None = None
     transferability: Text | None = None
     lessons_learned: Text | None = None
     links: list[Link] = []
-    licence: Code
+    licence: Licensed
 
 
 class DelegationGroup(Strict):
@@ -92,16 +265,16 @@ class DelegationGroup(Strict):
 
 class SharedStudyVisit(Strict):
     title: Short
-    language: Code
+    language: Language
     organising_authority: Body
-    host_country: Code
+    host_country: Country
     host_organisations: list[Body] = []
     start_date: IsoDate
     end_date: IsoDate
     purpose: Text
     programme: Text | None = None
     delegation: list[DelegationGroup]
-    observed_practices: list[Short] = []
+    observed_practices: list[RecordId] = []
     observations: Text | None = None
     findings: Text | None = None
     recommendations: Text | None = None

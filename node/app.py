@@ -19,6 +19,7 @@ from node.api import router as node_router
 from node.core import errors, logs, outbox
 from node.core.auth import get_principal
 from node.core.db import create_engine, session_factory
+from node.core.middleware import BodyLimit
 from node.core.settings import Settings, get_settings
 from practices.api import router as practices_router
 from practices.search import make_backend
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.jobs = outbox.JobContext(search=app.state.search, settings=settings)
     app.middleware("http")(logs.refuse_control_characters)
     app.middleware("http")(logs.request_id_middleware)
+    # Outermost: a body over the limit is refused before any other layer reads it.
+    app.add_middleware(BodyLimit, max_bytes=settings.request_body_max)
     errors.install(app)
     app.include_router(health)
     # Every API route checks a token it is given, so a bad one is a 401 even where anonymous
@@ -120,13 +123,13 @@ async def _pull_peers(settings: Settings) -> None:
 
 
 async def _sweep_outbox(app: FastAPI, interval: timedelta) -> None:
-    """Embedded default: do pending outbox work at start (what a crash left) and then often."""
+    """Embedded default: do pending outbox work at start (what a crash left) and then often,
+    in a worker thread (`outbox.drain_off_loop`)."""
     log = structlog.get_logger()
     while True:
         try:
             async with app.state.session_factory() as session:
-                done = await session.run_sync(outbox.drain, app.state.jobs)
-                await session.commit()
+                done = await outbox.drain_off_loop(session, app.state.jobs)
             if done:
                 log.info("outbox_swept", messages=done)
         except Exception:

@@ -13,6 +13,7 @@ from federation import feed, keys
 from federation.canonical import canonical
 from federation.models import FederatedRecord, Peer, SyncRefusal
 from federation.pool import search_id
+from federation.projection import RECORD_ID, printable
 from node.core.db import utcnow
 from node.core.settings import Settings
 
@@ -66,7 +67,9 @@ RECORDS = _table(FederatedRecord)
 
 class Writes:
     """The records one batch of entries writes: what is held already is read once (without
-    bodies), new records are inserted and held ones updated in one statement each."""
+    bodies), new records are inserted and held ones updated in one statement each. Only
+    well-formed ids are looked up: a refused entry's id (a NUL, a lone surrogate, 10,000
+    characters) must not reach the database's driver."""
 
     def __init__(self, session: Session, ids: list[str]) -> None:
         self.held = {
@@ -77,7 +80,7 @@ class Writes:
                     FederatedRecord.version,
                     FederatedRecord.body_hash,
                     FederatedRecord.withdrawn,
-                ).where(FederatedRecord.record_id.in_(ids))
+                ).where(FederatedRecord.record_id.in_([i for i in ids if RECORD_ID.fullmatch(i)]))
             )
         }
         self.new: dict[str, dict[str, Any]] = {}
@@ -143,13 +146,15 @@ def apply(writes: Writes, row: dict[str, Any]) -> tuple[str, dict[str, Any] | No
 
 
 def refuse(session: Session, peer: Peer, seq: int | None, rid: Any, reason: str) -> None:
-    """Keep why an entry (or, with no seq, a whole round) of this peer was refused."""
+    """Keep why an entry (or, with no seq, a whole round) of this peer was refused: the reason
+    and the id as they arrived, anything unprintable escaped (a NUL or a lone surrogate would
+    stop PostgreSQL, or SQLite's driver, from storing the batch)."""
     session.add(
         SyncRefusal(
             peer_id=peer.id,
             seq=seq,
-            reason=reason,
-            record_id=str(rid)[:80] if rid is not None else None,
+            reason=printable(reason, 4000),
+            record_id=printable(rid, 80)[:80] if rid is not None else None,
         )
     )
 

@@ -2,22 +2,25 @@
 
 A change that needs follow-up work (re-indexing a published practice, ...) writes an outbox row
 in its own transaction. After the commit the work is done at once: in-process on the embedded
-default, or by a Celery worker when a broker is configured. A periodic sweep (Celery beat, or
+default (in a worker thread, off the event loop: the gate's scan of a long record must not stop
+the server), or by a Celery worker when a broker is configured. A periodic sweep (Celery beat, or
 the node's own timer when embedded) picks up whatever a crash left pending. Handlers are
 idempotent, so doing a message twice changes nothing.
 """
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Engine, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from node.core.db import utcnow
+from node.core.db import create_sync_engine, utcnow
 from node.core.models import OutboxMessage
 from node.core.settings import Settings
 
@@ -106,8 +109,34 @@ async def after_commit(session: AsyncSession, settings: Settings, context: JobCo
     if settings.broker_url and _hand_over is not None:
         _hand_over(settings)
         return
-    await session.run_sync(drain, context)
+    await drain_off_loop(session, context)
+
+
+async def drain_off_loop(session: AsyncSession, context: JobContext) -> int:
+    """`drain` without holding up the event loop: in a worker thread with its own synchronous
+    session, so the server keeps answering while a long record is scanned or signed. A session
+    joined to a caller's connection (a test's rolled-back transaction) can only be drained on
+    that connection: there, in the session's own context."""
+    bind = session.bind
+    if isinstance(bind, AsyncEngine):
+        engine = _sync_engine(bind.url.render_as_string(hide_password=False))
+        return await asyncio.to_thread(_drain_in_own_session, engine, context)
+    done = await session.run_sync(drain, context)
     await session.commit()
+    return done
+
+
+@cache
+def _sync_engine(url: str) -> Engine:
+    """One synchronous engine per database for the outbox's threads (it pools nothing)."""
+    return create_sync_engine(url)
+
+
+def _drain_in_own_session(engine: Engine, context: JobContext) -> int:
+    with Session(engine) as session:
+        done = drain(session, context)
+        session.commit()
+    return done
 
 
 # Set by the composition root (node.worker): queues the outbox's processing on the broker.

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     login_token_ttl: timedelta = timedelta(hours=12)
     page_size_max: Annotated[int, Field(ge=1, le=1000)] = 200
+    # The largest request body read (bytes): a longer one is answered 413 before it is read,
+    # with or without a Content-Length. A practice at every field's limit takes about 1 MB.
+    request_body_max: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     # Jobs: with no broker, outbox work runs in-process right after each commit, and a sweep
     # every `outbox_sweep_interval` repairs anything a crash left behind.
     broker_url: str | None = None
@@ -51,6 +54,17 @@ class Settings(BaseSettings):
     # Processes a round may use to sync peers with a large backlog side by side (0: one per CPU
     # core, up to 4). A Celery worker runs peers side by side through its own pool instead.
     hub_sync_workers: Annotated[int, Field(ge=0, le=64)] = 0
+    # Peers: every request to a peer ends within `peer_request_deadline` (the whole answer,
+    # not each read), and an answer slower than `peer_min_rate` bytes/s once
+    # `peer_rate_grace` has passed is cut: a failure for that peer only, with backoff.
+    peer_request_deadline: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(seconds=120)
+    peer_min_rate: Annotated[int, Field(ge=0)] = 32 * 1024
+    peer_rate_grace: Annotated[timedelta, Field(ge=timedelta(0))] = timedelta(seconds=5)
+    # A peer whose signed checkpoint is older than this is flagged stale.
+    peer_freshness: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=1)
+    # Peer URLs must be https:// (plain http:// only on a loopback address) unless this is set:
+    # development and demos across machines only, never production.
+    allow_insecure_peers: bool = False
     feed_page_max: Annotated[int, Field(ge=1, le=5000)] = 500
     # Search: "sql" (SQLite FTS5 / PostgreSQL full text) or "meilisearch".
     search_backend: Literal["sql", "meilisearch"] = "sql"
