@@ -3,7 +3,7 @@ the personal-data gate holds back."""
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -106,25 +107,44 @@ class Peer(Base):
     base_url: Mapped[str] = mapped_column(String(300))
     enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
     active: Mapped[bool] = mapped_column(default=True)
-
-
-SINCE_EVER = datetime(2000, 1, 1, tzinfo=UTC)  # the start of an enrolled key's validity
+    # Trust a key rotation this node announces (signed by its old key and the new one) without
+    # the operator's confirmation of the new key's fingerprint; set at enrolment.
+    auto_rotate: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class PeerKey(Base):
-    """A public key a peer signs with, trusted within its validity window."""
+    """A public key a peer signs with, trusted within its validity window.
+
+    The window is counted in the sequence numbers of the feed the key signs (the peer's own,
+    for a node; the origin's, for a node listed in a mirrored hub's directory), never in a time
+    the signer writes: a signer chooses its times, not what this program has already seen."""
 
     __tablename__ = "peer_key"
 
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     peer_id: Mapped[int] = mapped_column(ForeignKey("peer.id", ondelete="CASCADE"), index=True)
     public_key: Mapped[str] = mapped_column(String(64))
-    # Trusted for all it signed, also before enrolment (a node's feed has a past) unless a
-    # rotation or the directory says from when.
-    valid_from: Mapped[datetime] = mapped_column(default=SINCE_EVER)
+    # Signing times a rotation announced: a further restriction only, never a widening.
+    valid_from: Mapped[datetime | None]
     valid_until: Mapped[datetime | None]
-    # Entries this key signed after this moment are refused (earlier ones stay trusted).
+    # The first and the last entry (seq) this key may sign; None: no bound. An enrolled key is
+    # valid from the entry after those seen at its enrolment; a rotated one from the seq its
+    # rotation names, and the previous key until then.
+    valid_from_seq: Mapped[int | None] = mapped_column(BigInteger)
+    valid_until_seq: Mapped[int | None] = mapped_column(BigInteger)
+    # Revoked: entries this key signed after `revoked_seq` (what this program had accepted of
+    # the peer's feed when the operator revoked it; `revoked_size`, its checkpoint's size) are
+    # refused, whatever time they claim. `revoked_at`: when the operator revoked it (this
+    # program's clock), for the record.
     revoked_at: Mapped[datetime | None]
+    revoked_seq: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_size: Mapped[int | None] = mapped_column(BigInteger)
+    # The key whose rotation announcement introduced this one (None: enrolled by an operator,
+    # or listed by a mirrored hub); revoking that key revokes this one at the same bound.
+    introduced_by: Mapped[str | None] = mapped_column(String(64))
+    # A rotation that waits for the operator's confirmation of this key's fingerprint: until
+    # then the key signs nothing this program accepts.
+    awaiting_confirmation: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class PeerSync(Base):
@@ -147,6 +167,13 @@ class PeerSync(Base):
     failures: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     running_since: Mapped[datetime | None]
+    # The signing time of the last checkpoint accepted (never later than this clock then): a
+    # checkpoint signed before it is a replay or a held-back answer.
+    checkpoint_time: Mapped[datetime | None]
+    # Since when, and why, the peer's checkpoint is stale (older than the last accepted one, or
+    # than INTEGRA_PEER_FRESHNESS); None once a fresh one is accepted.
+    stale_since: Mapped[datetime | None]
+    stale_reason: Mapped[str | None] = mapped_column(Text)
 
 
 RELAY_HEAD = '{"envelope":'

@@ -1,20 +1,30 @@
 """The operator's trust actions: this node's signing keys, and the peers it trusts.
 
 A node makes its signing key, and rotates it with a statement signed by the old key and the
-new one. A hub enrols nodes under keys exchanged out of band, and revokes a key from a given
-time; a node mirrors a hub the same way (a peer of kind "hub"). Each action adds its audit
-entry to the caller's transaction; the caller commits.
+new one, naming the last entry the old key signed. A hub enrols nodes under keys exchanged out
+of band, confirms the keys their rotations announce, and revokes a key at what it had accepted
+of the node's feed (never at a time the signer writes), with every key that key introduced; a
+node mirrors a hub the same way (a peer of kind "hub"). Each action adds its audit entry to the
+caller's transaction; the caller commits.
 """
 
-from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation import feed, keys
 from federation.canonical import canonical
-from federation.models import SINCE_EVER, NodeKey, Peer, PeerKey
+from federation.models import (
+    PEER_LISTED,
+    FederatedRecord,
+    FeedEntry,
+    NodeKey,
+    Peer,
+    PeerKey,
+    PeerSync,
+)
+from federation.sync.client import peer_url_problem
 from node.core import audit
 from node.core.auth import Principal
 from node.core.db import utcnow
@@ -28,6 +38,24 @@ class SigningKeyInfo(NamedTuple):
     key_id: str
     public_key: str
     state: str  # "active" or "retired"
+
+
+class PeerKeyInfo(NamedTuple):
+    """A key a peer signs with, as the operator reviews it."""
+
+    origin: str
+    key_id: str
+    state: str  # "trusted", "awaiting confirmation" or "revoked at seq N"
+    introduced_by: str | None
+
+
+class Revoked(NamedTuple):
+    """A key revoked: entries it signed after `seq` are refused (`size`: the peer's checkpoint
+    size then)."""
+
+    key_id: str
+    seq: int
+    size: int
 
 
 class PeerKeyText(NamedTuple):
@@ -71,12 +99,16 @@ async def rotate_signing_key(
     old = keys.load(feed.key_path(settings, current.key_id))
     new = keys.generate()
     now = utcnow()
+    # No entry is appended meanwhile: the old key signs up to `seq`, the new one after it.
+    await session.run_sync(feed._lock_feed)
+    last = await session.scalar(select(func.coalesce(func.max(FeedEntry.seq), 0)))
     statement = {
         "type": "key-rotation",
         "origin": settings.country,
         "previous": old.key_id,
         "key": new.key_id,
         "public_key": new.public_b64,
+        "seq": int(last or 0),
         "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     signed = canonical(statement)
@@ -119,6 +151,20 @@ def parse_public_keys(texts: list[str]) -> list[PeerKeyText]:
     return parsed
 
 
+async def _seen(session: AsyncSession, peer: Peer) -> tuple[int, int]:
+    """What this program has accepted of the feed a peer's keys sign: (last seq, checkpoint
+    size). For a node listed by a mirrored hub, the last of its entries the hub relayed here."""
+    if peer.kind == PEER_LISTED:
+        last = await session.scalar(
+            select(func.coalesce(func.max(FederatedRecord.origin_seq), 0)).where(
+                FederatedRecord.origin == peer.origin
+            )
+        )
+        return int(last or 0), int(last or 0)
+    state = await session.get(PeerSync, peer.id)
+    return (state.cursor, state.checkpoint_size) if state is not None else (0, 0)
+
+
 async def enrol_peer(
     session: AsyncSession,
     *,
@@ -126,13 +172,20 @@ async def enrol_peer(
     url: str,
     public_keys: list[PeerKeyText],
     kind: str = "node",
+    auto_rotate: bool | None = None,
+    allow_insecure: bool = False,
     by: Principal,
 ) -> list[str]:
     """Trust the node (or, for a mirror, the hub) at `url` for `origin`'s records under these
-    keys; returns the key ids. Repeating it changes nothing but the URL."""
+    keys; returns the key ids. Repeating it changes nothing but the URL (and, if given, whether
+    the node's key rotations are trusted without the operator's confirmation). The URL is
+    https:// (plain http:// only on a loopback address, unless `allow_insecure`)."""
+    problem = peer_url_problem(url, allow_insecure=allow_insecure)
+    if problem:
+        raise AppError(problem)
     peer = await session.scalar(select(Peer).where(Peer.origin == origin))
     if peer is None:
-        peer = Peer(origin=origin, kind=kind, base_url=url.rstrip("/"))
+        peer = Peer(origin=origin, kind=kind, base_url=url.rstrip("/"), auto_rotate=False)
         session.add(peer)
         await session.flush()
     if peer.kind != kind:
@@ -142,11 +195,15 @@ async def enrol_peer(
             + (" listed by the mirrored hub" if peer.kind == "listed" else "")
         )
     peer.base_url = url.rstrip("/")
+    if auto_rotate is not None:
+        peer.auto_rotate = auto_rotate
+    seen, _ = await _seen(session, peer)
     for key_id, public in public_keys:
         if await session.get(PeerKey, key_id) is None:
-            # Trusted for all it signed, also before enrolment: a node's feed has a past.
+            # Valid from enrolment: for every entry after those accepted so far (a new peer's
+            # whole feed, its past included), whatever time the entries claim.
             session.add(
-                PeerKey(key_id=key_id, peer_id=peer.id, public_key=public, valid_from=SINCE_EVER)
+                PeerKey(key_id=key_id, peer_id=peer.id, public_key=public, valid_from_seq=seen + 1)
             )
     audit.record(
         session,
@@ -154,24 +211,103 @@ async def enrol_peer(
         action="enrol",
         entity_type="peer",
         entity_id=origin,
-        detail={"url": url, "keys": [k.key_id for k in public_keys]},
+        detail={"url": url, "keys": [k.key_id for k in public_keys], "auto_rotate": auto_rotate},
     )
     return [k.key_id for k in public_keys]
 
 
-async def revoke_peer_key(
-    session: AsyncSession, *, key_id: str, at: datetime, by: Principal
-) -> None:
-    """What the key signed before `at` stays trusted; anything later is refused."""
+async def peer_keys(session: AsyncSession) -> list[PeerKeyInfo]:
+    """Every key of every peer, by origin: trusted, awaiting confirmation or revoked."""
+    rows = await session.execute(
+        select(Peer.origin, PeerKey).join(Peer, Peer.id == PeerKey.peer_id).order_by(Peer.origin)
+    )
+    listed = []
+    for origin, key in rows.tuples():
+        if key.revoked_seq is not None or key.revoked_at is not None:
+            state = f"revoked at seq {key.revoked_seq or 0}"
+        elif key.awaiting_confirmation:
+            state = "awaiting confirmation"
+        else:
+            state = "trusted"
+        listed.append(PeerKeyInfo(origin, key.key_id, state, key.introduced_by))
+    return listed
+
+
+async def revoke_peer_key(session: AsyncSession, *, key_id: str, by: Principal) -> list[Revoked]:
+    """Refuse every entry the key signs after what this program had accepted of its peer's
+    feed (the cursor, and the checkpoint size, now), whatever time the entry claims; the keys
+    it introduced by rotation, and theirs, fall at the same bound. A key revoked already keeps
+    its earlier bound. Returns the keys revoked, the one named first."""
     key = await session.get(PeerKey, key_id)
     if key is None:
         raise NotFound(f"no enrolled key {key_id}")
-    key.revoked_at = at
+    peer = await session.get(Peer, key.peer_id)
+    assert peer is not None
+    seen, size = await _seen(session, peer)
+    revoked: list[Revoked] = []
+    todo = [key]
+    while todo:
+        current = todo.pop(0)
+        bound = current.revoked_seq
+        if bound is None or bound > seen:
+            bound = current.revoked_seq = seen
+            current.revoked_size = size
+            current.revoked_at = current.revoked_at or utcnow()
+        revoked.append(Revoked(current.key_id, bound, current.revoked_size or 0))
+        audit.record(
+            session,
+            by,
+            action="revoke",
+            entity_type="peer_key",
+            entity_id=current.key_id,
+            detail={
+                "seq": current.revoked_seq,
+                "checkpoint_size": current.revoked_size,
+                "introduced_by": current.introduced_by if current is not key else None,
+            },
+        )
+        known = {r.key_id for r in revoked} | {k.key_id for k in todo}
+        todo += [
+            k
+            for k in await session.scalars(
+                select(PeerKey).where(PeerKey.introduced_by == current.key_id)
+            )
+            if k.key_id not in known
+        ]
+    return revoked
+
+
+async def confirm_peer_key(
+    session: AsyncSession, *, key_id: str, fingerprint: str, by: Principal
+) -> str:
+    """Trust a rotated key the operator compared with the node operator's fingerprint; its
+    peer is synced at the next round, from the first entry that waited for it. Returns the
+    peer's origin."""
+    key = await session.get(PeerKey, key_id)
+    if key is None:
+        raise NotFound(f"no key {key_id} known here")
+    if not key.awaiting_confirmation:
+        raise Conflict(f"key {key_id} awaits no confirmation")
+    if key.revoked_seq is not None or key.revoked_at is not None:
+        raise Conflict(f"key {key_id} is revoked")
+    expected = keys.fingerprint(key_id)
+    if "".join(fingerprint.split()).lower() != "".join(expected.split()).lower():
+        raise AppError(
+            f"the fingerprint given is not that of key {key_id}: compare it with the node"
+            " operator's again"
+        )
+    key.awaiting_confirmation = False
+    await session.execute(
+        update(PeerSync).where(PeerSync.peer_id == key.peer_id).values(next_attempt_at=None)
+    )
+    peer = await session.get(Peer, key.peer_id)
+    assert peer is not None
     audit.record(
         session,
         by,
-        action="revoke",
+        action="key_confirm",
         entity_type="peer_key",
         entity_id=key_id,
-        detail={"at": at.isoformat()},
+        detail={"origin": peer.origin, "introduced_by": key.introduced_by},
     )
+    return peer.origin

@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from federation import feed
 from federation.canonical import CanonicalError
 from federation.merkle import dump_frontier, extend, frontier_root, leaf_hash, load_frontier
-from federation.models import PEER_HUB, PEER_LISTED, Peer, PeerKey, PeerSync
+from federation.models import PEER_HUB, PEER_LISTED, Peer, PeerKey, PeerSync, SyncRefusal
 from federation.sync.checks import (
+    AwaitingConfirmation,
     canonical_payload,
     entry_problem,
     key_problem,
@@ -33,9 +34,12 @@ from federation.sync.checks import (
 )
 from federation.sync.client import (
     JOB_TIMEOUT,
+    Limits,
     SyncError,
     fetch_checkpoint,
     job_deadline,
+    job_limits,
+    judge_checkpoint,
     pages,
 )
 from federation.sync.directory import accept_rotations, listed_keys
@@ -58,6 +62,7 @@ class Round:
     unchanged: int = 0
     refused: int = 0
     reasons: list[str] = field(default_factory=list)
+    stale: str | None = None  # why the peer's checkpoint is stale, if it is
 
 
 @dataclass
@@ -112,11 +117,10 @@ def _sync_peer(session: Session, peer: Peer, client: httpx.Client, relay: Relay 
         accept_rotations(session, client, peer, peer_keys)
     session.commit()  # keys trusted (a rotation, a directory) stand whatever the round brings
     checkpoint = fetch_checkpoint(client, peer, peer_keys)
-    if checkpoint["size"] < state.checkpoint_size:
-        raise SyncError(
-            f"the feed shrank from {state.checkpoint_size} to {checkpoint['size']}"
-            " entries: history was rewritten"
-        )
+    refused = judge_checkpoint(state, checkpoint, job_limits.get().freshness)
+    session.commit()  # the peer flagged stale (or not) whatever the round brings
+    if refused is not None:
+        raise SyncError(refused)
     # Nothing is applied before every entry up to the checkpoint has arrived and matches its
     # Merkle root. Then each batch is checked (signatures, schema, personal data), and applied
     # at once: the checks of the next batch run while another process holds SQLite's write
@@ -137,13 +141,27 @@ def _sync_peer(session: Session, peer: Peer, client: httpx.Client, relay: Relay 
         def check(start: int, size: int) -> None:
             _check(peer, arrived, start, size, cursor, peer_keys, listed)
 
-        return _apply_received(session, peer, state, checkpoint, arrived, relay, check)
+        result = _apply_received(session, peer, state, checkpoint, arrived, relay, check)
+        result.stale = state.stale_reason
+        return result
     finally:
         gc.unfreeze()
 
 
 def _key_windows(peer_keys: dict[str, PeerKey]) -> set[tuple[Any, ...]]:
-    return {(k.key_id, k.valid_from, k.valid_until, k.revoked_at) for k in peer_keys.values()}
+    return {
+        (
+            k.key_id,
+            k.valid_from,
+            k.valid_until,
+            k.valid_from_seq,
+            k.valid_until_seq,
+            k.revoked_at,
+            k.revoked_seq,
+            k.awaiting_confirmation,
+        )
+        for k in peer_keys.values()
+    }
 
 
 def _recheck_keys(session: Session, peer: Peer, arrived: Received, start: int, size: int) -> None:
@@ -162,8 +180,9 @@ def _recheck_keys(session: Session, peer: Peer, arrived: Received, start: int, s
     for index in range(start, min(start + size, len(arrived.entries))):
         item = arrived.entries[index]
         if arrived.problems[index] is None and not isinstance(item, tuple):
+            payload = item["payload"]
             arrived.problems[index] = key_problem(
-                current, item["key"], parse_time(item["payload"]["time"])
+                current, item["key"], parse_time(payload["time"]), payload["seq"]
             )
 
 
@@ -252,9 +271,13 @@ def _apply_received(
                 " history was rewritten"
             )
     result = Round()
+    waiting: tuple[int, str | None, str] | None = None
     for start in range(0, len(received), COMMIT_EVERY):
         batch = received[start : start + COMMIT_EVERY]
         check(start, len(batch))
+        waiting = _awaiting_confirmation(arrived, start, len(batch), state.cursor)
+        if waiting is not None:  # the feed stops before it, to be taken up once confirmed
+            batch = batch[: waiting[0] - state.cursor - 1]
         # What each accepted entry stores (a hub's entry carries the origin's envelope), made
         # before the batch's transaction begins.
         accepted: list[tuple[dict[str, Any], bytes | None] | None] = []
@@ -308,13 +331,43 @@ def _apply_received(
             frontier = None  # an unreadable entry puts the root beyond reach from now on
         state.cursor += len(batch)
         state.frontier = None if frontier is None else dump_frontier(frontier)
+        if waiting is not None:
+            _refuse_once(session, peer, *waiting)
+            result.refused += 1
         session.commit()
+        if waiting is not None:
+            return result
     if complete:
         state.checkpoint_size = checkpoint["size"]
         if frontier is not None:
             state.checkpoint_root = checkpoint["root"]
     session.flush()
     return result
+
+
+def _awaiting_confirmation(
+    arrived: Received, start: int, size: int, cursor: int
+) -> tuple[int, str | None, str] | None:
+    """The first entry of a batch signed by a rotated key the operator has yet to confirm
+    (its seq, record id and reason), or None. The cursor never passes it: once the key is
+    confirmed, the next round takes the feed up from there."""
+    for index in range(start, min(start + size, len(arrived.entries))):
+        problem = arrived.problems[index]
+        if isinstance(problem, AwaitingConfirmation):
+            seq = cursor + index - start + 1
+            return seq, _record_id(arrived.entries[index]), f"{problem}; the feed waits here"
+    return None
+
+
+def _refuse_once(session: Session, peer: Peer, seq: int, rid: str | None, reason: str) -> None:
+    """A refusal kept once however many rounds meet the same waiting entry."""
+    known = session.scalar(
+        select(SyncRefusal.id).where(
+            SyncRefusal.peer_id == peer.id, SyncRefusal.seq == seq, SyncRefusal.reason == reason
+        )
+    )
+    if known is None:
+        refuse(session, peer, seq, rid, reason)
 
 
 def backoff(failures: int, rng: Callable[[], float] = random.random) -> timedelta:
@@ -427,6 +480,7 @@ def sync_and_record(
         peer = session.get(Peer, peer_id)
         assert peer is not None
         token = job_deadline.set(time.monotonic() + JOB_TIMEOUT.total_seconds())
+        limits = job_limits.set(Limits.of(settings))
         try:
             relay = relay_for(session, settings) if settings else None
             result = sync_peer(session, peer, client, relay)
@@ -438,6 +492,7 @@ def sync_and_record(
             error = f"{type(exc).__name__}: {exc}"
         finally:
             job_deadline.reset(token)
+            job_limits.reset(limits)
     with sessions() as session:
         peer = session.get(Peer, peer_id)
         assert peer is not None

@@ -4,14 +4,13 @@ A hub enrols nodes and pulls their feeds; a node mirrors a hub's aggregate feed.
 exchanged out of band: the commands print fingerprints to compare with the other operator's.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.console import err, fail, operator, out, refusals_fail, run_or_fail, sync_round
-from node.core.db import utcnow
 from node.core.settings import get_settings
 
 hub_app = typer.Typer(help="The EU hub: enrolled nodes and signed sync.", no_args_is_help=True)
@@ -22,7 +21,9 @@ mirror_app = typer.Typer(
 )
 
 
-def enrol(origin: str, url: str, key_texts: list[str], kind: str) -> None:
+def enrol(
+    origin: str, url: str, key_texts: list[str], kind: str, auto_rotate: bool | None = None
+) -> None:
     """Trust `origin` at `url` under these keys (as the operator gave them) and say so."""
     from federation import keys, trust
 
@@ -31,7 +32,14 @@ def enrol(origin: str, url: str, key_texts: list[str], kind: str) -> None:
 
     async def _enrol(session: AsyncSession) -> list[str]:
         return await trust.enrol_peer(
-            session, origin=origin, url=url, public_keys=public_keys, kind=kind, by=operator()
+            session,
+            origin=origin,
+            url=url,
+            public_keys=public_keys,
+            kind=kind,
+            auto_rotate=auto_rotate,
+            allow_insecure=get_settings().allow_insecure_peers,
+            by=operator(),
         )
 
     key_ids = run_or_fail(_enrol)
@@ -55,6 +63,14 @@ def hub_enrol(
             "`integra keys show` prints it); repeat for several."
         ),
     ],
+    auto_rotate: Annotated[
+        bool | None,
+        typer.Option(
+            "--auto-rotate/--confirm-rotations",
+            help="Trust the node's key rotations (signed by its old key and its new one) "
+            "without `integra hub confirm-key`. Default on first enrolment: confirm each.",
+        ),
+    ] = None,
 ) -> None:
     """Enrol a node, or add keys to an enrolled one. Keys are exchanged out of band: compare
     the fingerprints printed here with the node operator's before trusting them."""
@@ -63,7 +79,18 @@ def hub_enrol(
         raise fail("--country takes an ISO 3166-1 alpha-2 code, e.g. PT")
     if not url.startswith(("http://", "https://")):
         raise fail("--url must start with http:// or https://")
-    enrol(origin, url, key, kind="node")
+    enrol(origin, url, key, kind="node", auto_rotate=auto_rotate)
+
+
+@hub_app.command("keys")
+def hub_keys() -> None:
+    """Every peer's keys: trusted, awaiting confirmation (a rotation), or revoked."""
+    from federation import keys, trust
+
+    for info in run_or_fail(trust.peer_keys):
+        came = f"\trotated from {info.introduced_by}" if info.introduced_by else ""
+        seen = keys.fingerprint(info.key_id)
+        typer.echo(f"{info.origin}\t{info.key_id}\t{info.state}\tfingerprint {seen}{came}")
 
 
 @hub_app.command("revoke-key")
@@ -72,20 +99,52 @@ def hub_revoke_key(
     at: Annotated[
         datetime | None,
         typer.Option(
-            help="Revoked from this UTC time (default: now). Entries it signed later are refused."
+            help="Ignored, kept for old scripts: a revocation is bound to what this hub has "
+            "accepted of the node's feed, never to a time.",
+            hidden=True,
         ),
     ] = None,
 ) -> None:
-    """Revoke a node's key: what it signed before stays trusted, anything later is refused."""
+    """Revoke a peer's key at what this program has accepted of its feed so far: what it
+    accepted stays, every later entry the key signs is refused whatever time it claims, and
+    so are those of every key it introduced by rotation. Safe to repeat."""
     from federation import trust
 
-    when = (at.replace(tzinfo=UTC) if at and at.tzinfo is None else at) or utcnow()
+    async def _revoke(session: AsyncSession) -> list[trust.Revoked]:
+        return await trust.revoke_peer_key(session, key_id=key_id, by=operator())
 
-    async def _revoke(session: AsyncSession) -> None:
-        await trust.revoke_peer_key(session, key_id=key_id, at=when, by=operator())
+    if at is not None:
+        err.print("note: --at is ignored: the revocation is bound to the entries accepted so far")
+    for revoked in run_or_fail(_revoke):
+        out.print(
+            f"revoked {revoked.key_id} after seq {revoked.seq}"
+            f" (checkpoint size {revoked.size}): later entries it signs are refused",
+            highlight=False,
+        )
 
-    run_or_fail(_revoke)
-    out.print(f"revoked {key_id} from {when:%Y-%m-%d %H:%M:%S} UTC")
+
+@hub_app.command("confirm-key")
+def hub_confirm_key(
+    key_id: str,
+    fingerprint: Annotated[
+        str,
+        typer.Option(
+            help="The new key's fingerprint as the node's operator reads it out "
+            "(`integra keys show` on the node)."
+        ),
+    ],
+) -> None:
+    """Trust a key a node's rotation announced, once its fingerprint matches the one its
+    operator gave out of band; the entries that waited for it are taken at the next round."""
+    from federation import trust
+
+    async def _confirm(session: AsyncSession) -> str:
+        return await trust.confirm_peer_key(
+            session, key_id=key_id, fingerprint=fingerprint, by=operator()
+        )
+
+    origin = run_or_fail(_confirm)
+    out.print(f"confirmed {key_id} for {origin}: its entries are taken at the next round")
 
 
 @hub_app.command("sync")
@@ -96,7 +155,7 @@ def hub_sync() -> None:
 
 
 def print_round() -> None:
-    """One sync round now: a line per peer; exit 2 if any failed."""
+    """One sync round now: a line per peer; exit 2 if any failed or is stale."""
     from federation.sync import Round
 
     results = sync_round(get_settings())
@@ -107,6 +166,9 @@ def print_round() -> None:
                 f"{origin}: {result.applied} applied, {result.unchanged} unchanged, "
                 f"{result.refused} refused"
             )
+            if result.stale:
+                failed = True
+                err.print(f"{origin}: stale: {result.stale}", highlight=False)
         else:
             failed = True
             err.print(f"{origin}: failed: {result}", highlight=False)

@@ -24,13 +24,25 @@ def verify(
             "for a hub's envelope); repeat for several.",
         ),
     ],
+    directory: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--directory",
+            help="A file or URL of a hub's signed directory (/federation/v1/directory), "
+            "checked with the hub's keys given with --keys: each node key's window and "
+            "revocation then apply.",
+        ),
+    ] = None,
 ) -> None:
-    """Check a record's envelope chain offline: who signed what, when, with which key."""
+    """Check a record's envelope chain offline: who signed what, when, with which key, and
+    whether the key could sign that entry (its window of sequence numbers, its revocation)."""
     from federation.canonical import CanonicalError
-    from federation.verify import envelope_of, known_keys, verify_chain
+    from federation.verify import apply_directory, envelope_of, known_keys, verify_chain
 
     try:
         known = known_keys([load_json(source) for source in keys])
+        for source in directory or []:
+            known = apply_directory(load_json(source), known)
         links = verify_chain(envelope_of(load_json(record)), known)
     except (OSError, ValueError, CanonicalError) as exc:
         raise fail(str(exc)) from None

@@ -222,7 +222,11 @@ def test_the_hub_trusts_a_rotated_key_announced_under_the_old_one(
     peer.checkpoint()
     url = serve(peer)
     db, data = database.fresh_copy(), tmp_path / "hub"
-    hub_cli(db, data, "hub", "enrol", "--country", "BG", "--url", url, "--key", old.public_b64)
+    enrolled = hub_cli(
+        db, data, "hub", "enrol", "--country", "BG", "--url", url, "--key", old.public_b64,
+        "--auto-rotate",  # trusted without the operator's confirmation (test_revocation.py)
+    )  # fmt: skip
+    assert enrolled.returncode == 0, enrolled.stderr
 
     result = hub_cli(db, data, "hub", "sync")
     assert "BG: 2 applied, 0 unchanged, 2 refused" in result.stdout, result.stdout + result.stderr
