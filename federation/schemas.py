@@ -50,6 +50,13 @@ class PeerStatus(BaseModel):
     next_attempt_at: Any
     records_held: int
     refusals: int
+    checkpoint_time: Any = Field(description="When the last checkpoint accepted was signed.")
+    stale: bool = Field(
+        description="The peer's checkpoint is older than the last accepted one, or older than"
+        " INTEGRA_PEER_FRESHNESS: its feed may be frozen or replayed."
+    )
+    stale_since: Any
+    stale_reason: str | None
 
     @classmethod
     def of(cls, peer: Peer, state: PeerSync | None, held: int, refused: int) -> "PeerStatus":
@@ -65,6 +72,10 @@ class PeerStatus(BaseModel):
             next_attempt_at=state.next_attempt_at if state else None,
             records_held=held,
             refusals=refused,
+            checkpoint_time=state.checkpoint_time if state else None,
+            stale=bool(state and state.stale_reason),
+            stale_since=state.stale_since if state else None,
+            stale_reason=state.stale_reason if state else None,
         )
 
 

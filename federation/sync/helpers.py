@@ -1,7 +1,9 @@
-"""The helper processes of a round: peers with a large backlog are synced side by side, each
-process taking the next peer when done with one. Helpers are forked when that is safe (a
-single-threaded process with no pooled connection) and spawned otherwise; each dies with the
-process that started it, and a helper that dies leaves its peer failed, not "running"."""
+"""The helper processes and threads of a round: peers with a large backlog are synced side by
+side in processes, each taking the next peer when done with one, and every other peer in a
+thread of its own, so that a slow peer holds nobody else's sync. Helpers are forked when that
+is safe (a single-threaded process with no pooled connection) and spawned otherwise; each dies
+with the process that started it, and a helper that dies leaves its peer failed, not
+"running"."""
 
 import ctypes
 import multiprocessing
@@ -10,7 +12,8 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.context import ForkContext, SpawnContext
 from typing import Any
 
@@ -24,6 +27,8 @@ from federation.models import Peer
 from federation.sync.peer import Job, Round, record_failure, sync_under_lease
 from node.core.db import create_sync_engine
 
+PEER_THREADS = 16  # peers a process syncs at once, beside its share of the large backlogs
+
 
 def _work(
     job: Job,
@@ -35,14 +40,72 @@ def _work(
 ) -> None:
     """Take peers from `tasks` until a None, and say what became of each on `results`."""
     while (task := tasks.get()) is not None:
-        peer_id, origin = task
-        results.put(("begin", peer_id, origin, None))
-        try:
-            result = sync_under_lease(job, sessions, engine, client, peer_id)
-        except Exception as exc:  # the database, say: the other peers go on
-            structlog.get_logger().exception("peer_sync_failed", origin=origin)
-            result = f"{type(exc).__name__}: {exc}"
-        results.put(("end", peer_id, origin, result))
+        _sync(job, sessions, engine, client, task, results)
+
+
+def _sync(
+    job: Job,
+    sessions: Callable[[], Session],
+    engine: Engine,
+    client: httpx.Client,
+    task: tuple[int, str],
+    results: Any,
+) -> None:
+    """Sync one peer, and say on `results` that it began and what became of it."""
+    peer_id, origin = task
+    results.put(("begin", peer_id, origin, None))
+    try:
+        result = sync_under_lease(job, sessions, engine, client, peer_id)
+    except Exception as exc:  # the database, say: the other peers go on
+        structlog.get_logger().exception("peer_sync_failed", origin=origin)
+        result = f"{type(exc).__name__}: {exc}"
+    results.put(("end", peer_id, origin, result))
+
+
+def alongside(
+    job: Job,
+    sessions: Callable[[], Session],
+    engine: Engine,
+    client: httpx.Client,
+    beside: Sequence[tuple[int, str]],
+    results: Any,
+    share: Callable[[], None],
+) -> None:
+    """`share` (this process's share of the large backlogs, one peer after another) and each
+    peer of `beside` in a thread of its own (up to PEER_THREADS at once): a slow peer holds
+    only its own thread, whatever its requests wait for. What becomes of each peer of `beside`
+    is said on `results`."""
+    if not beside:
+        share()
+        return
+    threads = min(len(beside), PEER_THREADS) + 1
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="integra-sync") as pool:
+        futures = [pool.submit(share)]
+        futures += [
+            pool.submit(_sync, job, sessions, engine, client, task, results) for task in beside
+        ]
+    for future in futures:
+        future.result()
+
+
+def in_threads(
+    job: Job,
+    sessions: Callable[[], Session],
+    engine: Engine,
+    client: httpx.Client,
+    queued: Sequence[tuple[int, str]],
+    beside: Sequence[tuple[int, str]],
+) -> dict[str, Round | str]:
+    """Sync `queued` one after another and each peer of `beside` in a thread of its own, all
+    in this process."""
+    mine = LocalMessages()
+
+    def share() -> None:
+        for task in queued:
+            _sync(job, sessions, engine, client, task, mine)
+
+    alongside(job, sessions, engine, client, beside, mine, share)
+    return _outcomes(mine)[0]
 
 
 def _helper(job: Job, tasks: Any, results: Any, parent: int) -> None:
@@ -84,9 +147,11 @@ def in_processes(
     client: httpx.Client,
     order: list[tuple[int, str]],
     helpers: int,
+    beside: Sequence[tuple[int, str]] = (),
 ) -> dict[str, Round | str]:
     """Sync `order` in this process and `helpers` more, each taking the next peer when done
-    with one. A helper that dies leaves its peer failed (with backoff), not "running"."""
+    with one, and meanwhile each peer of `beside` in a thread of its own in this process. A
+    helper that dies leaves its peer failed (with backoff), not "running"."""
     context = start_context(engine)
     tasks, results = context.Queue(), context.Queue()
     started = []
@@ -110,7 +175,15 @@ def in_processes(
         LocalMessages()
     )  # what this process says stays here; only the helpers' goes through a pipe
     try:
-        _work(job, sessions, engine, client, tasks, mine)
+        alongside(
+            job,
+            sessions,
+            engine,
+            client,
+            beside,
+            mine,
+            lambda: _work(job, sessions, engine, client, tasks, mine),
+        )
     finally:
         outcome, begun = _collect(results, started, mine)
         for channel in (tasks, results):  # their pipes and feeder threads, not left to the GC
@@ -158,8 +231,6 @@ def _collect(
     """Read what the helpers say until each has said it is done or has stopped (read while
     waiting: a process does not end before what it said is read), then join them. Returns
     the outcomes, this process's included, and the peers begun but never finished."""
-    outcome: dict[str, Round | str] = {}
-    begun: dict[int, str] = {}
     messages: list[tuple[str, int, str, Any]] = list(mine)
     waiting = {process.pid: process for process in started}
     while waiting:
@@ -173,6 +244,17 @@ def _collect(
         kind, pid, _, _ = messages[-1]
         if kind == "done":
             waiting.pop(pid, None)
+    for process in started:
+        process.join()
+    return _outcomes(messages)
+
+
+def _outcomes(
+    messages: list[tuple[str, int, str, Any]],
+) -> tuple[dict[str, Round | str], dict[int, str]]:
+    """What became of each peer, and the peers begun but never finished."""
+    outcome: dict[str, Round | str] = {}
+    begun: dict[int, str] = {}
     for kind, peer_id, origin, result in messages:
         if kind == "begin":
             begun[peer_id] = origin
@@ -180,6 +262,4 @@ def _collect(
             begun.pop(peer_id, None)
             if result is not None:
                 outcome[origin] = result
-    for process in started:
-        process.join()
     return outcome, begun

@@ -1,10 +1,13 @@
 """A sync round: every due peer pulled, each in its own transactions (a failure is recorded on
 that peer, with backoff, and the others go on), the largest backlogs first and side by side in
-helper processes; then the search index catches up with what the round changed."""
+helper processes, every other peer at the same time in a thread of its own (each request to a
+peer within a deadline and a minimum rate: a slow peer delays nobody); then the search index
+catches up with what the round changed."""
 
 import multiprocessing
-import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -16,16 +19,18 @@ from sqlalchemy.orm import Session
 from federation.canonical import CanonicalError
 from federation.models import PeerSync
 from federation.pool import catch_up_index
-from federation.sync.client import SyncError, fetch_json, job_deadline
-from federation.sync.helpers import in_processes
-from federation.sync.peer import Job, Round, due_peers, sync_under_lease
+from federation.sync.client import Limits, SyncError, fetch_json
+from federation.sync.helpers import PEER_THREADS, in_processes, in_threads
+from federation.sync.peer import Job, Round, due_peers
 from node.core.db import READ_ONLY
 from node.core.settings import Settings
 
 # A helper process costs about half a second to start (imports): worth it only for a peer with
 # at least this many entries waiting.
 PARALLEL_BACKLOG = 2000
-PLAN_TIMEOUT = 10.0  # seconds to read every due peer's checkpoint for the plan
+# Seconds to read a due peer's checkpoint for the plan (side by side): the round starts at most
+# this late because of a slow peer, which then counts as a small backlog.
+PLAN_TIMEOUT = 3.0
 
 
 def run_round(
@@ -45,8 +50,8 @@ def run_round(
 
     Peers with a large backlog are synced side by side in up to `workers` processes (by
     default `settings.hub_sync_workers`, else one): this one and helpers started for the round,
-    which stop with it (and with this process, should it be killed)."""
-    outcome: dict[str, Round | str] = {}
+    which stop with it (and with this process, should it be killed). Every other peer is
+    synced meanwhile in a thread of its own in this process."""
     with sessions() as session:
         engine = session.get_bind()
         due = [(p.id, p.origin, p.base_url) for p in due_peers(session)]
@@ -55,14 +60,11 @@ def run_round(
         workers = settings.sync_workers if settings else 1
     job = Job(engine.url.render_as_string(hide_password=False), interval, timeout, settings)
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client:
-        order, helpers = plan(client, engine, due, workers)
+        large, small, helpers = plan(client, engine, due, workers, Limits.of(settings))
         if helpers:
-            outcome = in_processes(job, sessions, engine, client, order, helpers)
+            outcome = in_processes(job, sessions, engine, client, large, helpers, beside=small)
         else:
-            for peer_id, origin in order:
-                result = sync_under_lease(job, sessions, engine, client, peer_id)
-                if result is not None:
-                    outcome[origin] = result
+            outcome = in_threads(job, sessions, engine, client, large, small)
     if search is not None and index:
         try:
             catch_up_index(sessions, search)
@@ -71,45 +73,60 @@ def run_round(
     return outcome
 
 
+Task = tuple[int, str]  # a peer's id and origin
+
+
 def plan(
-    client: httpx.Client, engine: Engine, due: list[tuple[int, str, str]], workers: int
-) -> tuple[list[tuple[int, str]], int]:
-    """The order to sync the due peers in (largest backlog first) and how many helper
-    processes to start. Backlogs come from each peer's checkpoint, unverified: they only
-    schedule the work, `sync_peer` verifies everything it applies."""
+    client: httpx.Client,
+    engine: Engine,
+    due: list[tuple[int, str, str]],
+    workers: int,
+    limits: Limits,
+) -> tuple[list[Task], list[Task], int]:
+    """The peers with a large backlog, largest first (synced one after another by each
+    process), the others (each synced in a thread of its own, beside them), and how many
+    helper processes to start. Backlogs come from each peer's checkpoint, read side by side
+    and unverified: they only schedule the work, `sync_peer` verifies everything it applies.
+    A peer whose checkpoint does not come within PLAN_TIMEOUT counts as a small backlog."""
     order = [(peer_id, origin) for peer_id, origin, _ in due]
-    if workers < 2 or len(due) < 2 or not can_have_helpers(engine):
-        return order, 0
+    if len(due) < 2 or not can_have_threads(engine):
+        return order, [], 0
     with engine.connect() as conn:
         reader = conn.execution_options(**{READ_ONLY: True})  # no write lock on SQLite
         cursors = {p: c for p, c in reader.execute(select(PeerSync.peer_id, PeerSync.cursor))}
-    backlog: dict[int, int] = {}
-    deadline = time.monotonic() + PLAN_TIMEOUT  # slow peers delay the round this much at most
-    token = job_deadline.set(deadline)
+    quick = replace(limits, deadline=min(limits.deadline, PLAN_TIMEOUT))
+    with ThreadPoolExecutor(max_workers=min(len(due), PEER_THREADS)) as pool:
+        sizes = list(pool.map(lambda peer: checkpoint_size(client, peer[2], quick), due))
+    backlog = {
+        peer_id: size - cursors.get(peer_id, 0) if size is not None else 0
+        for (peer_id, _, _), size in zip(due, sizes, strict=True)
+    }
+    large = sorted(
+        (task for task in order if backlog[task[0]] >= PARALLEL_BACKLOG),
+        key=lambda task: -backlog[task[0]],
+    )
+    small = [task for task in order if backlog[task[0]] < PARALLEL_BACKLOG]
+    helpers = max(0, min(workers, len(large)) - 1) if can_have_helpers(engine) else 0
+    return large, small, helpers
+
+
+def checkpoint_size(client: httpx.Client, base_url: str, limits: Limits) -> int | None:
+    """The size a peer's checkpoint says, unverified; None if it does not say."""
     try:
-        for peer_id, _origin, base_url in due:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                backlog[peer_id] = 0
-                continue
-            try:
-                checkpoint = fetch_json(
-                    client, f"{base_url}/federation/v1/checkpoint", timeout=min(left, 5.0)
-                )
-                size = checkpoint["checkpoint"]["size"]
-                backlog[peer_id] = size - cursors.get(peer_id, 0) if isinstance(size, int) else 0
-            except (SyncError, CanonicalError, httpx.HTTPError, ValueError, LookupError, TypeError):
-                backlog[peer_id] = 0  # `sync_peer` will say what is wrong with this peer
-    finally:
-        job_deadline.reset(token)
-    order.sort(key=lambda peer: -backlog[peer[0]])
-    large = sum(1 for size in backlog.values() if size >= PARALLEL_BACKLOG)
-    return order, max(0, min(workers, large) - 1)
+        checkpoint = fetch_json(client, f"{base_url}/federation/v1/checkpoint", limits=limits)
+        size = checkpoint["checkpoint"]["size"]
+    except (SyncError, CanonicalError, httpx.HTTPError, ValueError, LookupError, TypeError):
+        return None  # `sync_peer` will say what is wrong with this peer
+    return size if isinstance(size, int) else None
+
+
+def can_have_threads(engine: Engine) -> bool:
+    """Not on an in-memory database: each connection would open a database of its own."""
+    database = engine.url.database
+    return not (engine.dialect.name == "sqlite" and (not database or database == ":memory:"))
 
 
 def can_have_helpers(engine: Engine) -> bool:
     """Not in a daemonic process (a Celery prefork worker: its pool runs peers side by side),
     and not on an in-memory database another process cannot open."""
-    database = engine.url.database
-    in_memory = engine.dialect.name == "sqlite" and (not database or database == ":memory:")
-    return not multiprocessing.current_process().daemon and not in_memory
+    return not multiprocessing.current_process().daemon and can_have_threads(engine)

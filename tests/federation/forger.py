@@ -8,7 +8,9 @@ and, at /federation/v1/feed,
 the raw bytes of DIRECTORY/entries/<seq>.json for the requested `after`/`limit`, joined into a
 page without re-encoding, so malformed entries reach the hub exactly as written. While
 DIRECTORY/hold exists (20 s at most), feed pages wait: a slow peer; each page that waits first
-writes DIRECTORY/waiting, so a test can wait for a subscriber to be stuck on it.
+writes DIRECTORY/waiting, so a test can wait for a subscriber to be stuck on it. While
+DIRECTORY/dribble holds "N", every answer's body is sent one byte every N milliseconds (a peer
+that trickles bytes); "N headers": its status line and headers too.
 """
 
 import sys
@@ -56,11 +58,32 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(404)
 
     def _send(self, body: bytes) -> None:
+        if (ROOT / "dribble").exists():
+            self._dribble(body, (ROOT / "dribble").read_text().split())
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _dribble(self, body: bytes, how: list[str]) -> None:
+        """One byte every N ms, until all is sent or the subscriber hangs up."""
+        head = (
+            b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        if "headers" not in how:
+            self.wfile.write(head)
+            self.wfile.flush()
+            head = b""
+        try:
+            for byte in head + body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(int(how[0]) / 1000)
+        except OSError:  # the subscriber cut the connection
+            self.close_connection = True
 
     def log_message(self, *args: object) -> None:
         pass
