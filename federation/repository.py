@@ -124,6 +124,20 @@ def is_released(session: Session, record_type: str, local_id: uuid.UUID, version
     return released is not None
 
 
+def is_held(session: Session, record_type: str, local_id: uuid.UUID) -> bool:
+    """Whether a hold of any version of the record is still open."""
+    open_hold = session.scalar(
+        select(GateHold.id)
+        .where(
+            GateHold.record_type == record_type,
+            GateHold.record_id == local_id,
+            GateHold.status == "held",
+        )
+        .limit(1)
+    )
+    return open_hold is not None
+
+
 def resolve_held(
     session: Session, record_type: str, local_id: uuid.UUID, status: str, below: int | None
 ) -> None:

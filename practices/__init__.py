@@ -2,12 +2,15 @@
 reports, and search over them."""
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from practices import repository
 from practices.models import Practice
 from practices.study_visits.models import StudyVisit
 from practices.tasks import PRACTICE_CHANGED as PRACTICE_CHANGED
@@ -51,3 +54,38 @@ def participant_names(session: Session) -> list[str]:
     for participants in session.scalars(select(StudyVisit.participant_names)):
         names += [name for name in participants or [] if isinstance(name, str)]
     return names
+
+
+def mark_held(session: Session, practice_id: uuid.UUID, held: bool) -> None:
+    """Whether the personal-data gate holds the practice's published version (the federation
+    says so when it holds, releases or supersedes): while held, only signed-in users of this
+    node see it; anonymous readers find it nowhere (not in lists, search, counts or by id)."""
+    repository.set_held(session, practice_id, held)
+
+
+async def organisations_records(
+    session: AsyncSession,
+    organisation_ids: Collection[uuid.UUID],
+    records: Collection[tuple[str, uuid.UUID]],
+) -> set[tuple[str, uuid.UUID]]:
+    """Which of these records (`practice` or `study_visit`, by id) belong to one of the
+    organisations: a practice whose responsible body it is, a study visit it organised."""
+    practice_ids = {i for kind, i in records if kind == "practice"}
+    visit_ids = {i for kind, i in records if kind == "study_visit"}
+    owned = {
+        ("practice", i)
+        for i in await repository.responsible_for(session, organisation_ids, practice_ids)
+    }
+    if visit_ids and organisation_ids:
+        wanted = {str(o) for o in organisation_ids}
+        rows = await session.execute(
+            select(StudyVisit.id, StudyVisit.organising_authority).where(
+                StudyVisit.id.in_(visit_ids)
+            )
+        )
+        owned |= {
+            ("study_visit", visit_id)
+            for visit_id, organiser in rows
+            if str((organiser or {}).get("organisation_id")) in wanted
+        }
+    return owned

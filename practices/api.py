@@ -68,6 +68,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 async def search_practices(
     request: Request,
     session: SessionDep,
+    by: CurrentPrincipal,
     q: Annotated[
         str,
         Query(
@@ -90,7 +91,8 @@ async def search_practices(
     limit: Limit = 20,
 ) -> SearchPage:
     """Search published practices. Filters: AND across facets, OR within one (repeat it).
-    Facet counts for a facet apply every filter but that facet's own."""
+    Facet counts for a facet apply every filter but that facet's own. Records the
+    personal-data gate holds are found by signed-in users only (marked `held`)."""
     filters = search.facet_filters(
         country=country,
         kind=kind,
@@ -103,7 +105,7 @@ async def search_practices(
         licence=licence,
     )
     query = SearchQuery(text=q, filters=filters, sort=sort, limit=limit, cursor=cursor)
-    results = await search.search(session, request.app.state.search, search.LOCAL, query)
+    results = await search.search(session, request.app.state.search, search.LOCAL, query, by=by)
     return SearchPage(
         items=results.items,
         total=results.total,
@@ -130,8 +132,9 @@ async def list_practices(
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Page[PracticeRead]:
-    """All records by title. Anonymous visitors see published ones only; signed-in users see
-    every status (filter with `status`)."""
+    """All records by title. Anonymous visitors see published ones only, and none the
+    personal-data gate holds; signed-in users see every status (filter with `status`), held
+    records marked `held`."""
     statuses = [str(s) for s in status]
     if not by.is_signed_in:
         statuses = [s for s in statuses if s == "published"] or ["published"]
@@ -144,6 +147,7 @@ async def list_practices(
         country=[c.upper() for c in country],
         after=decode_keyset(cursor),
         limit=limit + 1,
+        with_held=by.is_signed_in,
     )
     items = await service.practice_reads(session, rows[:limit])
     last = rows[limit - 1] if len(rows) > limit else None

@@ -2,7 +2,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from node.core.db import Base, IdMixin, TimestampMixin
@@ -42,6 +42,9 @@ class Practice(IdMixin, TimestampMixin, Base):
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None]
     is_sample: Mapped[bool] = mapped_column(default=False)
+    # Set by the federation while the personal-data gate holds the published version (through
+    # `practices.mark_held`): only signed-in users of this node see the record meanwhile.
+    held: Mapped[bool] = mapped_column(default=False, server_default=false(), index=True)
     version: Mapped[int] = mapped_column(default=1)
 
     terms: Mapped[list["PracticeTerm"]] = relationship(

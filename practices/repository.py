@@ -1,13 +1,13 @@
 """All of the practice database's SQL."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
-from practices.models import Practice
+from practices.models import Practice, PracticeOrganisation
 
 
 def practice_query() -> Select[Practice]:
@@ -51,8 +51,11 @@ async def list_practices(
     country: list[str],
     after: tuple[str, str] | None,
     limit: int,
+    with_held: bool = True,
 ) -> Sequence[Practice]:
     stmt = practice_query().order_by(Practice.title, Practice.id).limit(limit)
+    if not with_held:
+        stmt = stmt.where(Practice.held.is_(False))
     for column, values in (
         (Practice.status, status),
         (Practice.kind, kind),
@@ -73,3 +76,36 @@ async def existing_practice_ids(session: AsyncSession, ids: list[uuid.UUID]) -> 
     if not ids:
         return set()
     return set((await session.scalars(select(Practice.id).where(Practice.id.in_(ids)))).all())
+
+
+# --- held by the personal-data gate -------------------------------------------------------
+
+
+def set_held(session: Session, practice_id: uuid.UUID, held: bool) -> None:
+    """A bulk UPDATE, not an attribute change: the flag is no edit of the record, so neither
+    its version (the ETag and the feed's version) nor its `updated_at` moves."""
+    session.execute(
+        update(Practice)
+        .where(Practice.id == practice_id, Practice.held != held)
+        .values(held=held, updated_at=Practice.updated_at)
+    )
+
+
+async def held_practice_ids(session: AsyncSession) -> frozenset[uuid.UUID]:
+    """The published practices the gate holds: few (a review queue), read per search."""
+    stmt = select(Practice.id).where(Practice.held.is_(True), Practice.status == "published")
+    return frozenset((await session.scalars(stmt)).all())
+
+
+async def responsible_for(
+    session: AsyncSession, organisation_ids: Collection[uuid.UUID], ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these practices have one of the organisations as their responsible body."""
+    if not organisation_ids or not ids:
+        return set()
+    stmt = select(PracticeOrganisation.practice_id).where(
+        PracticeOrganisation.practice_id.in_(ids),
+        PracticeOrganisation.organisation_id.in_(organisation_ids),
+        PracticeOrganisation.role == "responsible",
+    )
+    return set((await session.scalars(stmt)).all())

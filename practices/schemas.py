@@ -169,6 +169,9 @@ class PracticeRead(PracticeFields):
     status: PracticeStatus
     withdrawn_reason: str | None
     published_at: datetime | None
+    held: bool = Field(
+        False, description="The personal-data gate holds it: seen by signed-in users only."
+    )
     is_sample: bool
     version: int
     created_at: datetime
@@ -191,6 +194,9 @@ class SearchHit(BaseModel):
         description="HTML: the matching words wrapped in <mark>, the rest escaped."
     )
     published_at: datetime | None
+    held: bool = Field(
+        False, description="The personal-data gate holds it: seen by signed-in users only."
+    )
 
 
 class FacetValue(BaseModel):

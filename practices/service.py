@@ -63,13 +63,20 @@ def _links_of(practice: Practice) -> list[tuple[uuid.UUID | None, str]]:
 def _may_edit(by: Principal, practice: Practice) -> bool:
     if by.is_admin:
         return True
-    return practice.status in EDITABLE_BY_EDITORS and _owns(by, _links_of(practice))
+    # A held record is fixed by its editors: the personal-data gate scans the new version.
+    editable = practice.status in EDITABLE_BY_EDITORS or practice.held
+    return editable and _owns(by, _links_of(practice))
+
+
+def visible_to(by: Principal, practice: Practice) -> bool:
+    """Anonymous visitors see published records the personal-data gate does not hold."""
+    return by.is_signed_in or (practice.status == "published" and not practice.held)
 
 
 async def get_practice(session: AsyncSession, practice_id: uuid.UUID, *, by: Principal) -> Practice:
     practice = await repository.get_practice(session, practice_id)
-    # Unpublished records do not exist for anonymous visitors, not even as a 403.
-    if practice is None or (not by.is_signed_in and practice.status != "published"):
+    # Unpublished and held records do not exist for anonymous visitors, not even as a 403.
+    if practice is None or not visible_to(by, practice):
         raise NotFound(f"No practice with id {practice_id}.")
     return practice
 

@@ -218,7 +218,10 @@ async def export_practices(session: AsyncSession) -> list[dict[str, Any]]:
     for read in await service.practice_reads(session, practices):
         row = read.model_dump(
             mode="json",
-            exclude={"id", "is_sample", "version", "created_at", "updated_at", "published_at"},
+            exclude={
+                *("id", "is_sample", "version", "created_at", "updated_at", "published_at"),
+                "held",  # the gate's state on this node, not part of the record
+            },
         )
         row["organisations"] = [
             {"ref": refs.get(uuid.UUID(o["organisation_id"]))} | {"role": o["role"]}

@@ -23,7 +23,7 @@ INDEX = "practices"
 TASK_TIMEOUT_MS = 60_000
 SETTINGS: dict[str, Any] = {
     "searchableAttributes": ["title_norm", "body_norm"],
-    "filterableAttributes": [*FACETS, "source"],
+    "filterableAttributes": [*FACETS, "source", "id"],
     "sortableAttributes": ["sort_date"],
     "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness"],
     "typoTolerance": {"enabled": True, "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9}},
@@ -78,6 +78,10 @@ def search_requests(query: SearchQuery, offset: int) -> list[dict[str, Any]]:
                 "filter": filter_expression(query.filters, skip=facet),
             }
         )
+    if query.hidden:  # out of the hits and of every count
+        ids = ", ".join(json.dumps(str(i)) for i in sorted(query.hidden))
+        for request in requests:
+            request["filter"].append(f"id NOT IN [{ids}]")
     return requests
 
 

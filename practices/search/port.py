@@ -41,6 +41,9 @@ class SearchQuery:
     sort: Sort = "relevance"
     limit: int = 20
     cursor: str | None = None
+    # Records left out whatever they match, from the hits, the total and every facet count:
+    # those the reader may not see (held by the personal-data gate, for anonymous readers).
+    hidden: frozenset[uuid.UUID] = frozenset()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.core.auth import Principal
 from practices import repository
 from practices.schemas import FacetValue, SearchHit
 from practices.search.port import SearchBackend, SearchQuery
@@ -55,11 +56,20 @@ def facet_filters(**chosen: Sequence[object]) -> dict[str, frozenset[str]]:
 
 
 async def search(
-    session: AsyncSession, index: SearchBackend, source: Source[Hit], query: SearchQuery
+    session: AsyncSession,
+    index: SearchBackend,
+    source: Source[Hit],
+    query: SearchQuery,
+    *,
+    by: Principal | None = None,
 ) -> Results[Hit]:
     """Filters: AND across facets, OR within one. Facet counts for a facet apply every filter
-    but that facet's own."""
+    but that facet's own. This node's records the personal-data gate holds are left out unless
+    `by` is signed in (the default is the anonymous reader, so a caller that forgets to say
+    who reads leaks nothing)."""
     query = replace(query, filters=query.filters | {"source": frozenset({source.name})})
+    if source.name == LocalPractices.name and not (by is not None and by.is_signed_in):
+        query = replace(query, hidden=query.hidden | await repository.held_practice_ids(session))
     result = await index.search(session, query)
     found = await source.hits(session, result.record_ids, query_terms(query.text))
     return Results(
@@ -93,6 +103,7 @@ class LocalPractices:
                 summary=p.summary,
                 snippet=snippet(f"{p.summary} {p.description or ''}", terms),
                 published_at=p.published_at,
+                held=p.held,
             )
             for p in found.values()
         }

@@ -77,18 +77,30 @@ class SqlSearch:
     async def search(self, session: AsyncSession, query: SearchQuery) -> SearchResult:
         await self.cache.refresh(session)
         terms = query_terms(query.text)
-        allowed = self.cache.allowed(query.filters)
+        shown = self.cache.active & ~await self._doc_nos(session, query.hidden)
+        allowed = self.cache.allowed(query.filters) & shown
         if terms.empty:
-            matched = self.cache.active
+            matched = shown
             order: Order = self._newest_first(allowed)
         else:
             scores = await self._match(session, terms)
-            matched = bitset(list(scores)) & self.cache.active
+            matched = bitset(list(scores)) & shown
             order = self._ranked(scores, matched & allowed, query.sort)
         facets = self.cache.counts(matched, query.filters, FACETS)
         total = (matched & allowed).bit_count()
         page, next_cursor = _page(order, query)
         return SearchResult([self.cache.record_ids[d] for d in page], total, facets, next_cursor)
+
+    async def _doc_nos(self, session: AsyncSession, record_ids: frozenset[uuid.UUID]) -> int:
+        """The indexed documents of these records, as a bitset."""
+        if not record_ids:
+            return 0
+        rows = await session.scalars(
+            select(SearchDocument.doc_no).where(
+                SearchDocument.record_id.in_(record_ids), SearchDocument.active
+            )
+        )
+        return bitset(list(rows))
 
     async def _match(self, session: AsyncSession, terms: QueryTerms) -> dict[int, float]:
         if (await session.connection()).dialect.name == "sqlite":
