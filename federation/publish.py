@@ -10,17 +10,22 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from federation import feed, holds, keys, repository
-from federation.gate import Gate
+from federation.gate import Gate, Hit, name_of_address
 from federation.projection import SharedPractice, SharedStudyVisit
+from node.core.models import User
 from node.core.settings import Settings
 from practices import participant_names
 from registry import people_names, public_organisations
 
 # The shared fields whose values are not a record's attribute of the same name, but built
 # below. Every other field of the shared models is copied from the attribute it names.
+# The finding of a hold whose body the federation schema refuses (no detector fired).
+NOT_SHAREABLE = "not shareable"
 PRACTICE_TERMS = {
     "intervention_types": "intervention_type",
     "process_focus": "process_focus",
@@ -52,8 +57,15 @@ BodyBuilder = Callable[[], dict[str, Any]]
 
 
 def people_of(session: Session) -> list[str]:
-    """Everyone this node knows by name: contact points, users, study-visit participants."""
-    return [*people_names(session), *repository.user_names(session), *participant_names(session)]
+    """Everyone this node knows by name: contact points, users (also by the name their e-mail
+    address spells, "jean.dupont@…"), study-visit participants."""
+    spelt = map(name_of_address, session.scalars(select(User.email)))
+    return [
+        *people_names(session),
+        *repository.user_names(session),
+        *(name for name in spelt if name),
+        *participant_names(session),
+    ]
 
 
 def organisation_bodies(session: Session, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,6 +125,12 @@ def delegation_group(session: Session, member: dict[str, Any]) -> dict[str, Any]
     return group
 
 
+def unshareable(error: ValidationError) -> list[Hit]:
+    """A hold's findings for a body the federation schema refuses: one per field at fault."""
+    fields = {".".join(str(part) for part in e["loc"]) or "body" for e in error.errors()}
+    return [Hit(NOT_SHAREABLE, field, 0, 0) for field in sorted(fields)]
+
+
 def publish(
     session: Session,
     settings: Settings | None,
@@ -133,7 +151,14 @@ def publish(
         withdraw(session, key, origin, record_type, rid, version)
         holds.supersede(session, record_type, local_id)
         return
-    body = build()
+    try:
+        body = build()
+    except ValidationError as exc:
+        # Text the federation would refuse (markup, invisible controls, a link that is not
+        # http(s)...): held for the editor to fix, with the fields, instead of failing the job
+        # again and again while the record silently never travels.
+        holds.hold(session, record_type, local_id, version, unshareable(exc))
+        return
     hits = Gate.for_people(people_of(session), home_region=origin).scan(body)
     if hits and not holds.is_released(session, record_type, local_id, version):
         holds.hold(session, record_type, local_id, version, hits)

@@ -143,7 +143,7 @@ async def test_an_admin_may_release_a_false_alarm_with_a_recorded_reason(
     editor = await make_user(sessions, "editor")
     text = "Helpline of the programme: 213 456 789 (a public service number)."
     await publish_practice(client, admin, summary=text)
-    [hold] = (await client.get("/api/v1/federation/holds", headers=editor)).json()
+    [hold] = (await client.get("/api/v1/federation/holds", headers=admin)).json()
     refused = await client.post(
         f"/api/v1/federation/holds/{hold['id']}/release",
         json={"justification": "It is a public helpline."},
@@ -232,3 +232,17 @@ async def test_a_node_without_a_country_publishes_no_feed(
     )
     response = await client.get("/federation/v1/feed")
     assert response.status_code == 503 and "INTEGRA_COUNTRY" in response.json()["detail"]
+
+
+async def test_text_the_federation_would_refuse_is_held_with_its_field_not_lost(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    """The node stores what its editors write; what the federation schema refuses (here a
+    right-to-left override hiding the order of characters) is held for review, by field, and
+    never sent, instead of failing its job again and again without a word."""
+    await publish_practice(client, admin, description="Mentoring \u202eesaeler retfa")
+    assert await entries(client) == []
+    [hold] = (await client.get("/api/v1/federation/holds", headers=admin)).json()
+    assert [(h["detector"], h["field"]) for h in hold["hits"]] == [
+        ("not shareable", "description")
+    ]
