@@ -243,6 +243,4 @@ async def test_text_the_federation_would_refuse_is_held_with_its_field_not_lost(
     await publish_practice(client, admin, description="Mentoring \u202eesaeler retfa")
     assert await entries(client) == []
     [hold] = (await client.get("/api/v1/federation/holds", headers=admin)).json()
-    assert [(h["detector"], h["field"]) for h in hold["hits"]] == [
-        ("not shareable", "description")
-    ]
+    assert [(h["detector"], h["field"]) for h in hold["hits"]] == [("not shareable", "description")]
