@@ -17,9 +17,7 @@ two (10 means linear).
 """
 
 import argparse
-import itertools
 import json
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -35,60 +33,8 @@ from federation.gate.findings import BUDGET  # noqa: E402
 CORPUS = ROOT / "tests/federation/gate_corpus"
 SAMPLES = ROOT / "practices/sample_data"
 
-SEEDS = itertools.count(12)
 
-
-def _shuffled(alphabet: str, group: int) -> Callable[[int], str]:
-    """Pseudo-random groups (fixed seed) of 1 to `group` characters of `alphabet`, spaced:
-    nothing repeats, so no judgement made once can be reused."""
-
-    def make(n: int) -> str:
-        pick = random.Random(next(SEEDS)).choice
-        words = []
-        size = 0
-        while size < n:
-            word = "".join(pick(alphabet) for _ in range(pick(range(1, group + 1))))
-            words.append(word)
-            size += len(word) + 1
-        return " ".join(words)[:n]
-
-    return make
-
-
-# Texts that make a careless pattern backtrack, or a detector do the most work per character.
-ADVERSARIAL: dict[str, Callable[[int], str]] = {
-    "a long word before an @": lambda n: "a" * (n - 1) + "@",
-    "words and @ alternating": lambda n: ("ab.cd@" * n)[:n],
-    "spaced letters before @": lambda n: ("a " * n)[: n - 1] + "@",
-    "[at] with no domain": lambda n: ("x [at] " * n)[:n],
-    "bare at words": lambda n: ("a at b " * n)[:n],
-    "e-mail addresses": lambda n: ("jean@example.org " * n)[:n],
-    "dots": lambda n: "." * n,
-    "digits and spaces": lambda n: ("12 " * n)[:n],
-    "digits and dots": lambda n: ("1." * n)[:n],
-    "digits, spaces and dashes": lambda n: ("1-2 3-45 6 " * n)[:n],
-    "plus signs and digits": lambda n: ("+30 69 " * n)[:n],
-    "fullwidth digits": lambda n: ("１２ ３ " * n)[:n],
-    "random spaced digits": _shuffled("0123456789", 4),
-    "random letters and digits": _shuffled("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 6),
-    "random digits, dots, dashes": _shuffled("0123456789.-/", 5),
-    "phone numbers": lambda n: ("210 555 0142, " * n)[:n],
-    "one long number": lambda n: "4" * n,
-    "letters and digits": lambda n: ("AB12 " * n)[:n],
-    "colons and hex": lambda n: ("a:" * n)[:n],
-    "street words": lambda n: ("rua a " * n)[:n],
-    "born and digits": lambda n: ("born 1 " * n)[:n],
-    "dates of birth": lambda n: ("born 12.03.1980 " * n)[:n],
-    "case words": lambda n: ("case no " * n)[:n],
-    "links": lambda n: ("https://x.eu/12/345 " * n)[:n],
-    "mixed scripts": lambda n: ("aа" * n)[:n],
-    "invisible characters": lambda n: ("a\u200b" * n)[:n],
-    "zero-width spaces only": lambda n: "\u200b" * n,
-    "Greek words": lambda n: ("Παπαδόπουλου " * n)[:n],
-    "look-alike names": lambda n: ("Pаpadopoulou " * n)[:n],
-    "titles": lambda n: ("Dr Li " * n)[:n],
-    "repeated titles": lambda n: ("Dr " * n)[:n],
-}
+from tests.federation.adversarial import ADVERSARIAL  # noqa: E402
 
 
 def overlaps(hits: list[Hit], field: str, text: str, found: str) -> bool:

@@ -2,7 +2,6 @@
 data is caught, each legitimate paragraph passes, and no text costs more than its length."""
 
 import json
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from federation.gate import MAX_TEXT, Gate, name_of_address
 from federation.gate.findings import BUDGET, MAX_HITS, NAME, PHONE, TOO_LONG
+from tests.federation.adversarial import ADVERSARIAL, shuffled
 
 CORPUS = Path(__file__).parent / "gate_corpus"
 BYPASS = json.loads((CORPUS / "bypass.json").read_text())
@@ -137,49 +137,6 @@ def test_a_text_made_of_candidates_that_each_need_a_check_is_held_when_the_check
     assert Gate().scan({"t": "Founded in 2014-2020 with 22 partners, 3.5 million euros."}) == []
 
 
-def shuffled(alphabet: str, longest: int, seed: int) -> Callable[[int], str]:
-    """Pseudo-random spaced groups of `alphabet`: nothing repeats, nothing judged is reused."""
-
-    def make(n: int) -> str:
-        rng = random.Random(seed + n)
-        chars = rng.choices(alphabet, k=n)
-        at = 0
-        for step in rng.choices(range(2, longest + 2), k=n):
-            at += step
-            if at >= n:
-                break
-            chars[at] = " "
-        return "".join(chars)
-
-    return make
-
-
-ADVERSARIAL: dict[str, Callable[[int], str]] = {
-    "long word before @": lambda n: "a" * (n - 1) + "@",
-    "spaced letters before @": lambda n: ("a " * n)[: n - 1] + "@",
-    "[at] without a domain": lambda n: ("x [at] " * n)[:n],
-    "e-mail addresses": lambda n: ("jean@example.org " * n)[:n],
-    "dots": lambda n: "." * n,
-    "digits and spaces": lambda n: ("12 " * n)[:n],
-    "digits and dots": lambda n: ("1." * n)[:n],
-    "digits, spaces and dashes": lambda n: ("1-2 3-45 6 " * n)[:n],
-    "plus signs and digits": lambda n: ("+30 69 " * n)[:n],
-    "phone numbers": lambda n: ("210 555 0142, " * n)[:n],
-    "random spaced digits": shuffled("0123456789", 4, 1),
-    "random letters and digits": shuffled("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 6, 2),
-    "one long number": lambda n: "4" * n,
-    "letters and digits": lambda n: ("AB12 " * n)[:n],
-    "colons": lambda n: ("a:" * n)[:n],
-    "street words": lambda n: ("rua a " * n)[:n],
-    "dates of birth": lambda n: ("born 12.03.1980 " * n)[:n],
-    "case words": lambda n: ("case no " * n)[:n],
-    "mixed scripts": lambda n: ("aа" * n)[:n],
-    "invisible characters": lambda n: ("a\u200b" * n)[:n],
-    "zero-width spaces only": lambda n: "\u200b" * n,
-    "Greek words": lambda n: ("Παπαδόπουλου " * n)[:n],
-    "titles": lambda n: ("Dr Li " * n)[:n],
-    "repeated titles": lambda n: ("Dr " * n)[:n],
-}
 UNBOUNDED = Gate(NODE.names, NODE.home_region, budget_seconds=float("inf"))
 
 
