@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).parents[1]
+# bench/http.py would stand for the standard `http` module (httpx needs it) if this
+# folder stayed first on sys.path, as it is when a script here runs.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
 from federation.gate import MAX_TEXT, Gate, Hit, name_of_address  # noqa: E402

@@ -14,12 +14,17 @@ import argparse
 import asyncio
 import random
 import statistics
+
+# ruff: noqa: E402 - the project imports after the sys.path fix.
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+# bench/http.py would stand for the standard `http` module (httpx needs it) if this
+# folder stayed first on sys.path, as it is when a script here runs.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert, update

@@ -12,14 +12,20 @@ time per request of both and the difference. Nothing here is a pass/fail test.
 
 import argparse
 import json
+
+# ruff: noqa: E402 - the project imports after the sys.path fix.
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+# bench/http.py would stand for the standard `http` module (httpx needs it) if this
+# folder stayed first on sys.path, as it is when a script here runs.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 

@@ -85,14 +85,26 @@ def keyword_list(words: str) -> tuple[Keyword, ...]:
 def present(keywords: tuple[Keyword, ...], clues: Clues) -> tuple[Keyword, ...]:
     """The keywords whose first word the text holds (most texts hold none of a family's)."""
     words = clues.words
-    if not words or words.isdisjoint(_firsts(keywords)):
+    if not words:
         return ()
+    by_first = _by_first(keywords)
+    if words.isdisjoint(by_first):
+        return ()
+    if len(by_first) == 1:
+        return keywords
     return tuple(k for k in keywords if k.first in words)
 
 
-@lru_cache(maxsize=64)
-def _firsts(keywords: tuple[Keyword, ...]) -> frozenset[str]:
-    return frozenset(k.first for k in keywords)
+# A family's keywords by their first word, kept by the family's identity: a family is a
+# module-level tuple, and hashing its keywords on every scan cost more than the look-up.
+_FAMILIES: dict[int, tuple[tuple[Keyword, ...], frozenset[str]]] = {}
+
+
+def _by_first(keywords: tuple[Keyword, ...]) -> frozenset[str]:
+    known = _FAMILIES.get(id(keywords))
+    if known is None or known[0] is not keywords:
+        known = _FAMILIES[id(keywords)] = (keywords, frozenset(k.first for k in keywords))
+    return known[1]
 
 
 @lru_cache(maxsize=1024)
