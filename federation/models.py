@@ -38,7 +38,12 @@ class NodeKey(Base):
 
 
 class FeedEntry(Base):
-    """One signed entry of this node's append-only feed; `payload` is the exact signed text."""
+    """One signed entry of this node's append-only feed; `payload` is the exact signed text.
+
+    A v2 entry's payload commits to its body's hash, and the body is kept beside it (`body`,
+    canonical JSON), so a signed redaction can purge it (`redacted`: the marker) while the
+    entry still verifies. A purged v1 entry (the body inside its signed text) keeps only its
+    Merkle leaf (`leaf`) and the marker: `payload` is then empty."""
 
     __tablename__ = "feed_entry"
 
@@ -54,6 +59,9 @@ class FeedEntry(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    body: Mapped[str | None] = mapped_column(Text)
+    leaf: Mapped[str | None] = mapped_column(String(64))
+    redacted: Mapped[str | None] = mapped_column(Text)
 
 
 class FeedState(Base):
@@ -178,12 +186,19 @@ class PeerSync(Base):
 
 RELAY_HEAD = '{"envelope":'
 RELAY_REST = ',"id":'
+V2_HEAD = '{"body_hash":'  # a v2 payload's first key (a relay's too: "body_hash" < "envelope")
 
 
 def relayed_envelope(payload: str) -> str:
     """The origin's envelope inside a hub's relay entry, byte for byte: the canonical payload is
-    `{"envelope":<envelope>,"id":…}` ("envelope" sorts first, "id" next), and the rest of it,
-    after the envelope, holds no unescaped quote but those of its own keys and values."""
+    `{"envelope":<envelope>,"id":…}` ("envelope" sorts first, "id" next), or in v2
+    `{"body_hash":<hex or null>,"envelope":<envelope>,"id":…}`, and the rest of it, after the
+    envelope, holds no unescaped quote but those of its own keys and values."""
+    if payload.startswith(V2_HEAD):
+        head = payload.find(',"envelope":', len(V2_HEAD))
+        if head < 0 or head > len(V2_HEAD) + 66:
+            raise ValueError("not a relay entry")
+        return payload[head + len(',"envelope":') : payload.rindex(RELAY_REST)]
     if not payload.startswith(RELAY_HEAD):
         raise ValueError("not a relay entry")
     return payload[len(RELAY_HEAD) : payload.rindex(RELAY_REST)]
@@ -200,10 +215,14 @@ class FederatedRecord(Base):
     version: Mapped[int]
     withdrawn: Mapped[bool] = mapped_column(default=False)
     body_hash: Mapped[str] = mapped_column(String(64))
-    # The origin's signed envelope, exactly as received; the body is stored only in it. A hub
-    # stores it once, in the entry of its own feed that relays this version (`relay_seq`), and
-    # not here (None): see `signed_envelope`.
+    # The origin's signed envelope, exactly as received (v1: the body inside it; v2: without
+    # it, the body in `stored_body`). A hub stores it once, in the entry of its own feed that
+    # relays this version (`relay_seq`, the v2 body beside it there), and not here (None): see
+    # `signed_envelope`.
     envelope: Mapped[str | None] = mapped_column(Text)
+    stored_body: Mapped[str | None] = mapped_column(Text)
+    # The redaction marker once the origin's signed redaction purged this version's body.
+    redacted: Mapped[str | None] = mapped_column(Text)
     relay_seq: Mapped[int | None] = mapped_column(BigInteger)
     relay: Mapped[FeedEntry | None] = relationship(
         primaryjoin="foreign(FederatedRecord.relay_seq) == FeedEntry.seq",
@@ -219,19 +238,28 @@ class FederatedRecord(Base):
 
     @property
     def signed_envelope(self) -> str:
-        """The origin's signed envelope, exactly as received, wherever it is stored."""
+        """The origin's signed envelope, exactly as received, wherever it is stored (for a v1
+        envelope whose body a redaction purged: the redaction marker)."""
         if self.envelope is not None:
             return self.envelope
         if self.relay is None:
             raise LookupError(f"the relay entry {self.relay_seq} of {self.record_id} is missing")
+        if not self.relay.payload:  # a purged v1 relay: nothing of it is kept
+            return json.dumps({"redacted": json.loads(self.relay.redacted or "{}")})
         return relayed_envelope(self.relay.payload)
 
     @property
     def body(self) -> dict[str, Any] | None:
-        """The record's body, from the envelope (None for a withdrawal, a signed tombstone)."""
-        if self.withdrawn:
+        """The record's body (None for a withdrawal, a signed tombstone, or a purged body): v1
+        in the envelope, v2 beside it, here or (on a hub) in the relay entry."""
+        if self.withdrawn or self.redacted is not None:
             return None
-        body = json.loads(self.signed_envelope)["payload"]["body"]
+        if self.stored_body is not None:
+            body = json.loads(self.stored_body)
+        elif self.envelope is None and self.relay is not None and self.relay.body is not None:
+            body = json.loads(self.relay.body)
+        else:
+            body = json.loads(self.signed_envelope).get("payload", {}).get("body")
         return body if isinstance(body, dict) else None
 
     __table_args__ = (

@@ -170,10 +170,11 @@ def reindex(session: Session, search: Any, records: list[FederatedRecord]) -> No
     if search is None or not records:
         return
     latest = {r.record_id: r for r in records}.values()
-    gone = [r.search_id for r in latest if r.withdrawn and r.search_id is not None]
+    # A record whose body its origin's redaction purged leaves the index as a withdrawn one.
+    gone = [r.search_id for r in latest if (r.withdrawn or r.redacted) and r.search_id is not None]
     if gone:
         search.remove(session, gone)
-    live = [index_document(r) for r in latest if not r.withdrawn]
+    live = [index_document(r) for r in latest if not r.withdrawn and not r.redacted]
     if live:
         search.upsert(session, live)
 

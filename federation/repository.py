@@ -138,6 +138,13 @@ def is_held(session: Session, record_type: str, local_id: uuid.UUID) -> bool:
     return open_hold is not None
 
 
+def holds_of(session: Session, record_type: str, local_id: uuid.UUID) -> Sequence[GateHold]:
+    """Every hold of a record, whatever its version and status."""
+    return session.scalars(
+        select(GateHold).where(GateHold.record_type == record_type, GateHold.record_id == local_id)
+    ).all()
+
+
 def resolve_held(
     session: Session, record_type: str, local_id: uuid.UUID, status: str, below: int | None
 ) -> None:

@@ -1,5 +1,8 @@
 """Offline verification of a record's envelope chain (`integra verify`).
 
+Feed v2: the payload signs the body's hash and the body travels beside the envelope; it is
+checked against that hash, or reported purged when its origin's signed redaction removed it.
+
 An envelope is `{payload, key, sig}`: the signature covers the RFC 8785 form of the payload. A
 hub's envelope may carry the origin's envelope inside its payload (`envelope`); each link of
 the chain is checked against the keys given, so a record copied anywhere can be traced to the
@@ -12,6 +15,7 @@ revocation (the seq after which the key signs nothing the hub accepts). The time
 decides nothing.
 """
 
+import hashlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -135,13 +139,59 @@ def apply_directory(document: Any, known: dict[str, KnownKey]) -> dict[str, Know
     return out
 
 
+ENVELOPE = {"payload", "key", "sig"}
+BESIDE = {"body", "redacted"}  # what a v2 feed item carries beside its signed envelope
+
+
 def envelope_of(document: Any) -> dict[str, Any]:
-    """Accept an envelope, or a hub record that carries one."""
+    """Accept an envelope, a feed item (v2: with its body beside, or the redaction marker
+    that purged it), or a hub record that carries one (with its body beside, v2)."""
     if isinstance(document, dict) and isinstance(document.get("envelope"), dict):
-        document = document["envelope"]
-    if not isinstance(document, dict) or set(document) != {"payload", "key", "sig"}:
+        record = document
+        document = dict(record["envelope"])
+        payload = document.get("payload")
+        if isinstance(payload, dict) and "v" in payload:
+            document["body"] = record.get("body")
+            if record.get("redacted"):
+                document["redacted"] = record["redacted"]
+    if (
+        not isinstance(document, dict)
+        or not ENVELOPE <= set(document)
+        or not set(document) <= ENVELOPE | BESIDE
+    ):
         raise ValueError("not an envelope {payload, key, sig} nor a record carrying one")
     return document
+
+
+def body_check(envelope: dict[str, Any]) -> tuple[bool, str] | None:
+    """(Feed v2) Whether the body beside an envelope is the one its payload signs the hash of
+    (every link of a relay signs the same hash), or that a redaction purged it; None for a
+    v1 envelope (its body is inside what is signed)."""
+    payload = envelope["payload"]
+    if not isinstance(payload, dict) or "v" not in payload:
+        return None
+    hashes = []
+    current: Any = envelope
+    while isinstance(current, dict) and isinstance(current.get("payload"), dict):
+        hashes.append(current["payload"].get("body_hash"))
+        current = current["payload"].get("envelope")
+    if len(set(map(str, hashes))) != 1:
+        return False, "the links of the chain sign different body hashes"
+    marker = envelope.get("redacted")
+    if marker is not None:
+        by = marker.get("by_seq", "?") if isinstance(marker, dict) else "?"
+        why = marker.get("reason", "?") if isinstance(marker, dict) else "?"
+        return True, f"purged by its origin's signed redaction (entry {by}: {why})"
+    if "body" not in envelope:  # the envelope alone: its signatures are what is checked
+        return True, "not given (the payload signs its hash)"
+    body = envelope["body"]
+    if hashes[0] is None:
+        return (body is None, "no body" if body is None else "a body where none is signed")
+    if body is None:
+        return False, "the body is missing"
+    if hashlib.sha256(canonical(body)).hexdigest() != hashes[0]:
+        return False, "the body does not match the hash its payload signs"
+    return True, "matches the hash its payload signs"
 
 
 def window_problem(key_id: str, key: KnownKey, seq: Any) -> str | None:
@@ -183,7 +233,7 @@ def _link(current: dict[str, Any], known: dict[str, KnownKey]) -> Link:
 def verify_chain(envelope: dict[str, Any], known: dict[str, KnownKey]) -> list[Link]:
     links = []
     current: Any = envelope
-    while isinstance(current, dict) and set(current) == {"payload", "key", "sig"}:
+    while isinstance(current, dict) and ENVELOPE <= set(current) <= ENVELOPE | BESIDE:
         links.append(_link(current, known))
         payload = current["payload"]
         current = payload.get("envelope") if isinstance(payload, dict) else None

@@ -13,6 +13,11 @@ from practices.models import Practice
 # What changed, for every domain that reacts (search here; the federation feed too).
 PRACTICE_CHANGED = "practice.changed"
 STUDY_VISIT_CHANGED = "study_visit.changed"
+# A practice withdrawn for personal data (every earlier body of it to be purged wherever it
+# travelled), and one corrected because it leaked (the bodies of its earlier versions): the
+# federation reacts with a signed redaction.
+PRACTICE_LEAKED = "practice.leaked"
+PRACTICE_CORRECTED = "practice.corrected"
 
 
 def locked_practice(session: Session, practice_id: uuid.UUID) -> Practice | None:

@@ -28,6 +28,9 @@ from federation.sync.checks import (
     AwaitingConfirmation,
     canonical_payload,
     entry_problem,
+    envelope_part,
+    is_marker,
+    is_purged,
     key_problem,
     parse_time,
     relay_problem,
@@ -43,7 +46,17 @@ from federation.sync.client import (
     pages,
 )
 from federation.sync.directory import accept_rotations, listed_keys
-from federation.sync.store import Relay, Writes, apply, envelope_bytes, refuse, relay_for, stage
+from federation.sync.store import (
+    Relay,
+    Writes,
+    apply,
+    body_text,
+    envelope_bytes,
+    redact_records,
+    refuse,
+    relay_for,
+    stage,
+)
 from node.core.db import utcnow
 from node.core.locks import lease
 from node.core.settings import Settings
@@ -61,6 +74,8 @@ class Round:
     applied: int = 0
     unchanged: int = 0
     refused: int = 0
+    redacted: int = 0  # entries whose bodies their origin purged: passed, nothing applied
+    redactions: int = 0  # signed redactions applied
     reasons: list[str] = field(default_factory=list)
     stale: str | None = None  # why the peer's checkpoint is stale, if it is
 
@@ -179,7 +194,7 @@ def _recheck_keys(session: Session, peer: Peer, arrived: Received, start: int, s
         return
     for index in range(start, min(start + size, len(arrived.entries))):
         item = arrived.entries[index]
-        if arrived.problems[index] is None and not isinstance(item, tuple):
+        if arrived.problems[index] is None and not isinstance(item, tuple) and not is_marker(item):
             payload = item["payload"]
             arrived.problems[index] = key_problem(
                 current, item["key"], parse_time(payload["time"]), payload["seq"]
@@ -207,9 +222,18 @@ def _receive(
     for page in pages(client, peer, cursor, size):
         received += page
         payload_bytes += [
-            None if isinstance(item, tuple) else canonical_payload(item) for item in page
+            None if isinstance(item, tuple) or is_marker(item) else canonical_payload(item)
+            for item in page
         ]
     return received, payload_bytes
+
+
+def _leaf(item: Any, data: bytes | None) -> bytes | None:
+    """An entry's Merkle leaf: the hash of its payload's canonical bytes, or the leaf a
+    purged v1 entry's marker gives (the checkpoint's signed root vouches for it)."""
+    if data is not None:
+        return leaf_hash(data)
+    return bytes.fromhex(item["leaf"]) if is_marker(item) else None
 
 
 def _check(
@@ -227,6 +251,8 @@ def _check(
         seq = cursor + index + 1
         if isinstance(item, tuple):
             arrived.problems[index] = f"unreadable entry: {item[2]}"
+        elif is_marker(item):
+            arrived.problems[index] = None  # purged: its leaf counts, nothing is applied
         elif peer.kind == PEER_HUB:
             arrived.problems[index] = relay_problem(
                 item,
@@ -261,7 +287,7 @@ def _apply_received(
     (`check(start, size)` fills `arrived.problems`) and apply it, committed with the cursor and the
     frontier."""
     received, payload_bytes, problems = arrived.entries, arrived.payload_bytes, arrived.problems
-    leaves = [leaf_hash(data) if data is not None else None for data in payload_bytes]
+    leaves = [_leaf(item, data) for item, data in zip(received, payload_bytes, strict=True)]
     frontier = load_frontier(state.frontier) if state.frontier is not None else None
     complete = state.cursor + len(received) == checkpoint["size"]
     if frontier is not None and None not in leaves and complete:
@@ -278,40 +304,58 @@ def _apply_received(
         waiting = _awaiting_confirmation(arrived, start, len(batch), state.cursor)
         if waiting is not None:  # the feed stops before it, to be taken up once confirmed
             batch = batch[: waiting[0] - state.cursor - 1]
-        # What each accepted entry stores (a hub's entry carries the origin's envelope), made
-        # before the batch's transaction begins.
-        accepted: list[tuple[dict[str, Any], bytes | None] | None] = []
+        # What each accepted entry stores (a hub's entry carries the origin's envelope; a v2
+        # body travels beside), made before the batch's transaction begins. A purged entry
+        # (its origin's redaction came after it) is passed: nothing of it is stored.
+        accepted: list[tuple[dict[str, Any], bytes | None, str | None] | None] = []
         for offset, item in enumerate(batch):
-            if problems[start + offset] is not None:
+            if problems[start + offset] is not None or is_purged(item):
                 accepted.append(None)
             elif peer.kind == PEER_HUB:
-                accepted.append((item["payload"]["envelope"], None))
+                inner = item["payload"]["envelope"]
+                accepted.append((inner, None, body_text(item["payload"], item.get("body"))))
             else:
-                accepted.append((item, payload_bytes[start + offset]))
+                envelope = envelope_part(item)
+                body = body_text(item["payload"], item.get("body"))
+                accepted.append((envelope, payload_bytes[start + offset], body))
         staged: list[dict[str, Any] | None] = []
         envelopes: list[bytes | None] = []  # the canonical envelopes, relayed as they are
         for entry in accepted:
-            envelope = envelope_bytes(*entry) if entry is not None else None
+            envelope = envelope_bytes(entry[0], entry[1]) if entry is not None else None
             staged.append(
-                stage(*entry, envelope, relayed=relay is not None) if entry is not None else None
+                stage(entry[0], entry[1], envelope, body=entry[2], relayed=relay is not None)
+                if entry is not None
+                else None
             )
             envelopes.append(envelope)
         writes = Writes(session, [rid for rid in map(_record_id, batch) if rid])
         _recheck_keys(session, peer, arrived, start, len(batch))
-        relayed: list[tuple[dict[str, Any], bytes]] = []
-        relayed_rows: list[dict[str, Any]] = []
+        relayed: list[tuple[dict[str, Any], bytes, str | None]] = []
+        relayed_rows: list[dict[str, Any] | None] = []
+
         for offset, item in enumerate(batch):
             seq = state.cursor + offset + 1
             problem, row, entry = problems[start + offset], staged[offset], accepted[offset]
             encoded = envelopes[offset]
+            if problem is None and is_purged(item):
+                result.redacted += 1
+                continue
             if problem is not None or row is None or entry is None or encoded is None:
                 outcome, record = f"refused: {problem}", None
+            elif entry[0]["payload"]["op"] == "redact":
+                _write(session, relay, writes, relayed, relayed_rows)  # purged too
+                redact_records(session, entry[0]["payload"])
+                result.redactions += 1
+                if relay is not None:
+                    relayed.append((entry[0], encoded, entry[2]))
+                    relayed_rows.append(None)
+                continue
             else:
                 outcome, record = apply(writes, row)
             if record is not None and entry is not None and encoded is not None:
                 result.applied += 1
                 if relay is not None:
-                    relayed.append((entry[0], encoded))
+                    relayed.append((entry[0], encoded, entry[2]))
                     relayed_rows.append(record)
             elif outcome == "unchanged":
                 result.unchanged += 1
@@ -319,11 +363,7 @@ def _apply_received(
                 rid = None if isinstance(item, tuple) else _record_id(item)
                 refuse(session, peer, seq, rid, outcome.removeprefix("refused: "))
                 result.refused += 1
-        if relay is not None:  # the envelope is kept once, in the relay entry
-            seqs = feed.relay_many(session, relay.key, origin=relay.origin, envelopes=relayed)
-            for stored, relay_seq in zip(relayed_rows, seqs, strict=True):
-                stored["relay_seq"] = relay_seq
-        writes.write(session)
+        _write(session, relay, writes, relayed, relayed_rows)
         batch_leaves = leaves[start : start + len(batch)]
         if frontier is not None and None not in batch_leaves:
             frontier = extend(frontier, batch_leaves)  # type: ignore[arg-type]
@@ -343,6 +383,25 @@ def _apply_received(
             state.checkpoint_root = checkpoint["root"]
     session.flush()
     return result
+
+
+def _write(
+    session: Session,
+    relay: Relay | None,
+    writes: Writes,
+    relayed: list[tuple[dict[str, Any], bytes, str | None]],
+    rows: list[dict[str, Any] | None],
+) -> None:
+    """What a batch applied so far: relayed (a hub keeps the envelope once, in the relay
+    entry) and stored."""
+    if relay is not None:
+        seqs = feed.relay_many(session, relay.key, origin=relay.origin, envelopes=relayed)
+        for stored, relay_seq in zip(rows, seqs, strict=True):
+            if stored is not None:
+                stored["relay_seq"] = relay_seq
+    writes.write(session)
+    relayed.clear()
+    rows.clear()
 
 
 def _awaiting_confirmation(
@@ -393,10 +452,12 @@ def due_peers(session: Session) -> list[Peer]:
 
 
 def record_failure(session: Session, peer: Peer, error: str) -> None:
-    state = session.get(PeerSync, peer.id) or PeerSync(peer_id=peer.id, cursor=0, checkpoint_size=0)
-    session.add(state)
+    state = session.get(PeerSync, peer.id)
+    if state is None:  # the peer failed before its first round got as far as a checkpoint
+        state = PeerSync(peer_id=peer.id, cursor=0, checkpoint_size=0, failures=0)
+        session.add(state)
     now = utcnow()
-    state.failures += 1
+    state.failures = (state.failures or 0) + 1
     state.last_attempt_at, state.last_error = now, error[:2000]
     state.next_attempt_at = now + backoff(state.failures)
     state.running_since = None

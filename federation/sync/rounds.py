@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from federation.canonical import CanonicalError
 from federation.models import PeerSync
 from federation.pool import catch_up_index
+from federation.redaction import scrub
 from federation.sync.client import Limits, SyncError, fetch_json
 from federation.sync.helpers import PEER_THREADS, in_processes, in_threads
 from federation.sync.peer import Job, Round, due_peers
@@ -70,6 +71,8 @@ def run_round(
             catch_up_index(sessions, search)
         except Exception:  # the import stands; what is pending is tried again next round
             structlog.get_logger().exception("search_index_catch_up_failed")
+    if any(isinstance(r, Round) and r.redactions for r in outcome.values()):
+        scrub(engine)  # after the index let go of what the redactions purged
     return outcome
 
 

@@ -3,6 +3,7 @@ written with the rest of the batch (a version never goes backwards, a repeat cha
 refusals kept with their reason; and, on a hub, the relay that republishes what it accepts."""
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,29 +95,44 @@ class Writes:
         self.new, self.changed = {}, {}
 
 
+def body_text(payload: dict[str, Any], body: Any) -> str | None:
+    """(v2) The canonical body an accepted entry carries beside its payload, as stored."""
+    if "v" not in payload or body is None:
+        return None
+    return canonical(body, checked=True).decode("utf-8")
+
+
 def stage(
     envelope: dict[str, Any],
     payload_bytes: bytes | None = None,
     encoded: bytes | None = None,
     *,
+    body: str | None = None,
     relayed: bool = False,
 ) -> dict[str, Any]:
     """The row an accepted entry would store, computed before its batch's transaction (which
     holds SQLite's write lock) begins. `payload_bytes` and `encoded`: the payload's and the
-    envelope's canonical bytes, if at hand. `relayed`: the envelope will be kept in the hub's
-    relay entry (whose seq the transaction fills in), not in the row."""
+    envelope's canonical bytes, if at hand; `body`: a v2 entry's canonical body (beside it).
+    `relayed`: the envelope (and a v2 body) will be kept in the hub's relay entry (whose seq
+    the transaction fills in), not in the row."""
     payload = envelope["payload"]
     if encoded is None:
         encoded = envelope_bytes(envelope, payload_bytes)
     rid = payload["id"]
+    if "v" in payload:
+        digest = hashlib.sha256(body.encode("utf-8") if body is not None else b"null")
+    else:
+        digest = hashlib.sha256(body_bytes(payload, payload_bytes))
     return {
         "record_id": rid,
         "origin": payload["origin"],
         "record_type": payload["type"],
         "version": payload["version"],
         "withdrawn": payload["op"] == "withdraw",
-        "body_hash": hashlib.sha256(body_bytes(payload, payload_bytes)).hexdigest(),
+        "body_hash": digest.hexdigest(),
         "envelope": None if relayed else encoded.decode("utf-8"),
+        "stored_body": None if relayed else body,
+        "redacted": None,
         "relay_seq": None,
         "origin_seq": payload["seq"],
         "received_at": utcnow(),
@@ -157,6 +173,35 @@ def refuse(session: Session, peer: Peer, seq: int | None, rid: Any, reason: str)
             record_id=printable(rid, 80)[:80] if rid is not None else None,
         )
     )
+
+
+def redact_records(session: Session, payload: dict[str, Any]) -> None:
+    """Apply an origin's signed redaction (checked: its record, its earlier versions): purge
+    the bodies of those versions wherever this program keeps them (a hub's relay entries,
+    the record if one of them is its version), leave the record for the search index to catch
+    up with (a purged record leaves it), and withhold the reasons of the record's refusals,
+    which may quote what arrived."""
+    statement, rid = payload["redact"], payload["id"]
+    versions: list[int] = statement["versions"]
+    marker = feed.redaction_marker(payload["seq"], statement["reason"])
+    feed.purge_entries(session, rid, versions, marker)
+    for record in session.scalars(
+        select(FederatedRecord).where(
+            FederatedRecord.record_id == rid,
+            FederatedRecord.version.in_(versions),
+            FederatedRecord.redacted.is_(None),
+            FederatedRecord.withdrawn.is_(False),
+        )
+    ):
+        record.stored_body, record.redacted, record.indexed = None, marker, False
+        if record.envelope is not None and '"v":2' not in record.envelope:
+            record.envelope = canonical({"redacted": json.loads(marker)}).decode("utf-8")
+    session.execute(
+        update(SyncRefusal)
+        .where(SyncRefusal.record_id == rid)
+        .values(reason="(withheld: the origin redacted this record's bodies)")
+    )
+    session.flush()
 
 
 @dataclass(frozen=True)

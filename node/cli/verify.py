@@ -37,13 +37,21 @@ def verify(
     """Check a record's envelope chain offline: who signed what, when, with which key, and
     whether the key could sign that entry (its window of sequence numbers, its revocation)."""
     from federation.canonical import CanonicalError
-    from federation.verify import apply_directory, envelope_of, known_keys, verify_chain
+    from federation.verify import (
+        apply_directory,
+        body_check,
+        envelope_of,
+        known_keys,
+        verify_chain,
+    )
 
     try:
         known = known_keys([load_json(source) for source in keys])
         for source in directory or []:
             known = apply_directory(load_json(source), known)
-        links = verify_chain(envelope_of(load_json(record)), known)
+        envelope = envelope_of(load_json(record))
+        links = verify_chain(envelope, known)
+        body = body_check(envelope)
     except (OSError, ValueError, CanonicalError) as exc:
         raise fail(str(exc)) from None
     for link in links:
@@ -52,5 +60,7 @@ def verify(
             f"{link.record}: signed by {link.signer} at {link.time} with {link.key_id} — {mark}",
             highlight=False,
         )
-    if not links or not all(link.valid for link in links):
+    if body is not None:
+        out.print(f"body: {body[1] if body[0] else 'INVALID: ' + body[1]}", highlight=False)
+    if not links or not all(link.valid for link in links) or (body is not None and not body[0]):
         raise typer.Exit(1)

@@ -6,6 +6,7 @@ bitsets of `FacetCache`, which both databases share.
 
 import heapq
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -66,11 +67,40 @@ def _page(order: Order, query: SearchQuery) -> tuple[list[int], str | None]:
     return page, encode_cursor([list(order.key(page[-1]))]) if more and page else None
 
 
+@dataclass
+class Match:
+    """What the index matched for one text, at one state of the index: each document's score,
+    the matches as a bitset, and (once asked) the matches best first."""
+
+    seq: int
+    scores: dict[int, float]
+    bits: int
+    best_first: list[int] | None = None
+
+    def ranked(self) -> list[int]:
+        if self.best_first is None:
+            scores = self.scores
+            self.best_first = sorted(scores, key=lambda d: (-scores[d], d))
+        return self.best_first
+
+
+# Texts whose matches a process keeps (the latest ones asked), and how many matched documents
+# in all (some tens of MB): the next page of a result, and a text many people search, cost no
+# second full-text match until the index changes.
+MATCH_CACHE = 64
+MATCH_CACHE_DOCUMENTS = 400_000
+COUNTED_CACHE = 256
+
+
 class SqlSearch:
     name = "sql"
 
     def __init__(self) -> None:
         self.cache = FacetCache()
+        self.matches: OrderedDict[tuple[str, str], Match] = OrderedDict()
+        # The total and facet counts of a query, at an index state: the same query again (a
+        # next page, a popular search, the empty search's facets) counts nothing again.
+        self.counted: OrderedDict[Any, tuple[int, int, dict[str, dict[str, int]]]] = OrderedDict()
 
     # --- reading --------------------------------------------------------------------------
 
@@ -83,11 +113,20 @@ class SqlSearch:
             matched = shown
             order: Order = self._newest_first(allowed)
         else:
-            scores = await self._match(session, terms)
-            matched = bitset(list(scores)) & shown
-            order = self._ranked(scores, matched & allowed, query.sort)
-        facets = self.cache.counts(matched, query.filters, FACETS)
-        total = (matched & allowed).bit_count()
+            match = await self._match(session, terms)
+            matched = match.bits & shown
+            order = self._ranked(match, matched & allowed, query.sort)
+        counted_key = (fts5_match(terms), frozenset(query.filters.items()), query.hidden)
+        counted = self.counted.get(counted_key)
+        if counted is not None and counted[0] == self.cache.seq:
+            self.counted.move_to_end(counted_key)
+            _, total, facets = counted
+        else:
+            facets = self.cache.counts(matched, query.filters, FACETS)
+            total = (matched & allowed).bit_count()
+            self.counted[counted_key] = (self.cache.seq, total, facets)
+            while len(self.counted) > COUNTED_CACHE:
+                self.counted.popitem(last=False)
         page, next_cursor = _page(order, query)
         return SearchResult([self.cache.record_ids[d] for d in page], total, facets, next_cursor)
 
@@ -102,8 +141,28 @@ class SqlSearch:
         )
         return bitset(list(rows))
 
-    async def _match(self, session: AsyncSession, terms: QueryTerms) -> dict[int, float]:
-        if (await session.connection()).dialect.name == "sqlite":
+    async def _match(self, session: AsyncSession, terms: QueryTerms) -> Match:
+        """The index's matches of these terms, kept for the next search of the same terms
+        while the index stays as it is (`FacetCache.seq`, brought up to date just before)."""
+        dialect = (await session.connection()).dialect.name
+        key = (dialect, fts5_match(terms))
+        cached = self.matches.get(key)
+        if cached is not None and cached.seq == self.cache.seq:
+            self.matches.move_to_end(key)
+            return cached
+        scores = await self._scores(session, dialect, terms)
+        match = Match(self.cache.seq, scores, bitset(list(scores)))
+        self.matches[key] = match
+        self.matches.move_to_end(key)
+        kept = sum(len(m.scores) for m in self.matches.values())
+        while len(self.matches) > MATCH_CACHE or (kept > MATCH_CACHE_DOCUMENTS and self.matches):
+            kept -= len(self.matches.popitem(last=False)[1].scores)
+        return match
+
+    async def _scores(
+        self, session: AsyncSession, dialect: str, terms: QueryTerms
+    ) -> dict[int, float]:
+        if dialect == "sqlite":
             sql = text(
                 "SELECT rowid, -bm25(practice_fts, :w, 1.0) FROM practice_fts "
                 "WHERE practice_fts MATCH :m"
@@ -129,13 +188,19 @@ class SqlSearch:
             presorted=True,
         )
 
-    def _ranked(self, scores: dict[int, float], hits: int, sort: str) -> Order:
+    def _ranked(self, match: Match, hits: int, sort: str) -> Order:
         table = member_test(hits)
-        kept = [d for d in scores if contains(table, d)]
-        dates = self.cache.dates
+        scores = match.scores
         if sort == "date":
+            dates = self.cache.dates
+            kept = [d for d in scores if contains(table, d)]
             return Order(lambda d: _date_key(dates.get(d), d), kept, presorted=False)
-        return Order(lambda d: (-scores[d], d), kept, presorted=False)
+        best = match.ranked()
+        return Order(
+            lambda d: (-scores[d], d),
+            (d for d in best if contains(table, d)),
+            presorted=True,
+        )
 
     # --- writing (sync: runs in the outbox task, or via AsyncSession.run_sync) -------------
 
@@ -226,14 +291,15 @@ class SqlSearch:
             session.execute(delete(SearchFacet).where(SearchFacet.doc_no == doc.doc_no))
             doc.active = False
             doc.seq = seq
-            doc.title_norm = doc.body_norm = ""
+            # nothing of a removed record's text stays: a withdrawal may be for personal data
+            doc.title = doc.title_norm = doc.body_norm = ""
         session.flush()
 
     def clear(self, session: Session) -> None:
         session.execute(delete(SearchFacet))
         session.execute(
             update(SearchDocument).values(
-                active=False, title_norm="", body_norm="", seq=_next_seq(session)
+                active=False, title="", title_norm="", body_norm="", seq=_next_seq(session)
             )
         )
         if session.get_bind().dialect.name == "sqlite":

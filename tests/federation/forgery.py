@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from federation import feed, keys
 from federation.canonical import canonical
+from federation.feed import body_digest
 from federation.merkle import leaf_hash, root
 from federation.models import FederatedRecord, NodeKey, PeerKey
 from federation.models import Peer as PeerRow
@@ -63,6 +64,32 @@ class Peer:
 
     def add(self, payload: dict[str, Any], key: keys.SigningKey | None = None) -> None:
         self.add_raw(json.dumps(self.envelope(payload, key)).encode())
+
+    # --- feed v2: the payload signs the body's hash, the body travels beside it -------------
+
+    def payload_v2(
+        self, rid: str, version: int, body: Any = BODY, op: str = "upsert", **changes: Any
+    ) -> dict[str, Any]:
+        return {
+            "v": 2,
+            "origin": self.origin,
+            "seq": len(self.raw) + 1,
+            "type": "practice",
+            "id": rid if ":" in rid else f"{self.origin}:{rid}",
+            "version": version,
+            "op": op,
+            "body_hash": body_digest(body) if body is not None else None,
+            "scope": "public",
+            "time": NOW,
+        } | changes
+
+    def add_v2(
+        self, payload: dict[str, Any], body: Any, key: keys.SigningKey | None = None
+    ) -> dict[str, Any]:
+        """A v2 page item: the signed envelope, and the body beside it."""
+        item = self.envelope(payload, key) | {"body": body}
+        self.add_raw(json.dumps(item).encode())
+        return item
 
     # --- when this peer plays a hub -------------------------------------------------------
 

@@ -8,9 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation import keys
 from federation.canonical import canonical
+from federation.feed import body_digest
 from federation.merkle import leaf_hash, root
 from federation.projection import SharedPractice
-from tests.factories import Headers, create_organisation, make_user, publish_practice
+from tests.factories import (
+    CONFIRMED,
+    Headers,
+    create_organisation,
+    make_user,
+    publish_practice,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -47,12 +54,16 @@ async def test_a_published_practice_is_a_signed_entry_any_copy_can_verify(
         "upsert",
     )
     assert payload["id"] == f"PT:{made['id']}" and payload["version"] == made["version"]
-    assert payload["body"]["title"] == "Mentoring after release"
+    # Feed v2: the payload signs the body's hash; the body travels beside it.
+    assert payload["v"] == 2 and entry["body"]["title"] == "Mentoring after release"
+    assert payload["body_hash"] == body_digest(entry["body"]) and "body" not in payload
     published_keys = (await client.get("/federation/v1/keys")).json()["keys"]
     assert [k["key_id"] for k in published_keys] == [entry["key"]] == [signing_key.key_id]
     assert verifies(entry, published_keys[0]["public_key"])
-    tampered = entry | {"payload": payload | {"body": payload["body"] | {"title": "Other"}}}
+    other = entry["body"] | {"title": "Other"}
+    tampered = entry | {"payload": payload | {"body_hash": body_digest(other)}}
     assert not verifies(tampered, published_keys[0]["public_key"])
+    assert body_digest(other) != payload["body_hash"]  # a body changed beside is caught too
 
 
 async def test_edits_are_new_versions_withdrawals_are_tombstones_repeats_nothing(
@@ -73,8 +84,9 @@ async def test_edits_are_new_versions_withdrawals_are_tombstones_repeats_nothing
         headers=admin | {"If-Match": edited.headers["etag"]},
     )
     assert withdrawn.status_code == 200
-    feed = [e["payload"] for e in await entries(client)]
-    assert [(p["op"], p["body"] and p["body"]["title"]) for p in feed] == [
+    items = await entries(client)
+    feed = [e["payload"] for e in items]
+    assert [(e["payload"]["op"], e["body"] and e["body"]["title"]) for e in items] == [
         ("upsert", "First title"),
         ("upsert", "Second title"),
         ("withdraw", None),
@@ -157,7 +169,7 @@ async def test_an_admin_may_release_a_false_alarm_with_a_recorded_reason(
     )
     assert released.status_code == 200 and released.json()["status"] == "released"
     [entry] = await entries(client)
-    assert entry["payload"]["body"]["summary"] == text
+    assert entry["body"]["summary"] == text
     log = (
         await client.get("/api/v1/audit-log", headers=admin, params={"action": "release"})
     ).json()["items"]
@@ -182,12 +194,12 @@ async def test_study_visits_travel_as_professions_and_counts_never_names(
     created = await client.post("/api/v1/study-visits", json=body, headers=admin)
     url = f"/api/v1/study-visits/{created.json()['id']}"
     await client.post(f"{url}/submit", headers=admin | {"If-Match": '"1"'})
-    await client.post(f"{url}/publish", headers=admin | {"If-Match": '"2"'})
+    await client.post(f"{url}/publish", json=CONFIRMED, headers=admin | {"If-Match": '"2"'})
     [entry] = await entries(client)
     payload = entry["payload"]
     assert payload["type"] == "study_visit"
-    assert payload["body"]["delegation"] == [{"profession": "probation officer", "count": 3}]
-    assert "Ferreira" not in str(payload) and "participant" not in str(payload)
+    assert entry["body"]["delegation"] == [{"profession": "probation officer", "count": 3}]
+    assert "Ferreira" not in str(entry) and "participant" not in str(entry)
 
     leak = await client.post(
         "/api/v1/study-visits",
@@ -196,7 +208,7 @@ async def test_study_visits_travel_as_professions_and_counts_never_names(
     )
     leak_url = f"/api/v1/study-visits/{leak.json()['id']}"
     await client.post(f"{leak_url}/submit", headers=admin | {"If-Match": '"1"'})
-    await client.post(f"{leak_url}/publish", headers=admin | {"If-Match": '"2"'})
+    await client.post(f"{leak_url}/publish", json=CONFIRMED, headers=admin | {"If-Match": '"2"'})
     assert len(await entries(client)) == 1
     [hold] = (await client.get("/api/v1/federation/holds", headers=admin)).json()
     assert hold["record_type"] == "study_visit" and hold["hits"][0]["field"] == "findings"

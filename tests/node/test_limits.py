@@ -19,7 +19,7 @@ from node.core import outbox
 from node.core.settings import Settings
 from practices import PRACTICE_CHANGED
 from tests.conftest import Database
-from tests.factories import make_user, practice
+from tests.factories import CONFIRMED, make_user, practice
 
 pytestmark = pytest.mark.anyio
 LIMIT = 64 * 1024
@@ -115,6 +115,7 @@ async def test_the_server_answers_while_a_long_record_is_published(
         publishing = asyncio.create_task(
             client.post(
                 f"/api/v1/practices/{created.json()['id']}/publish",
+                json=CONFIRMED,
                 headers=admin | {"If-Match": created.headers["etag"]},
             )
         )
@@ -128,7 +129,7 @@ async def test_the_server_answers_while_a_long_record_is_published(
         assert published.status_code == 200, published.text
         assert outcome == [True]  # released by the test after /healthz, not by its timeout
         [entry] = (await client.get("/federation/v1/feed")).json()["entries"]
-        assert entry["payload"]["body"]["summary"] == long_text[:19_000]
+        assert entry["body"]["summary"] == long_text[:19_000]
     await app.state.engine.dispose()
 
 
