@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from federation import feed, holds, repository
 from federation.models import FederatedRecord
+from federation.reconcile import FeedStatus
+from federation.reconcile import status as feed_status_of
 from federation.schemas import (
     FederatedRead,
     FeedPage,
@@ -56,23 +58,24 @@ async def get_feed(
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> Response:
-    """Entries after `after`, oldest first. Each is signed on its own over its canonical JSON."""
+    """Entries after `after`, oldest first. Each is signed on its own over its canonical JSON;
+    a v2 entry's payload signs its body's hash and the body travels beside it (`body`, null
+    once an origin's signed redaction purged it, with `redacted`); a purged entry of feed v1
+    comes as `{seq, leaf, redacted}`: its Merkle leaf, for the checkpoint's root."""
     settings = _settings(request)
     size = min(limit, settings.feed_page_max)
 
     entries = await session.run_sync(lambda sync: feed.page(sync, after=after, limit=size))
     last = entries[-1][0] if entries else None
     # Each payload goes out as the exact text that was signed, written into the page as it is
-    # stored (a FeedPage, which the schema above documents), not parsed and written again.
+    # stored (a FeedPage, which the schema above documents), not parsed and written again; a
+    # v2 entry's body beside it; a purged entry as its redaction marker.
     body = "".join(
         (
             '{"origin":',
             json.dumps(settings.country),
             ',"entries":[',
-            ",".join(
-                f'{{"payload":{payload},"key":{json.dumps(key)},"sig":{json.dumps(sig)}}}'
-                for _, payload, key, sig in entries
-            ),
+            ",".join(map(feed.page_item, entries)),
             '],"next_after":',
             json.dumps(last if len(entries) == size else None),
             "}",
@@ -142,8 +145,9 @@ async def list_holds(
     by: CurrentUser,
     status: Literal["held", "released", "superseded"] = "held",
 ) -> list[HoldRead]:
-    """Records the personal-data gate kept from the feed, with what it found and where.
-    Editors fix the text (a new version is scanned again); administrators may release."""
+    """Records the personal-data gate kept from the feed, with what it found: each finding's
+    detector, field, words as written and the text around them (offsets too). Editors fix the
+    text (a new version is scanned again); administrators may release."""
     rows = await holds.review_queue(session, by, status)
     return [HoldRead.model_validate(h, from_attributes=True) for h in rows]
 
@@ -153,10 +157,27 @@ async def list_holds(
     response_model=HoldRead,
     responses=responses(Forbidden, NotFound, Conflict),
 )
-async def release_hold(hold_id: int, data: Release, session: SessionDep, by: AdminUser) -> HoldRead:
+async def release_hold(
+    hold_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    data: Release,
+    session: SessionDep,
+    by: AdminUser,
+) -> HoldRead:
     """Publish a held record as it is, on an administrator's recorded justification."""
     hold = await holds.release(session, hold_id, justification=data.justification, by=by)
     return HoldRead.model_validate(hold, from_attributes=True)
+
+
+@router.get(
+    "/feed/status", response_model=FeedStatus, responses=responses(Forbidden, NotConfigured)
+)
+async def feed_status(request: Request, session: SessionDep, _admin: AdminUser) -> FeedStatus:
+    """Whether this node's feed is in step with what it publishes: each published record not in
+    the feed at its current version (or still there though withdrawn), with its reason (`held`
+    by the gate, with the detector and field; `failed`, with the error; `waiting`), a count by
+    reason, what stops the whole feed (no signing key...), and every job that failed."""
+    settings = _settings(request)
+    return await session.run_sync(lambda sync: feed_status_of(sync, settings))
 
 
 # --- the hub ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Idempotent: an entry equal to the record's last one is not appended again.
 """
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from federation import feed, holds, keys, repository
-from federation.gate import Gate, Hit, name_of_address
+from federation.gate import Gate, name_of_address
 from federation.projection import SharedPractice, SharedStudyVisit
 from node.core.models import User
 from node.core.settings import Settings
@@ -125,10 +125,55 @@ def delegation_group(session: Session, member: dict[str, Any]) -> dict[str, Any]
     return group
 
 
-def unshareable(error: ValidationError) -> list[Hit]:
+def unshareable(error: ValidationError) -> list[dict[str, Any]]:
     """A hold's findings for a body the federation schema refuses: one per field at fault."""
-    fields = {".".join(str(part) for part in e["loc"]) or "body" for e in error.errors()}
-    return [Hit(NOT_SHAREABLE, field, 0, 0) for field in sorted(fields)]
+    return holds.refused(NOT_SHAREABLE, error.errors())
+
+
+# A record about to be published, as the practice database hands it over: its type and the
+# record itself (a practice or a study-visit report, its version flushed).
+Publishing = tuple[str, Any]
+# The gate's findings for each record (none: it travels), computed off the event loop.
+Scan = Callable[[], list[list[dict[str, Any]]]]
+
+
+def verdicts(session: Session, settings: Settings, records: Sequence[Publishing]) -> Scan:
+    """What the gate will hold of each record being published, said to its publisher: the
+    findings as the review queue will show them. The database is read now (projection, people,
+    releases); the scan is the returned function's, to run off the event loop. The outbox job
+    that later brings the feed in step runs the same projection and gate on the same committed
+    record, so it holds what this says."""
+    origin = settings.country or ""
+    bodies: list[dict[str, Any] | None] = []
+    found: list[list[dict[str, Any]]] = []
+    for record_type, record in records:
+        body, refusal = None, []
+        try:
+            body = shared_body(session, record_type, record, origin)
+        except ValidationError as exc:
+            refusal = unshareable(exc)
+        if body is not None and holds.is_released(session, record_type, record.id, record.version):
+            body = None
+        bodies.append(body)
+        found.append(refusal)
+    if not any(body is not None for body in bodies):
+        return lambda: found
+    gate = Gate.for_people(people_of(session), home_region=origin)
+
+    def scan() -> list[list[dict[str, Any]]]:
+        return [
+            holds.described(body, gate.scan(body)) if body is not None else refusal
+            for body, refusal in zip(bodies, found, strict=True)
+        ]
+
+    return scan
+
+
+def shared_body(session: Session, record_type: str, record: Any, origin: str) -> dict[str, Any]:
+    """A published record's shared body, as the feed's handler builds it."""
+    if record_type == "practice":
+        return practice_body(session, record)
+    return study_visit_body(session, record, origin)
 
 
 def publish(
@@ -161,7 +206,7 @@ def publish(
         return
     hits = Gate.for_people(people_of(session), home_region=origin).scan(body)
     if hits and not holds.is_released(session, record_type, local_id, version):
-        holds.hold(session, record_type, local_id, version, hits)
+        holds.hold(session, record_type, local_id, version, holds.described(body, hits))
         return
     feed.append(
         session,

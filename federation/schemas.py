@@ -11,8 +11,28 @@ from federation.models import FederatedRecord, Peer, PeerSync
 
 class FeedPage(BaseModel):
     origin: str
-    entries: list[dict[str, Any]] = Field(description="Envelopes {payload, key, sig}, by seq.")
+    entries: list[dict[str, Any]] = Field(
+        description="By seq: envelopes {payload, key, sig} (v1), with the body beside the"
+        " payload that signs its hash (v2: {payload, key, sig, body}; body null and"
+        " `redacted` {by_seq, reason} once purged), or a purged v1 entry {seq, leaf, redacted}."
+    )
     next_after: int | None = Field(description="Pass as `after` for the next page.")
+
+
+class HoldHit(BaseModel):
+    detector: str = Field(description="What fired, e.g. 'a phone number'.")
+    field: str = Field(description="The shared field it fired in, e.g. 'description'.")
+    start: int
+    end: int = Field(description="The words' characters in the field: [start, end).")
+    words: str | None = Field(
+        None,
+        description="The words as written (kept while the hold is held or released; a hold"
+        " superseded by a fixed version, or of a withdrawn record, keeps the offsets only).",
+    )
+    context: str | None = Field(
+        None, description="The words with up to 40 characters of the text on each side."
+    )
+    reason: str | None = Field(None, description="For a text the federation schema refuses: why.")
 
 
 class HoldRead(BaseModel):
@@ -21,7 +41,7 @@ class HoldRead(BaseModel):
     record_id: uuid.UUID
     version: int
     status: str
-    hits: list[dict[str, Any]]
+    hits: list[HoldHit]
     created_at: Any
     resolved_by: str | None
     justification: str | None
@@ -99,7 +119,13 @@ class FederatedRead(BaseModel):
     version: int
     withdrawn: bool
     body: dict[str, Any] | None
-    envelope: dict[str, Any] = Field(description="The origin's signed envelope, as received.")
+    envelope: dict[str, Any] = Field(
+        description="The origin's signed envelope, as received (v2: without the body, whose"
+        " hash its payload signs)."
+    )
+    redacted: dict[str, Any] | None = Field(
+        None, description="The origin's signed redaction purged this version's body."
+    )
 
     @classmethod
     def of(cls, record: FederatedRecord) -> "FederatedRead":
@@ -111,6 +137,7 @@ class FederatedRead(BaseModel):
             withdrawn=record.withdrawn,
             body=record.body,
             envelope=json.loads(record.signed_envelope),
+            redacted=json.loads(record.redacted) if record.redacted else None,
         )
 
 

@@ -4,7 +4,7 @@ reports, and search over them."""
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,8 @@ from practices import repository
 from practices.models import Practice
 from practices.study_visits.models import StudyVisit
 from practices.tasks import PRACTICE_CHANGED as PRACTICE_CHANGED
+from practices.tasks import PRACTICE_CORRECTED as PRACTICE_CORRECTED
+from practices.tasks import PRACTICE_LEAKED as PRACTICE_LEAKED
 from practices.tasks import STUDY_VISIT_CHANGED as STUDY_VISIT_CHANGED
 from practices.tasks import locked_practice as locked_practice
 
@@ -45,6 +47,25 @@ def published_visit(session: Session, visit_id: uuid.UUID) -> Current[StudyVisit
         visit.version if visit else 0,
         visit if visit is not None and visit.status == "published" else None,
     )
+
+
+class PublishedRecord(NamedTuple):
+    record_type: str  # "practice" or "study_visit"
+    id: uuid.UUID
+    version: int
+    title: str
+
+
+def published_records(session: Session) -> list[PublishedRecord]:
+    """Every published practice and study-visit report, as the federation compares them with
+    its feed (`federation.reconcile`): unlocked, without their bodies."""
+    found: list[PublishedRecord] = []
+    for kind, model in (("practice", Practice), ("study_visit", StudyVisit)):
+        rows = session.execute(
+            select(model.id, model.version, model.title).where(model.status == "published")
+        )
+        found += [PublishedRecord(kind, i, version, title) for i, version, title in rows]
+    return found
 
 
 def participant_names(session: Session) -> list[str]:

@@ -6,9 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.core.auth import CurrentPrincipal, CurrentUser
-from node.core.deps import IfMatch, SessionDep, etag
+from node.core.deps import IfMatch, SessionDep, SettingsDep, etag
 from node.core.errors import (
     Conflict,
     Forbidden,
@@ -21,11 +22,16 @@ from node.core.errors import (
 )
 from node.core.pagination import PRINTABLE, CountryParam, decode_keyset, encode_cursor
 from node.core.schemas import Page
+from node.core.settings import Settings
 from practices import repository, service
+from practices.models import Practice
 from practices.schemas import (
+    GateFinding,
     PracticeCreate,
+    PracticePublished,
     PracticeRead,
     PracticeUpdate,
+    Publication,
     SearchPage,
     Withdrawal,
 )
@@ -189,7 +195,7 @@ async def get_practice(
 
 @router.patch(
     "/practices/{practice_id}",
-    response_model=PracticeRead,
+    response_model=PracticePublished,
     tags=["practices"],
     responses=WRITE_ERRORS,
 )
@@ -197,16 +203,37 @@ async def update_practice(
     practice_id: uuid.UUID,
     data: PracticeUpdate,
     session: SessionDep,
+    settings: SettingsDep,
     by: CurrentUser,
     version: IfMatch,
     response: Response,
-) -> PracticeRead:
-    """Editing a published practice makes a new version of it, searchable at once."""
+    redact_previous: Annotated[
+        bool,
+        Query(
+            description="The earlier versions leaked personal data: the federation purges"
+            " their bodies at the hub and every mirror (a signed redaction)."
+        ),
+    ] = False,
+) -> PracticePublished:
+    """Editing a published practice makes a new version of it, searchable at once; the answer
+    says what the personal-data gate holds of it (`hold`). With `redact_previous`, the bodies
+    of its earlier versions are purged wherever they travelled."""
     practice = await service.update_practice(
-        session, practice_id, data, expected_version=version, by=by
+        session, practice_id, data, expected_version=version, by=by, redact_previous=redact_previous
     )
     response.headers["ETag"] = etag(practice.version)
-    return (await service.practice_reads(session, [practice]))[0]
+    return await _with_hold(session, settings, practice, published=practice.version != version)
+
+
+async def _with_hold(
+    session: AsyncSession, settings: Settings, practice: Practice, *, published: bool
+) -> PracticePublished:
+    """The practice as read, with what the gate holds of the version just `published`."""
+    hold: list[GateFinding] = []
+    if published and practice.status == "published":
+        [hold] = await service.gate_verdicts(session, settings, [("practice", practice)])
+    read = (await service.practice_reads(session, [practice]))[0]
+    return PracticePublished.model_validate(read.model_dump() | {"hold": hold})
 
 
 async def _transition(
@@ -244,19 +271,34 @@ async def submit_practice(
 
 @router.post(
     "/practices/{practice_id}/publish",
-    response_model=PracticeRead,
+    response_model=PracticePublished,
     tags=["practices"],
     responses=WRITE_ERRORS,
 )
 async def publish_practice(
     practice_id: uuid.UUID,
     session: SessionDep,
+    settings: SettingsDep,
     by: CurrentUser,
     version: IfMatch,
     response: Response,
-) -> PracticeRead:
-    """Publish (administrators): visible to everyone and searchable."""
-    return await _transition(practice_id, "publish", session, by, version, response)
+    data: Publication | None = None,
+) -> PracticePublished:
+    """Publish (administrators): visible to everyone and searchable. On a node that
+    federates, send `{"confirm_no_person": true}`: your word that the free text names no
+    person the node cannot know (without it: 422, nothing changes). The answer says what the
+    personal-data gate holds from the federation's feed (`hold`: field, words, detector)."""
+    practice = await service.transition_practice(
+        session,
+        practice_id,
+        "publish",
+        expected_version=version,
+        by=by,
+        settings=settings,
+        confirmed=data is not None and data.confirm_no_person,
+    )
+    response.headers["ETag"] = etag(practice.version)
+    return await _with_hold(session, settings, practice, published=True)
 
 
 @router.post(
@@ -273,8 +315,20 @@ async def withdraw_practice(
     version: IfMatch,
     response: Response,
 ) -> PracticeRead:
-    """Withdraw a published practice (administrators), with the reason; it leaves search."""
-    return await _transition(practice_id, "withdraw", session, by, version, response, data.reason)
+    """Withdraw a published practice (administrators), with the reason; it leaves search.
+    With `reason_code: personal_data` its free text is erased here and the federation purges
+    every earlier body of it at the hub and every mirror (a signed redaction)."""
+    practice = await service.transition_practice(
+        session,
+        practice_id,
+        "withdraw",
+        expected_version=version,
+        by=by,
+        reason=data.reason,
+        personal_data=data.reason_code == "personal_data",
+    )
+    response.headers["ETag"] = etag(practice.version)
+    return (await service.practice_reads(session, [practice]))[0]
 
 
 __all__ = ["PRINTABLE", "router"]

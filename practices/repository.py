@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from sqlalchemy import Select, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,3 +110,25 @@ async def responsible_for(
         PracticeOrganisation.role == "responsible",
     )
     return set((await session.scalars(stmt)).all())
+
+
+async def search_hit_rows(session: AsyncSession, ids: list[uuid.UUID]) -> Sequence[Any]:
+    """What a search hit shows of these published practices, columns only: no record, no
+    related rows. The status is checked here, not in SQL: with it in the WHERE clause SQLite
+    walks the status index (every published practice) instead of looking the ids up."""
+    if not ids:
+        return []
+    stmt = select(
+        Practice.status,
+        Practice.id,
+        Practice.kind,
+        Practice.title,
+        Practice.original_title,
+        Practice.country,
+        Practice.language,
+        Practice.summary,
+        Practice.description,
+        Practice.published_at,
+        Practice.held,
+    ).where(Practice.id.in_(ids))
+    return [row for row in (await session.execute(stmt)).all() if row.status == "published"]

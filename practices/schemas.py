@@ -1,6 +1,6 @@
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
@@ -180,6 +180,12 @@ class PracticeRead(PracticeFields):
 
 class Withdrawal(Schema):
     reason: Annotated[Text, Field(description="Why it is withdrawn; shown with the record.")]
+    reason_code: Literal["personal_data"] | None = Field(
+        None,
+        description="`personal_data`: the record leaked personal data. Its free text is erased"
+        " on this node, and the federation purges every earlier body of it wherever it"
+        " travelled (a signed redaction to the hub and every mirror).",
+    )
 
 
 class SearchHit(BaseModel):
@@ -209,3 +215,39 @@ class SearchPage(BaseModel):
     total: int
     facets: dict[str, list[FacetValue]]
     next_cursor: str | None
+
+
+# --- publishing: the publisher's confirmation and the personal-data gate's verdict ---------
+
+CONFIRM_NO_PERSON = (
+    "On a node that federates: the publisher confirms that the free text names no person the "
+    "node cannot know (the personal-data gate finds only the people it knows, and numbers, "
+    "addresses and the like). Required to publish there; recorded in the audit log."
+)
+
+
+class Publication(Schema):
+    confirm_no_person: bool = Field(False, description=CONFIRM_NO_PERSON)
+
+
+class GateFinding(BaseModel):
+    """One finding of the personal-data gate that keeps a record from the federation's feed."""
+
+    field: str = Field(
+        description="The shared field, e.g. 'description' or 'organisations.0.name'."
+    )
+    words: str = Field(description="The words that fired, as written.")
+    detector: str = Field(description="What fired, e.g. 'a name of a person this node knows'.")
+    context: str = Field(description="The words with up to 40 characters on each side.")
+    reason: str | None = Field(None, description="For a text the federation refuses: why.")
+
+
+HOLD = (
+    "What the personal-data gate found (empty: the record travels to the federation). A held "
+    "record is published on this node, seen by its signed-in users only, and kept from the feed "
+    "until its text is fixed or an administrator releases it (GET /api/v1/federation/holds)."
+)
+
+
+class PracticePublished(PracticeRead):
+    hold: list[GateFinding] = Field([], description=HOLD)

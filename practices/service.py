@@ -1,10 +1,12 @@
 """The practice database's rules: who may write what, and the publication workflows."""
 
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 import registry
 from node.core import audit, outbox
@@ -12,16 +14,18 @@ from node.core.auth import Principal, UserRole
 from node.core.db import sync_collection, utcnow
 from node.core.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
 from node.core.schemas import given
+from node.core.settings import Settings
 from practices import repository
 from practices.models import Practice, PracticeOrganisation, PracticeTerm
 from practices.schemas import (
+    GateFinding,
     OrganisationLink,
     PracticeCreate,
     PracticeRead,
     PracticeUpdate,
     check_dates,
 )
-from practices.tasks import PRACTICE_CHANGED
+from practices.tasks import PRACTICE_CHANGED, PRACTICE_CORRECTED, PRACTICE_LEAKED
 
 TERM_FIELDS = {
     "intervention_types": "intervention_type",
@@ -43,6 +47,68 @@ async def check_links(session: AsyncSession, links: list[OrganisationLink], fiel
                 f"{field}.{index}.organisation_id",
                 f"no organisation with id {link.organisation_id}",
             )
+
+
+# --- publishing: the publisher's confirmation, and what the personal-data gate says -------
+
+CONFIRM = "confirm_no_person"
+UNCONFIRMED = (
+    "confirm that the free text names no person this node cannot know: the personal-data gate "
+    "finds the people the node knows (contact points, users, participants), numbers, addresses "
+    "and the like, not an offender or a victim it has never heard of. Read the texts, then "
+    'publish again with {"confirm_no_person": true}'
+)
+
+# The federation's gate, handed to the practice database by the composition root (it may not
+# import the federation): given a job-like session, the settings and the records about to be
+# published, it reads what it needs and returns the scan, which finds for each record what
+# would keep it from the feed (`federation.publish.verdicts`).
+GateCheck = Callable[
+    [Session, Settings, Sequence[tuple[str, Any]]], Callable[[], list[list[dict[str, Any]]]]
+]
+_gate_check: GateCheck | None = None
+
+
+def set_gate_check(check: GateCheck) -> None:
+    """Register the federation's gate (the composition root does, beside the outbox's)."""
+    global _gate_check
+    _gate_check = check
+
+
+def federates(settings: Settings | None) -> bool:
+    return settings is not None and bool(settings.country)
+
+
+def check_confirmed(settings: Settings | None, confirmed: bool) -> None:
+    """On a node that federates, a publish needs the publisher's confirmation."""
+    if federates(settings) and not confirmed:
+        raise InvalidInput(CONFIRM, UNCONFIRMED)
+
+
+def confirmation(confirmed: bool) -> dict[str, Any]:
+    """What an audit entry of a publish records of the confirmation (its actor and time are
+    the entry's own)."""
+    return {"confirmed_no_person": True} if confirmed else {}
+
+
+async def gate_verdicts(
+    session: AsyncSession, settings: Settings | None, records: Sequence[tuple[str, Any]]
+) -> list[list[GateFinding]]:
+    """What the gate will hold of each record being published (`practice` or `study_visit`,
+    flushed): said to the publisher now, held by the feed's job after the commit. A practice
+    is marked held (or not) at once, as the job will mark it: anonymous readers never see a
+    held version meanwhile."""
+    if settings is None or not settings.country or not records:
+        return [[] for _ in records]
+    check = _gate_check
+    if check is None:  # said rather than skipped: a silent pass would hide the holds
+        raise RuntimeError("the personal-data gate is not registered: import node.worker first")
+    scan = await session.run_sync(lambda sync: check(sync, settings, records))
+    found = await asyncio.to_thread(scan)  # the scan is CPU only: off the event loop
+    for (kind, record), findings in zip(records, found, strict=True):
+        if kind == "practice":
+            await session.run_sync(repository.set_held, record.id, bool(findings))
+    return [[GateFinding.model_validate(f) for f in findings] for findings in found]
 
 
 # --- practices ----------------------------------------------------------------------------
@@ -182,7 +248,10 @@ async def update_practice(
     *,
     expected_version: int,
     by: Principal,
+    redact_previous: bool = False,
 ) -> Practice:
+    """Change a practice; a published one gets a new version. `redact_previous`: the earlier
+    versions leaked, so the federation purges their bodies wherever they travelled."""
     practice = await get_practice(session, practice_id, by=by)
     if not _may_edit(by, practice):
         raise Forbidden("Editors change drafts of their own organisations' practices only.")
@@ -193,7 +262,12 @@ async def update_practice(
     ):
         raise Forbidden("An organisation of yours must stay the responsible body.")
     check_version(expected_version, practice.version, "practice")
-    return await apply_practice_changes(session, practice, data, by=by)
+    edited = await apply_practice_changes(session, practice, data, by=by)
+    if redact_previous:
+        if practice.status != "published":
+            raise InvalidInput("redact_previous", "only a published practice has versions out")
+        outbox.enqueue(session, PRACTICE_CORRECTED, practice.id)
+    return edited
 
 
 async def apply_practice_changes(
@@ -235,6 +309,32 @@ async def _touch(
         outbox.enqueue(session, PRACTICE_CHANGED, practice.id)
 
 
+# What a withdrawal for personal data erases: every text a person could be named in.
+ERASED_TEXT = (
+    "original_title",
+    "description",
+    "problem_addressed",
+    "rationale",
+    "staffing",
+    "intensity_duration",
+    "resources_funding",
+    "sustainability",
+    "transferability",
+    "lessons_learned",
+)
+ERASED_TITLE = "[erased: personal data]"
+
+
+def erase_free_text(practice: Practice) -> list[str]:
+    """Erase a practice's free text (its title and summary replaced by a marker), and return
+    the fields erased (no text of them is kept, in the audit log either)."""
+    for name in ERASED_TEXT:
+        setattr(practice, name, None)
+    practice.title, practice.summary = ERASED_TITLE, ERASED_TITLE
+    practice.translations, practice.outcomes, practice.links = [], [], []
+    return ["title", "summary", *ERASED_TEXT, "translations", "outcomes", "links"]
+
+
 async def transition_practice(
     session: AsyncSession,
     practice_id: uuid.UUID,
@@ -243,8 +343,15 @@ async def transition_practice(
     expected_version: int,
     by: Principal,
     reason: str | None = None,
+    settings: Settings | None = None,
+    confirmed: bool = False,
+    personal_data: bool = False,
 ) -> Practice:
-    """submit (draft → in review), publish (→ published), withdraw (published → withdrawn)."""
+    """submit (draft → in review), publish (→ published), withdraw (published → withdrawn).
+    On a node that federates (`settings.country`), a publish needs `confirmed`: the
+    publisher's word that the free text names no person the node cannot know. A withdrawal
+    for `personal_data` erases the practice's free text here and has the federation purge
+    every earlier body of it wherever it travelled."""
     practice = await get_practice(session, practice_id, by=by)
     check_version(expected_version, practice.version, "practice")
     allowed_from, target, admin_only = {
@@ -261,9 +368,17 @@ async def transition_practice(
             f"A practice that is {practice.status} cannot be {action}ed "
             f"(only from {', '.join(allowed_from)})."
         )
+    detail: dict[str, Any] = {"reason": reason} if reason else {}
+    if action == "withdraw" and personal_data:
+        detail = {"reason_code": "personal_data", "erased": erase_free_text(practice)}
+    if action == "publish":
+        check_confirmed(settings, confirmed)
+        detail |= confirmation(confirmed)
     practice.status = target
     practice.withdrawn_reason = reason if action == "withdraw" else None
     if action == "publish":
         practice.published_at = utcnow()
-    await _touch(session, practice, by, action, {"reason": reason} if reason else {})
+    await _touch(session, practice, by, action, detail)
+    if action == "withdraw" and personal_data:  # after the change's own work (the index)
+        outbox.enqueue(session, PRACTICE_LEAKED, practice.id)
     return practice

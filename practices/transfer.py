@@ -5,26 +5,34 @@ As for the registry: each row is matched to what is stored (by `ref`, then by co
 title) and only real differences are written, so a re-run changes nothing; a bad row is
 refused with its row number and reason while the good ones are stored. Organisations are
 named by their registry `ref`, or by a free `name` for bodies outside the registry.
+
+On a node that federates, a row that publishes (a new published record, or a published one
+changed) needs the publisher's confirmation that the free text names no person the node cannot
+know (`confirmed`), else it is refused; the report says which rows the personal-data gate holds
+from the federation's feed, with the words it found.
 """
 
 import csv
 import io
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import registry
-from node.core import outbox
+from node.core import audit, outbox
 from node.core.auth import Principal
 from node.core.db import utcnow
 from node.core.schemas import Ref
+from node.core.settings import Settings
 from node.core.tabular import (
     ImportReport,
     ImportRun,
     Row,
+    RowError,
     claim,
     decode,
     import_one,
@@ -37,7 +45,7 @@ from node.core.tabular import (
 )
 from practices import repository, service
 from practices.models import Practice
-from practices.schemas import PracticeCreate, PracticeUpdate
+from practices.schemas import GateFinding, PracticeCreate, PracticeUpdate
 from practices.tasks import PRACTICE_CHANGED
 from practices.vocabulary import OrganisationRole, PracticeStatus
 
@@ -106,6 +114,59 @@ async def organisation_links(
     return out
 
 
+# --- publishing: the confirmation, and the holds said --------------------------------------
+
+UNCONFIRMED = (
+    "status published: this node federates, so publishing needs the publisher's confirmation "
+    "that the free text names no person the node cannot know; read the texts, then import "
+    "again with --confirm-no-person"
+)
+
+
+@dataclass
+class PublishingRun(ImportRun):
+    """An import that may publish: on a node that federates (`settings.country`), with or
+    without the publisher's confirmation, and the records its rows published."""
+
+    settings: Settings | None = None
+    confirmed: bool = False
+    published: list[tuple[Row, str, Any]] = field(default_factory=list)
+
+
+def published_row(
+    session: AsyncSession, run: PublishingRun, row: Row, record_type: str, record: Any
+) -> None:
+    """A row that publishes a record (new, or changed while published): refused without the
+    confirmation on a node that federates; the publish audited with it."""
+    if service.federates(run.settings) and not run.confirmed:
+        raise ValueError(UNCONFIRMED)
+    audit.record(
+        session,
+        run.by,
+        action="publish",
+        entity_type=record_type,
+        entity_id=record.id,
+        detail={"version": record.version, "import": True} | service.confirmation(run.confirmed),
+    )
+    run.published.append((row, record_type, record))
+
+
+async def say_holds(session: AsyncSession, run: PublishingRun) -> None:
+    """The rows whose record the personal-data gate holds from the federation's feed, with
+    what it found: judged once every row is in, as the feed's job will judge them."""
+    records = [(record_type, record) for _, record_type, record in run.published]
+    verdicts = await service.gate_verdicts(session, run.settings, records)
+    for (row, _, _), found in zip(run.published, verdicts, strict=True):
+        if found:
+            what = f"{row.kind} '{row.label}'"
+            run.report.held.append(RowError(row.number, what, held_reason(found)))
+
+
+def held_reason(found: list[GateFinding]) -> str:
+    said = (f"{f.detector} in {f.field}: '{f.words}' ({f.reason or f.context})" for f in found)
+    return "held from the federation's feed: " + "; ".join(said)
+
+
 # --- practices ----------------------------------------------------------------------------
 
 
@@ -149,15 +210,29 @@ async def import_practices(
     by: Principal,
     is_sample: bool = False,
     progress: Callable[[], None] = lambda: None,
+    settings: Settings | None = None,
+    confirmed: bool = False,
 ) -> ImportReport:
-    run = ImportRun(by=by, is_sample=is_sample)
+    """`settings`: the node's, whose country makes publishing need `confirmed` (the
+    publisher's confirmation) and the gate's verdict said in the report's `held`."""
+    run = PublishingRun(by=by, is_sample=is_sample, settings=settings, confirmed=confirmed)
     for row in rows:
         await import_one(session, run, row, _practice_row)
         progress()
+    await say_holds(session, run)
     return run.report
 
 
-async def _practice_row(session: AsyncSession, run: ImportRun, row: Row) -> str:
+async def _practice_row(session: AsyncSession, run: PublishingRun, row: Row) -> str:
+    practice, outcome = await _store_practice(session, run, row)
+    if practice.status == PracticeStatus.published and outcome != "unchanged":
+        published_row(session, run, row, "practice", practice)
+    return outcome
+
+
+async def _store_practice(
+    session: AsyncSession, run: PublishingRun, row: Row
+) -> tuple[Practice, str]:
     raw = dict(row.data)
     status = PracticeStatus(raw.pop("status", "draft"))
     reason = raw.pop("withdrawn_reason", None)
@@ -174,14 +249,14 @@ async def _practice_row(session: AsyncSession, run: ImportRun, row: Row) -> str:
         practice = await service.create_practice(session, data, by=run.by, is_sample=run.is_sample)
         claim(run, row, "practice", practice.id)
         await _set_status(session, practice, status, reason)
-        return "created"
+        return practice, "created"
     claim(run, row, "practice", existing.id)
     before = existing.version
     update = PracticeUpdate.model_validate(data.model_dump(mode="json", exclude_unset=True))
     await service.apply_practice_changes(session, existing, update, by=run.by)
     if "status" in row.data:
         await _set_status(session, existing, status, reason)
-    return "updated" if existing.version != before else "unchanged"
+    return existing, "updated" if existing.version != before else "unchanged"
 
 
 async def _match_practice(session: AsyncSession, raw: dict[str, Any]) -> Practice | None:

@@ -10,6 +10,9 @@ from node.core.auth import hash_password, issue_token
 from node.core.models import User, UserOrganisation
 
 Headers = dict[str, str]
+# The publisher's confirmation that the free text names no person the node cannot know, which
+# a node that federates requires with every publish.
+CONFIRMED = {"confirm_no_person": True}
 
 
 async def make_user(
@@ -113,6 +116,7 @@ async def publish_practice(
     body = created.json()
     published = await client.post(
         f"/api/v1/practices/{body['id']}/publish",
+        json=CONFIRMED,
         headers=admin | {"If-Match": created.headers["etag"]},
     )
     assert published.status_code == 200, published.text

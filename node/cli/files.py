@@ -45,7 +45,8 @@ def run_import(
     read: Callable[[], list[Any]],
     importer: Callable[[AsyncSession, list[Any], Callable[[], None]], Awaitable[Any]],
 ) -> None:
-    """Read, import with a progress bar on a terminal, report, exit 2 if rows were refused."""
+    """Read, import with a progress bar on a terminal, report, exit 2 if rows were refused,
+    else 3 if the personal-data gate holds rows from the federation's feed."""
     from node.core.tabular import FileError
 
     try:
@@ -59,14 +60,20 @@ def run_import(
             return await importer(session, rows, lambda: bar.advance(task))
 
     report = run_in_session(_import)
+    held = report.held
     out.print(
         f"{file.name}: {report.created} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.errors)} refused"
+        + (f", {len(held)} held from the federation's feed" if held else "")
     )
     for error in report.errors:
         err.print(f"row {error.row} ({error.what}): {error.reason}", highlight=False)
+    for row in held:
+        err.print(f"row {row.row} ({row.what}): {row.reason}", highlight=False, markup=False)
     if report.errors:
         raise typer.Exit(2)
+    if held:
+        raise typer.Exit(3)
 
 
 def load_json(source: str) -> Any:

@@ -31,23 +31,90 @@ visits_app = typer.Typer(help="Study-visit reports.", no_args_is_help=True)
 search_app = typer.Typer(help="The search index.", no_args_is_help=True)
 
 
+ConfirmOption = Annotated[
+    bool,
+    typer.Option(
+        "--confirm-no-person",
+        help="You have read the texts of the rows that publish and confirm they name no person "
+        "the node cannot know (the personal-data gate finds only those it knows). Needed on a "
+        "node that federates (INTEGRA_COUNTRY), else such rows are refused; recorded in the "
+        "audit log.",
+    ),
+]
+
+
 @practices_app.command("import")
-def practices_import(file: FileArgument, format: FormatOption = ImportFormat.auto) -> None:
+def practices_import(
+    file: FileArgument,
+    format: FormatOption = ImportFormat.auto,
+    confirm_no_person: ConfirmOption = False,
+) -> None:
     """Import practices, policies, tools, training kits and guides (JSON or CSV).
 
     Safe to re-run: rows are matched by ref, then by country and title, and only real
     differences are written. A row's `status` (draft, in_review, published, withdrawn) is
-    applied as given; published ones become searchable.
+    applied as given; published ones become searchable. Rows the personal-data gate holds
+    from the federation's feed are listed with the words it found (exit code 3).
     """
+    import node.worker  # noqa: F401 - the feed's outbox handlers and the gate's verdict
     from practices import transfer
 
     fmt = file_format(file, format, ("csv", "json"))
     by = operator()
+    settings = get_settings()
     run_import(
         file,
         lambda: transfer.read_practice_rows(file.read_bytes(), fmt),
-        lambda s, rows, tick: transfer.import_practices(s, rows, by=by, progress=tick),
+        lambda s, rows, tick: transfer.import_practices(
+            s, rows, by=by, progress=tick, settings=settings, confirmed=confirm_no_person
+        ),
     )
+
+
+@practices_app.command("withdraw")
+def practices_withdraw(
+    practice_id: Annotated[str, typer.Argument(help="The practice's id.")],
+    reason: Annotated[str, typer.Option(help="Why it is withdrawn; shown with the record.")],
+    personal_data: Annotated[
+        bool,
+        typer.Option(
+            "--personal-data",
+            help="It leaked personal data: its free text is erased on this node, and the "
+            "federation purges every earlier body of it at the hub and every mirror (a signed "
+            "redaction).",
+        ),
+    ] = False,
+) -> None:
+    """Withdraw a published practice: it leaves search and the federation's feed."""
+    import uuid
+
+    from node.console import run_or_fail
+    from practices import service
+
+    try:
+        local_id = uuid.UUID(practice_id)
+    except ValueError:
+        raise fail(f"{practice_id[:80]} is not a practice id (a UUID)") from None
+    if not reason.strip():
+        raise fail("--reason must say why it is withdrawn")
+
+    async def _withdraw(session: AsyncSession) -> str:
+        by = operator()
+        current = await service.get_practice(session, local_id, by=by)
+        practice = await service.transition_practice(
+            session,
+            local_id,
+            "withdraw",
+            expected_version=current.version,
+            by=by,
+            reason=reason.strip(),
+            personal_data=personal_data,
+        )
+        return str(practice.id)
+
+    withdrawn = run_or_fail(_withdraw)
+    erased = "; its free text erased and its bodies redacted" if personal_data else ""
+    out.print(f"withdrew {withdrawn}{erased}", highlight=False)
 
 
 @practices_app.command("export")
@@ -78,11 +145,15 @@ def visits_import(
     author: Annotated[
         str | None, typer.Option(help="E-mail of the user recorded as author of new reports.")
     ] = None,
+    confirm_no_person: ConfirmOption = False,
 ) -> None:
-    """Import study-visit reports (JSON). Safe to re-run: reports are matched by ref."""
+    """Import study-visit reports (JSON). Safe to re-run: reports are matched by ref. Rows
+    the personal-data gate holds from the federation's feed are listed (exit code 3)."""
+    import node.worker  # noqa: F401 - the feed's outbox handlers and the gate's verdict
     from practices.study_visits import transfer
 
     by = operator()
+    settings = get_settings()
 
     async def _import(session: AsyncSession, rows: list[Any], tick: Callable[[], None]) -> Any:
         author_id = None
@@ -91,7 +162,13 @@ def visits_import(
             if author_id is None:
                 raise fail(f"--author: no user with e-mail {author}")
         return await transfer.import_study_visits(
-            session, rows, by=by, author_id=author_id, progress=tick
+            session,
+            rows,
+            by=by,
+            author_id=author_id,
+            progress=tick,
+            settings=settings,
+            confirmed=confirm_no_person,
         )
 
     run_import(file, lambda: transfer.read_study_visit_rows(file.read_bytes()), _import)

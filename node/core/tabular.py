@@ -33,6 +33,8 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    # Rows stored, but kept from the federation's feed by the personal-data gate, and why.
+    held: list[RowError] = field(default_factory=list)
 
     @property
     def stored(self) -> int:

@@ -91,7 +91,7 @@ class LocalPractices:
     async def hits(
         self, session: AsyncSession, record_ids: list[uuid.UUID], terms: QueryTerms
     ) -> dict[uuid.UUID, SearchHit]:
-        found = await repository.practices_by_ids(session, record_ids, published_only=True)
+        found = await repository.search_hit_rows(session, record_ids)
         return {
             p.id: SearchHit(
                 id=p.id,
@@ -105,7 +105,7 @@ class LocalPractices:
                 published_at=p.published_at,
                 held=p.held,
             )
-            for p in found.values()
+            for p in found
         }
 
 

@@ -8,7 +8,9 @@ both joined and split ("de-radicalisation" is found as "deradicalisation" and "r
 
 import html
 import re
+from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 
 from node.core.text import fold
 
@@ -136,19 +138,74 @@ def matches(word: str, query: QueryTerms) -> bool:
     return any(f in query.terms or (last is not None and f.startswith(last)) for f in forms)
 
 
+# A snippet looks for the query's words in the first this many characters of a text: a record's
+# text may be long, and a search page builds a snippet per hit.
+SNIPPET_REACH = 20_000
+TOKEN = re.compile(r"\S+")
+
+
 def snippet(text: str, query: QueryTerms, *, words: int = 30) -> str:
-    """An HTML-safe excerpt of ``text`` around the first match, matches wrapped in <mark>."""
-    tokens = list(re.finditer(r"\S+", text))
-    if not tokens:
+    """`excerpt`, remembered for the latest texts and queries (not the longest texts): the
+    same hits come back for the next page of a search and for a search many people make."""
+    if len(text) <= SNIPPET_REACH:
+        return _remembered(text, query, words)
+    return excerpt(text, query, words=words)
+
+
+@lru_cache(maxsize=2048)
+def _remembered(text: str, query: QueryTerms, words: int) -> str:
+    return excerpt(text, query, words=words)
+
+
+def excerpt(text: str, query: QueryTerms, *, words: int = 30) -> str:
+    """An HTML-safe excerpt of ``text`` around the first match (within `SNIPPET_REACH`
+    characters; else its start), matches wrapped in <mark>. Only the tokens up to the end of
+    the excerpt are read, and a word is tested once."""
+    known: dict[str, bool] = {}
+
+    def hit(token: str) -> bool:
+        found = known.get(token)
+        if found is None:
+            found = known[token] = matches(token, query)
+        return found
+
+    tokens = TOKEN.finditer(text)
+    before: deque[re.Match[str]] = deque(maxlen=words // 3)
+    window: list[re.Match[str]] = []
+    skipped = False  # tokens left out before the excerpt
+    if query.terms and _may_match(text[:SNIPPET_REACH], query):
+        for token in tokens:
+            if token.start() >= SNIPPET_REACH:
+                break
+            if hit(token.group()):
+                window.append(token)
+                break
+            if len(before) == before.maxlen:
+                skipped = True
+            before.append(token)
+    found = bool(window)
+    if not found:  # no match: the excerpt is the text's start
+        tokens, before, skipped = TOKEN.finditer(text), deque(), False
+    window = [*before, *window]
+    while len(window) < words and (following := next(tokens, None)) is not None:
+        window.append(following)
+    more = len(window) >= words and next(tokens, None) is not None
+    if not window:
         return ""
-    hits = [i for i, m in enumerate(tokens) if query.terms and matches(m.group(), query)]
-    start = max(0, hits[0] - words // 3) if hits else 0
-    window = tokens[start : start + words]
-    out = []
-    hit_set = set(hits)
-    for offset, token in enumerate(window):
-        word = html.escape(token.group())
-        out.append(f"<mark>{word}</mark>" if start + offset in hit_set else word)
-    prefix = "… " if start > 0 else ""
-    suffix = " …" if start + words < len(tokens) else ""
-    return prefix + " ".join(out) + suffix
+    out = [
+        f"<mark>{html.escape(t.group())}</mark>"
+        if found and hit(t.group())
+        else html.escape(t.group())
+        for t in window
+    ]
+    return ("… " if skipped else "") + " ".join(out) + (" …" if more else "")
+
+
+def _may_match(text: str, query: QueryTerms) -> bool:
+    """Whether any word of ``text`` can match: one pass over the whole text, so that a text
+    with no match costs no test per word."""
+    forms = set(normalise(text).split())
+    if any(term in forms for term in query.terms):
+        return True
+    last = query.terms[-1] if query.prefix_last else None
+    return last is not None and any(form.startswith(last) for form in forms)

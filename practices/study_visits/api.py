@@ -4,20 +4,27 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.core import audit
-from node.core.auth import CurrentUser
-from node.core.deps import IfMatch, SessionDep, etag
+from node.core.auth import CurrentUser, Principal
+from node.core.deps import IfMatch, SessionDep, SettingsDep, etag
 from node.core.errors import InvalidInput, NotFound, Unauthorized, responses
 from node.core.pagination import CountryParam, decode_keyset, encode_cursor
 from node.core.schemas import Page
+from node.core.settings import Settings
 from practices.api import WRITE_ERRORS, Limit
+from practices.schemas import GateFinding
+from practices.service import gate_verdicts
 from practices.study_visits import repository, service
+from practices.study_visits.models import StudyVisit
 from practices.study_visits.schemas import (
     ReviewComment,
     StudyVisitCreate,
+    StudyVisitPublished,
     StudyVisitRead,
     StudyVisitUpdate,
+    Transition,
 )
 from practices.vocabulary import ReportStatus
 
@@ -88,7 +95,7 @@ async def get_study_visit(
 
 @router.patch(
     "/study-visits/{visit_id}",
-    response_model=StudyVisitRead,
+    response_model=StudyVisitPublished,
     tags=["study visits"],
     responses=WRITE_ERRORS,
 )
@@ -96,15 +103,29 @@ async def update_study_visit(
     visit_id: uuid.UUID,
     data: StudyVisitUpdate,
     session: SessionDep,
+    settings: SettingsDep,
     by: CurrentUser,
     version: IfMatch,
     response: Response,
-) -> StudyVisitRead:
+) -> StudyVisitPublished:
+    """Editing a published report makes a new version of it; the answer says what the
+    personal-data gate holds of it (`hold`)."""
     visit = await service.update_study_visit(
         session, visit_id, data, expected_version=version, by=by
     )
     response.headers["ETag"] = etag(visit.version)
-    return await service.study_visit_read(session, visit, by=by)
+    return await _with_hold(session, settings, visit, by, published=visit.version != version)
+
+
+async def _with_hold(
+    session: AsyncSession, settings: Settings, visit: StudyVisit, by: Principal, *, published: bool
+) -> StudyVisitPublished:
+    """The report as read, with what the gate holds of the version just `published`."""
+    hold: list[GateFinding] = []
+    if published and visit.status == "published":
+        [hold] = await gate_verdicts(session, settings, [("study_visit", visit)])
+    read = await service.study_visit_read(session, visit, by=by)
+    return StudyVisitPublished.model_validate(read.model_dump() | {"hold": hold})
 
 
 @router.post(
@@ -122,7 +143,7 @@ async def comment_study_visit(
 
 @router.post(
     "/study-visits/{visit_id}/{action}",
-    response_model=StudyVisitRead,
+    response_model=StudyVisitPublished,
     tags=["study visits"],
     responses=WRITE_ERRORS,
 )
@@ -130,13 +151,17 @@ async def transition_study_visit(
     visit_id: uuid.UUID,
     action: Literal["submit", "request-changes", "publish"],
     session: SessionDep,
+    settings: SettingsDep,
     by: CurrentUser,
     version: IfMatch,
     response: Response,
-    data: ReviewComment | None = None,
-) -> StudyVisitRead:
+    data: Transition | None = None,
+) -> StudyVisitPublished:
     """`submit` (author), `request-changes` (National Point, with a comment), `publish`
-    (National Point: then transmitted to the bodies it is addressed to)."""
+    (National Point: then transmitted to the bodies it is addressed to). On a node that
+    federates, a publish needs `{"confirm_no_person": true}` (without it: 422, nothing
+    changes), and its answer says what the personal-data gate holds from the federation's
+    feed (`hold`: field, words, detector)."""
     visit = await service.transition_study_visit(
         session,
         visit_id,
@@ -144,6 +169,8 @@ async def transition_study_visit(
         expected_version=version,
         by=by,
         comment=data.comment if data else None,
+        settings=settings,
+        confirmed=data is not None and data.confirm_no_person,
     )
     response.headers["ETag"] = etag(visit.version)
-    return await service.study_visit_read(session, visit, by=by)
+    return await _with_hold(session, settings, visit, by, published=action == "publish")

@@ -16,7 +16,7 @@ from node.core.schemas import (
     ShortText,
     Text,
 )
-from practices.schemas import OrganisationLink, check_dates
+from practices.schemas import CONFIRM_NO_PERSON, HOLD, GateFinding, OrganisationLink, check_dates
 from practices.vocabulary import ReportStatus
 
 
@@ -84,6 +84,14 @@ class ReviewComment(Schema):
     comment: Text
 
 
+class Transition(Schema):
+    """A step of the review: `request-changes` needs a comment; `publish`, on a node that
+    federates, the publisher's confirmation."""
+
+    comment: Text | None = None
+    confirm_no_person: bool = Field(False, description=CONFIRM_NO_PERSON)
+
+
 class CommentRead(BaseModel):
     author: str
     action: str
@@ -104,3 +112,7 @@ class StudyVisitRead(StudyVisitFields):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class StudyVisitPublished(StudyVisitRead):
+    hold: list[GateFinding] = Field([], description=HOLD)

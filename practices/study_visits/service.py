@@ -2,6 +2,7 @@
 (draft → submitted → changes requested or published)."""
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,9 +11,10 @@ from node.core.auth import Principal
 from node.core.db import utcnow
 from node.core.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
 from node.core.schemas import given
+from node.core.settings import Settings
 from practices import repository as practices
 from practices.schemas import check_dates
-from practices.service import check_links
+from practices.service import check_confirmed, check_links, confirmation
 from practices.study_visits import repository
 from practices.study_visits.models import StudyVisit, StudyVisitComment
 from practices.study_visits.schemas import StudyVisitCreate, StudyVisitRead, StudyVisitUpdate
@@ -164,7 +166,11 @@ async def transition_study_visit(
     expected_version: int,
     by: Principal,
     comment: str | None = None,
+    settings: Settings | None = None,
+    confirmed: bool = False,
 ) -> StudyVisit:
+    """On a node that federates (`settings.country`), a publish needs `confirmed`: the
+    publisher's word that the free text names no person the node cannot know."""
     visit = await get_study_visit(session, visit_id, by=by, audited=False)
     allowed_from, target, who = VISIT_TRANSITIONS[action]
     if who == "admin" and not by.is_admin:
@@ -176,6 +182,10 @@ async def transition_study_visit(
         raise Conflict(f"A report that is {visit.status} cannot be sent to {target}.")
     if action == "request-changes" and not comment:
         raise InvalidInput("comment", "say what should change")
+    detail: dict[str, Any] = {}
+    if action == "publish":
+        check_confirmed(settings, confirmed)
+        detail = confirmation(confirmed)
     visit.status = target
     now = utcnow()
     if target == "submitted":
@@ -193,7 +203,7 @@ async def transition_study_visit(
         action=action,
         entity_type="study_visit",
         entity_id=visit.id,
-        detail={"version": visit.version, "status": visit.status},
+        detail={"version": visit.version, "status": visit.status} | detail,
     )
     return visit
 

@@ -3,7 +3,8 @@
 As for practices: a row is matched to the stored report (by `ref`, else by title, host country
 and first day) and only real differences are written, so a re-run changes nothing.
 Organisations and observed practices are named by their `ref`. Participant names are personal
-data: exported only when asked for, never in the CSV.
+data: exported only when asked for, never in the CSV. Publishing on a node that federates needs
+the publisher's confirmation, and held rows are said, as for practices.
 """
 
 import csv
@@ -18,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import registry
 from node.core import outbox
 from node.core.auth import Principal
+from node.core.settings import Settings
 from node.core.tabular import (
     ImportReport,
-    ImportRun,
     Row,
     claim,
     decode,
@@ -31,9 +32,10 @@ from node.core.tabular import (
 )
 from practices import repository as practices
 from practices.study_visits import repository, service
+from practices.study_visits.models import StudyVisit
 from practices.study_visits.schemas import StudyVisitCreate, StudyVisitUpdate
 from practices.tasks import STUDY_VISIT_CHANGED
-from practices.transfer import organisation_links
+from practices.transfer import PublishingRun, organisation_links, published_row, say_holds
 from practices.vocabulary import ReportStatus
 
 VISIT_CSV = [
@@ -76,17 +78,31 @@ async def import_study_visits(
     author_id: uuid.UUID | None = None,
     is_sample: bool = False,
     progress: Callable[[], None] = lambda: None,
+    settings: Settings | None = None,
+    confirmed: bool = False,
 ) -> ImportReport:
-    run = ImportRun(by=by, is_sample=is_sample)
+    """`settings`: the node's, whose country makes publishing need `confirmed` (the
+    publisher's confirmation) and the gate's verdict said in the report's `held`."""
+    run = PublishingRun(by=by, is_sample=is_sample, settings=settings, confirmed=confirmed)
     for row in rows:
         await import_one(session, run, row, partial(_study_visit_row, author_id=author_id))
         progress()
+    await say_holds(session, run)
     return run.report
 
 
 async def _study_visit_row(
-    session: AsyncSession, run: ImportRun, row: Row, *, author_id: uuid.UUID | None
+    session: AsyncSession, run: PublishingRun, row: Row, *, author_id: uuid.UUID | None
 ) -> str:
+    visit, outcome = await _store_visit(session, run, row, author_id=author_id)
+    if visit.status == ReportStatus.published and outcome != "unchanged":
+        published_row(session, run, row, "study_visit", visit)
+    return outcome
+
+
+async def _store_visit(
+    session: AsyncSession, run: PublishingRun, row: Row, *, author_id: uuid.UUID | None
+) -> tuple[StudyVisit, str]:
     raw = dict(row.data)
     status = ReportStatus(raw.pop("status", "draft"))
     await _resolve_refs(session, raw)
@@ -103,14 +119,14 @@ async def _study_visit_row(
         if status is ReportStatus.published:
             outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
         claim(run, row, "study_visit", visit.id)
-        return "created"
+        return visit, "created"
     claim(run, row, "study_visit", existing.id)
     before = existing.version
     update = StudyVisitUpdate.model_validate(data.model_dump(mode="json", exclude_unset=True))
     await service.update_study_visit(
         session, existing.id, update, expected_version=existing.version, by=run.by
     )
-    return "updated" if existing.version != before else "unchanged"
+    return existing, "updated" if existing.version != before else "unchanged"
 
 
 async def _resolve_refs(session: AsyncSession, raw: dict[str, Any]) -> None:

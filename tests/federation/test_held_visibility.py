@@ -18,6 +18,7 @@ from practices.search.meili import search_requests
 from practices.search.port import SearchQuery
 from tests.conftest import Database
 from tests.factories import (
+    CONFIRMED,
     Headers,
     create_contact,
     create_organisation,
@@ -178,7 +179,9 @@ async def test_an_editor_sees_the_holds_of_the_study_visits_their_organisation_o
     url = f"/api/v1/study-visits/{created.json()['id']}"
     for action, version in (("submit", 1), ("publish", 2)):
         done = await client.post(
-            f"{url}/{action}", headers=node.admin | {"If-Match": f'"{version}"'}
+            f"{url}/{action}",
+            json=CONFIRMED if action == "publish" else None,
+            headers=node.admin | {"If-Match": f'"{version}"'},
         )
         assert done.status_code == 200, done.text
     [hold] = await queue(client, node.editor)

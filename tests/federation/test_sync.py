@@ -170,7 +170,7 @@ def test_a_withdrawal_reaches_the_hub_as_a_signed_tombstone(
     assert "PT: 1 applied" in result
     withdrawn_flag, envelope = held_records(hub["db"])[f"PT:{listing['id']}"]
     tombstone = json.loads(envelope)["payload"]
-    assert withdrawn_flag and tombstone["op"] == "withdraw" and tombstone["body"] is None
+    assert withdrawn_flag and tombstone["op"] == "withdraw" and tombstone["body_hash"] is None
 
 
 def test_integra_verify_traces_a_hub_copy_to_its_signer(
@@ -307,6 +307,8 @@ def test_a_record_travels_node_hub_mirror_and_its_withdrawal_follows(
         )
         processes.append(hub)
         cli(mirror_db, mirror_data, "mirror", "add", "--url", hub_url, "--key", hub_key)
+        # A node that federates (INTEGRA_COUNTRY) is ready only with its signing key.
+        cli(mirror_db, mirror_data, "keys", "init", env={"INTEGRA_COUNTRY": "FR"})
         mirror, mirror_url = start(
             "fr",
             tmp_path,
@@ -328,6 +330,7 @@ def test_a_record_travels_node_hub_mirror_and_its_withdrawal_follows(
         assert created.status_code == 201, created.text
         published = httpx.post(
             f"{node['url']}/api/v1/practices/{created.json()['id']}/publish",
+            json=factories.CONFIRMED,
             headers=node["admin"] | {"If-Match": created.headers["etag"]},
         )
         assert published.status_code == 200, published.text

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.factories import create_organisation, make_user, practice, publish_practice
+from tests.factories import CONFIRMED, create_organisation, make_user, practice, publish_practice
 
 pytestmark = pytest.mark.anyio
 
@@ -48,9 +48,13 @@ async def test_editors_draft_for_their_own_organisations_and_admins_publish(
 
     submitted = await client.post(f"{url}/submit", headers=editor | {"If-Match": '"1"'})
     assert submitted.status_code == 200 and submitted.json()["status"] == "in_review"
-    self_publish = await client.post(f"{url}/publish", headers=editor | {"If-Match": '"2"'})
+    self_publish = await client.post(
+        f"{url}/publish", json=CONFIRMED, headers=editor | {"If-Match": '"2"'}
+    )
     assert self_publish.status_code == 403
-    published = await client.post(f"{url}/publish", headers=world["admin"] | {"If-Match": '"2"'})
+    published = await client.post(
+        f"{url}/publish", json=CONFIRMED, headers=world["admin"] | {"If-Match": '"2"'}
+    )
     assert published.status_code == 200 and published.json()["published_at"]
     late_edit = await client.patch(
         url, json={"title": "Changed"}, headers=editor | {"If-Match": '"3"'}
@@ -173,9 +177,13 @@ async def test_a_study_visit_report_goes_from_draft_to_published(
     )
     assert edited.status_code == 200
     await client.post(f"{url}/submit", headers=author | {"If-Match": '"4"'})
-    author_publish = await client.post(f"{url}/publish", headers=author | {"If-Match": '"5"'})
+    author_publish = await client.post(
+        f"{url}/publish", json=CONFIRMED, headers=author | {"If-Match": '"5"'}
+    )
     assert author_publish.status_code == 403
-    published = await client.post(f"{url}/publish", headers=admin | {"If-Match": '"5"'})
+    published = await client.post(
+        f"{url}/publish", json=CONFIRMED, headers=admin | {"If-Match": '"5"'}
+    )
     assert published.json()["status"] == "published"
 
     seen = await client.get(url, headers=world["colleague"])
@@ -268,7 +276,7 @@ async def test_review_comments_stay_between_the_author_and_the_national_point(
         f"{url}/comments", json={"comment": "A. Secretname asked not to be named"}, headers=author
     )
     await client.post(f"{url}/submit", headers=author | {"If-Match": '"1"'})
-    await client.post(f"{url}/publish", headers=admin | {"If-Match": '"2"'})
+    await client.post(f"{url}/publish", json=CONFIRMED, headers=admin | {"If-Match": '"2"'})
     assert (await client.get(url, headers=author)).json()["comments"]
     seen_by_colleague = await client.get(url, headers=world["colleague"])
     assert seen_by_colleague.json()["comments"] == []

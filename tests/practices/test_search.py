@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.core import outbox
 from node.core.models import OutboxMessage
-from tests.factories import Headers, make_user, publish_practice, search
+from tests.factories import CONFIRMED, Headers, make_user, publish_practice, search
 from tests.practices.facet_counts import expected_facets, facet_counts, filed_under
 
 pytestmark = pytest.mark.anyio
@@ -45,7 +45,9 @@ async def test_published_practices_are_found_and_withdrawn_ones_are_not(
     assert ids(await search(client, q="binomes")) == set()  # a draft is not searchable
 
     published = await client.post(
-        f"/api/v1/practices/{created.json()['id']}/publish", headers=admin | {"If-Match": '"1"'}
+        f"/api/v1/practices/{created.json()['id']}/publish",
+        json=CONFIRMED,
+        headers=admin | {"If-Match": '"1"'},
     )
     assert published.status_code == 200
     assert ids(await search(client, q="binomes")) == {created.json()["id"]}

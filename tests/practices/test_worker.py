@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import REQUIRE_SERVICES, Database, free_port, run_cli
+from tests.factories import CONFIRMED
 
 REDIS = ("127.0.0.1", 6379)
 BROKER = "redis://127.0.0.1:6379/14"
@@ -60,11 +61,18 @@ def node(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     process = start(["node", "serve", "--port", str(port)], env, tmp_path / "node.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 60)
+        # Up, and not ready for one reason only: no worker yet (it starts in the test).
+        wait_until(lambda: _only_the_worker_missing(httpx.get(f"{url}/readyz", timeout=5)), 60)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def _only_the_worker_missing(response: httpx.Response) -> bool:
+    checks = response.json().get("checks", {})
+    failing = {name for name, check in checks.items() if check["state"] not in ("ok", "off")}
+    return response.status_code == 503 and failing == {"worker"}
 
 
 def wait_until(check: object, seconds: float) -> None:
@@ -113,6 +121,7 @@ def test_a_worker_on_redis_indexes_what_the_node_published(
     assert created.status_code == 201, created.text
     published = httpx.post(
         f"{node}/api/v1/practices/{created.json()['id']}/publish",
+        json=CONFIRMED,
         headers=admin | {"If-Match": '"1"'},
     )
     assert published.status_code == 200
