@@ -1,44 +1,64 @@
 """Outbox handlers that keep this node's feed in step with its published records (the work is
-in federation.publish), and the periodic pulls of the federation's peers.
+in federation.publish, through federation.reconcile), the reconciliation run by every periodic
+sweep, and the periodic pulls of the federation's peers.
 """
 
 import uuid
-from functools import partial
 from typing import Any
 
+import structlog
 from celery import shared_task
 from sqlalchemy.orm import Session
 
-from federation.publish import practice_body, publish, study_visit_body
+from federation import reconcile
+from federation.feed import FederationNotConfigured
+from federation.redaction import redact_record
 from node.core.db import create_sync_engine
-from node.core.outbox import JobContext, handles
+from node.core.outbox import JobContext, handles, on_sweep
 from node.core.settings import get_settings
 from practices import (
     PRACTICE_CHANGED,
+    PRACTICE_CORRECTED,
+    PRACTICE_LEAKED,
     STUDY_VISIT_CHANGED,
     published_practice,
-    published_visit,
 )
 
 
 @handles(PRACTICE_CHANGED)
 def feed_practice(session: Session, entity_id: str, context: JobContext) -> None:
-    local_id = uuid.UUID(entity_id)
-    current = published_practice(session, local_id)
-    published = current.published
-    body = partial(practice_body, session, published) if published is not None else None
-    publish(session, context.settings, "practice", local_id, current.version, body)
+    reconcile.bring_in_step(session, context.settings, "practice", uuid.UUID(entity_id))
 
 
 @handles(STUDY_VISIT_CHANGED)
 def feed_study_visit(session: Session, entity_id: str, context: JobContext) -> None:
+    reconcile.bring_in_step(session, context.settings, "study_visit", uuid.UUID(entity_id))
+
+
+@handles(PRACTICE_LEAKED)
+def redact_leaked_practice(session: Session, entity_id: str, context: JobContext) -> None:
+    """Withdrawn for personal data: every earlier body of it purged wherever it travelled."""
+    redact_record(session, context.settings, "practice", uuid.UUID(entity_id), "personal_data")
+
+
+@handles(PRACTICE_CORRECTED)
+def redact_corrected_practice(session: Session, entity_id: str, context: JobContext) -> None:
+    """Corrected because it leaked: the bodies of its earlier versions purged."""
     local_id = uuid.UUID(entity_id)
-    current = published_visit(session, local_id)
-    origin = context.settings.country if context.settings else None
-    body = None
-    if current.published is not None and origin:
-        body = partial(study_visit_body, session, current.published, origin)
-    publish(session, context.settings, "study_visit", local_id, current.version, body)
+    version = published_practice(session, local_id).version  # locked, as the feed's job does
+    redact_record(session, context.settings, "practice", local_id, "correction", below=version)
+
+
+@on_sweep
+def reconcile_feed(session: Session, context: JobContext) -> None:
+    """At start and on every sweep: whatever a job could not do (no key yet, work given up),
+    the feed catches up with (a batch per sweep)."""
+    if context.settings is None or not context.settings.country:
+        return  # federation is not set up on this node: nothing travels
+    try:
+        reconcile.reconcile(session, context.settings)
+    except FederationNotConfigured as exc:
+        structlog.get_logger().warning("feed_not_reconciled", reason=str(exc))
 
 
 # --- periodic pulls, run by the Celery worker (node.worker) -------------------------------
@@ -74,6 +94,7 @@ def pull_peer(peer_id: int) -> str:
     """Pull one peer, then let the search index catch up. A peer already being pulled by
     another worker (a slow round outlasting the beat) is left to it."""
     from federation.pool import catch_up_index
+    from federation.redaction import scrub
     from federation.sync import sync_one
     from practices.search import make_backend
 
@@ -83,6 +104,8 @@ def pull_peer(peer_id: int) -> str:
     try:
         result = sync_one(sessions, peer_id, interval=settings.hub_sync_interval, settings=settings)
         catch_up_index(sessions, make_backend(settings))
+        if getattr(result, "redactions", 0):
+            scrub(engine)  # no trace of what the redactions purged
     finally:
         engine.dispose()
     return "being pulled by another worker" if result is None else str(result)

@@ -64,6 +64,10 @@ def run_in_session(
                 except BaseException:
                     await session.rollback()
                     raise
+                if session.info.get("outbox"):
+                    # Every domain's handlers, as the server has them: a message done by some
+                    # of them only (the search's, not the feed's) would be marked done.
+                    import node.worker  # noqa: F401
                 await outbox.after_commit(
                     session,
                     settings,

@@ -3,6 +3,7 @@
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.cli.feed import catch_up
 from node.console import fail, operator, out, run_in_session, run_or_fail
 from node.core.settings import get_settings
 
@@ -17,7 +18,8 @@ def print_key(key_id: str, public: str) -> None:
 
 @keys_app.command("init")
 def keys_init() -> None:
-    """Create this node's signing key. Safe to re-run: an existing key is kept and shown."""
+    """Create this node's signing key, then bring the feed in step with what was published
+    before it existed. Safe to re-run: an existing key is kept and shown."""
     from federation import trust
 
     settings = get_settings()
@@ -28,6 +30,7 @@ def keys_init() -> None:
     key_id, public, created = run_in_session(_init, settings)
     out.print(("created " if created else "already has ") + f"key {key_id}")
     print_key(key_id, public)
+    catch_up(settings)  # what was published before the key existed
 
 
 @keys_app.command("show")
@@ -57,3 +60,4 @@ def keys_rotate() -> None:
     key_id, public = run_or_fail(_rotate, settings)
     out.print(f"new key {key_id}, announced under the previous one")
     print_key(key_id, public)
+    catch_up(settings)
