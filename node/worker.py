@@ -7,13 +7,16 @@ unions their schedules with the outbox sweep. Nothing below the composition root
 from typing import Any
 
 from celery import Celery, shared_task
+from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy.orm import Session
 
 import federation.tasks
 import practices.tasks  # noqa: F401 - registers the search handlers
-from node.core import outbox
+from federation.publish import verdicts
+from node.core import heartbeat, outbox
 from node.core.db import create_sync_engine
 from node.core.settings import Settings, get_settings
+from practices.service import set_gate_check
 
 celery = Celery("integra")
 celery.conf.update(
@@ -32,6 +35,7 @@ def schedule(settings: Settings) -> dict[str, Any]:
         "outbox-sweep": {
             "task": "integra.outbox.process",
             "schedule": settings.outbox_sweep_interval.total_seconds(),
+            "kwargs": {"sweep": True},  # the domains' sweepers too (the feed's reconciliation)
         },
         **federation.tasks.SCHEDULE,
     }
@@ -50,7 +54,7 @@ def configure(settings: Settings) -> Celery:
     retry_jitter=True,
     max_retries=8,
 )
-def process_outbox() -> int:
+def process_outbox(sweep: bool = False) -> int:
     from practices.search import make_backend
 
     settings = get_settings()
@@ -58,7 +62,7 @@ def process_outbox() -> int:
     try:
         with Session(engine) as session:
             context = outbox.JobContext(search=make_backend(settings), settings=settings)
-            done = outbox.drain(session, context)
+            done = (outbox.sweep if sweep else outbox.drain)(session, context)
             session.commit()
             return done
     finally:
@@ -71,6 +75,27 @@ def _hand_over(settings: Settings) -> None:
 
 
 outbox.set_hand_over(_hand_over)
+# The personal-data gate's verdict, said to whoever publishes (the practice database may not
+# import the federation): the same projection and gate as the feed's outbox job.
+set_gate_check(verdicts)
+
+_beating: list[heartbeat.Beating] = []
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _start_beating(**_: Any) -> None:
+    """Readiness counts a worker as live while it beats (in a thread: a long job, even on the
+    solo pool, does not silence it), and checks that it runs with the node's settings."""
+    beating = heartbeat.Beating.of(heartbeat.WORKER, get_settings())
+    beating.start()
+    _beating.append(beating)
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _stop_beating(**_: Any) -> None:
+    while _beating:
+        _beating.pop().stop()
+
 
 if get_settings().broker_url:  # a worker started with `celery -A node.worker worker`
     configure(get_settings())

@@ -78,3 +78,16 @@ class OutboxMessage(Base):
     processed_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(2000))
+
+
+class Heartbeat(Base):
+    """A running server or Celery worker, and the settings it runs with: it beats every few
+    seconds and removes its row when it stops (`node.core.heartbeat`)."""
+
+    __tablename__ = "heartbeat"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # kind:host:pid
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,14 +1,33 @@
+"""The node's settings: one typed class, read from the environment and from a configuration file.
+
+Each setting comes from, in order: the environment (prefix ``INTEGRA_``, plus ``DATABASE_URL``,
+``MEILI_URL``, ``MEILI_MASTER_KEY``), the configuration file (``integra.toml`` in the data
+directory, or the file named by ``INTEGRA_CONFIG``), its default. The server, its workers and every
+CLI command on one node read the same file, so an administrator's shell needs no copy of the
+server's environment (`integra config init` writes the file, `integra config show` says where
+each setting came from).
+"""
+
+import difflib
 import os
+import tomllib
 from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me"
+CONFIG_ENV = "INTEGRA_CONFIG"
+CONFIG_NAME = "integra.toml"
+DEFAULT_DATA_DIR = Path(".integra")
+# Settings whose value is never printed.
+SECRETS = frozenset({"secret_key", "meili_key"})
+PATHS = frozenset({"data_dir", "keys_dir"})
 
 
 class Environment(StrEnum):
@@ -22,58 +41,134 @@ class Role(StrEnum):
     hub = "hub"
 
 
+class ConfigFileError(ValueError):
+    """The configuration file cannot be used as it is: said with its path and the setting."""
+
+
+def _env(name: str) -> str | None:
+    """An environment variable, its name in any case (as the settings read them)."""
+    for key, value in os.environ.items():
+        if key.upper() == name:
+            return value
+    return None
+
+
 class Settings(BaseSettings):
-    """Everything a node reads from its environment (prefix ``INTEGRA_``, plus ``DATABASE_URL``)."""
+    """Everything a node reads from its environment and its configuration file."""
 
     model_config = SettingsConfigDict(env_prefix="INTEGRA_", extra="ignore")
 
-    environment: Environment = Environment.development
-    role: Role = Role.node
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
-    data_dir: Path = Path(".integra")
-    database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_URL", "INTEGRA_DATABASE_URL")
+    environment: Environment = Field(
+        Environment.development, description="`production` refuses the placeholder secret"
     )
-    secret_key: str = PLACEHOLDER_SECRET
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 8000
-    login_token_ttl: timedelta = timedelta(hours=12)
-    page_size_max: Annotated[int, Field(ge=1, le=1000)] = 200
-    # The largest request body read (bytes): a longer one is answered 413 before it is read,
-    # with or without a Content-Length. A practice at every field's limit takes about 1 MB.
-    request_body_max: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
-    # Jobs: with no broker, outbox work runs in-process right after each commit, and a sweep
-    # every `outbox_sweep_interval` repairs anything a crash left behind.
-    broker_url: str | None = None
-    outbox_sweep_interval: timedelta = timedelta(seconds=30)
-    # Federation: where the private signing keys live (default: `keys/` in the data
-    # directory), and the largest feed page this node serves.
-    keys_dir: Path | None = None
-    # Hub: how often each enrolled node is pulled (failures back off on their own).
-    hub_sync_interval: timedelta = timedelta(seconds=60)
-    # Processes a round may use to sync peers with a large backlog side by side (0: one per CPU
-    # core, up to 4). A Celery worker runs peers side by side through its own pool instead.
-    hub_sync_workers: Annotated[int, Field(ge=0, le=64)] = 0
-    # Peers: every request to a peer ends within `peer_request_deadline` (the whole answer,
-    # not each read), and an answer slower than `peer_min_rate` bytes/s once
-    # `peer_rate_grace` has passed is cut: a failure for that peer only, with backoff.
-    peer_request_deadline: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(seconds=120)
-    peer_min_rate: Annotated[int, Field(ge=0)] = 32 * 1024
-    peer_rate_grace: Annotated[timedelta, Field(ge=timedelta(0))] = timedelta(seconds=5)
-    # A peer whose signed checkpoint is older than this is flagged stale.
-    peer_freshness: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=1)
-    # Peer URLs must be https:// (plain http:// only on a loopback address) unless this is set:
-    # development and demos across machines only, never production.
-    allow_insecure_peers: bool = False
-    feed_page_max: Annotated[int, Field(ge=1, le=5000)] = 500
-    # Search: "sql" (SQLite FTS5 / PostgreSQL full text) or "meilisearch".
-    search_backend: Literal["sql", "meilisearch"] = "sql"
+    role: Role = Field(Role.node, description="`hub` pulls the enrolled nodes on its own")
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = Field(
+        None,
+        description="the node's ISO country code: its records' origin in the signed feed "
+        "(no feed without it)",
+    )
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR, description="where the SQLite file, the keys and this file live"
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "INTEGRA_DATABASE_URL"),
+        description="e.g. postgresql://user@host/db (default: node.db in the data directory)",
+    )
+    secret_key: str = Field(
+        PLACEHOLDER_SECRET, description="keys the token hashes; 32+ characters in production"
+    )
+    host: str = Field("127.0.0.1", description="where `integra serve` listens")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        8000, description="where `integra serve` listens"
+    )
+    workers: Annotated[int, Field(ge=0, le=64)] = Field(
+        0,
+        description="processes `integra serve` answers requests with (0: one per CPU core, "
+        "up to 4); background work runs in one of them",
+    )
+    login_token_ttl: timedelta = Field(
+        timedelta(hours=12), description="lifetime of tokens issued by POST /api/v1/auth/token"
+    )
+    page_size_max: Annotated[int, Field(ge=1, le=1000)] = Field(
+        200, description="the largest page a list answers"
+    )
+    # A practice at every field's limit takes about 1 MB.
+    request_body_max: Annotated[int, Field(ge=1024)] = Field(
+        4 * 1024 * 1024,
+        description="the largest request body read (bytes): a longer one is answered 413 "
+        "before it is read, with or without a Content-Length",
+    )
+    broker_url: str | None = Field(
+        None,
+        description="e.g. redis://127.0.0.1:6379/0: jobs go to Celery workers; without one, "
+        "outbox work runs in the server's process",
+    )
+    outbox_sweep_interval: timedelta = Field(
+        timedelta(seconds=30), description="how often pending outbox work is retried"
+    )
+    keys_dir: Path | None = Field(
+        None, description="where the private signing keys are (default: keys/ in the data dir)"
+    )
+    hub_sync_interval: timedelta = Field(
+        timedelta(seconds=60),
+        description="how often a hub pulls each node, and a mirroring node the hub",
+    )
+    # A Celery worker runs peers side by side through its own pool instead.
+    hub_sync_workers: Annotated[int, Field(ge=0, le=64)] = Field(
+        0,
+        description="processes a round may use to sync peers with a large backlog side by "
+        "side (0: one per CPU core, up to 4)",
+    )
+    peer_request_deadline: Annotated[timedelta, Field(gt=timedelta(0))] = Field(
+        timedelta(seconds=120),
+        description="every request to a peer ends within this (the whole answer, not each read)",
+    )
+    peer_min_rate: Annotated[int, Field(ge=0)] = Field(
+        32 * 1024,
+        description="an answer slower than this many bytes/s once peer_rate_grace has passed "
+        "is cut: a failure for that peer only, with backoff",
+    )
+    peer_rate_grace: Annotated[timedelta, Field(ge=timedelta(0))] = Field(
+        timedelta(seconds=5), description="see peer_min_rate"
+    )
+    peer_freshness: Annotated[timedelta, Field(gt=timedelta(0))] = Field(
+        timedelta(days=1), description="a peer whose signed checkpoint is older is flagged stale"
+    )
+    allow_insecure_peers: bool = Field(
+        False,
+        description="allow plain http:// peer URLs beyond loopback: development and demos "
+        "across machines only, never production",
+    )
+    feed_page_max: Annotated[int, Field(ge=1, le=5000)] = Field(
+        500, description="the largest feed page this node serves"
+    )
+    search_backend: Literal["sql", "meilisearch"] = Field(
+        "sql", description="sql (SQLite FTS5 / PostgreSQL full text) or meilisearch"
+    )
     meili_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("MEILI_URL", "INTEGRA_MEILI_URL")
+        default=None,
+        validation_alias=AliasChoices("MEILI_URL", "INTEGRA_MEILI_URL"),
+        description="the Meilisearch server, with search_backend = meilisearch",
     )
     meili_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("MEILI_MASTER_KEY", "INTEGRA_MEILI_KEY")
+        default=None,
+        validation_alias=AliasChoices("MEILI_MASTER_KEY", "INTEGRA_MEILI_KEY"),
+        description="its API key",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        given = getattr(init_settings, "init_kwargs", {})
+        path = config_path(Path(given["data_dir"]) if given.get("data_dir") else None)
+        return init_settings, env_settings, ConfigFile(settings_cls, path)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Self:
@@ -86,6 +181,10 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def api_workers(self) -> int:
+        return self.workers or min(4, os.cpu_count() or 1)
+
+    @property
     def sync_workers(self) -> int:
         return self.hub_sync_workers or min(4, os.cpu_count() or 1)
 
@@ -93,6 +192,99 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The async URL the application uses."""
         return async_url(self.database_url or f"sqlite:///{self.data_dir.resolve() / 'node.db'}")
+
+    @property
+    def keys_path(self) -> Path:
+        """The directory of the private signing keys, absolute."""
+        return (self.keys_dir or self.data_dir / "keys").resolve()
+
+    @property
+    def config_file(self) -> Path:
+        """Where this node's configuration file is (or would be)."""
+        return config_path(self.data_dir)
+
+
+def config_path(data_dir: Path | None = None) -> Path:
+    """`INTEGRA_CONFIG` if set, else `integra.toml` in the data directory (given, else
+    `INTEGRA_DATA_DIR`, else the default)."""
+    if named := _env(CONFIG_ENV):
+        return Path(named).expanduser().absolute()
+    directory = data_dir or Path(_env("INTEGRA_DATA_DIR") or DEFAULT_DATA_DIR)
+    return (directory.expanduser() / CONFIG_NAME).absolute()
+
+
+def env_names(name: str) -> tuple[str, ...]:
+    """The environment variables that set a setting, the first one the documented one."""
+    alias = Settings.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(str(choice) for choice in alias.choices)
+    return (f"INTEGRA_{name.upper()}",)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The settings a configuration file gives, by setting name, checked for names it does not
+    know (a typo must not be ignored in silence). Relative paths are relative to the file."""
+    if not path.is_file():
+        if _env(CONFIG_ENV):
+            raise ConfigFileError(f"{CONFIG_ENV} names {path}, which is not a file")
+        return {}
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigFileError(f"{path}: {exc}") from None
+    known = list(Settings.model_fields)
+    for name in values:
+        if name not in Settings.model_fields:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigFileError(f"{path}: unknown setting {name!r}{hint}")
+    for name in PATHS & values.keys():
+        if isinstance(values[name], str):
+            values[name] = str((path.parent / Path(values[name]).expanduser()).resolve())
+    if "data_dir" in values and not _env(CONFIG_ENV):
+        if Path(values["data_dir"]) != path.parent.resolve():
+            raise ConfigFileError(
+                f"{path}: data_dir cannot move the data directory that holds this file "
+                f"(name a file elsewhere with {CONFIG_ENV}, or set INTEGRA_DATA_DIR)"
+            )
+    return values
+
+
+class ConfigFile(PydanticBaseSettingsSource):
+    """The configuration file as a settings source, below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+        self.values = read_config(path)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        # A setting read under another name in the environment is given under that name.
+        return {
+            env_names(name)[0] if name in ALIASED else name: v for name, v in self.values.items()
+        }
+
+
+ALIASED = frozenset(
+    name for name, field in Settings.model_fields.items() if field.validation_alias is not None
+)
+
+
+def origin(name: str, path: Path | None = None) -> str:
+    """Where a setting's value comes from: `environment (NAME)`, the configuration file's path
+    (`path`, else the one the environment names), or `default`."""
+    for variable in env_names(name):
+        if _env(variable) is not None:
+            return f"environment ({variable})"
+    path = path or config_path()
+    try:
+        in_file = name in read_config(path)
+    except ConfigFileError:
+        in_file = False
+    return str(path) if in_file else "default"
 
 
 def async_url(url: str) -> str:
