@@ -138,15 +138,16 @@ async def rotate_signing_key(
 
 
 def parse_public_keys(texts: list[str]) -> list[PeerKeyText]:
-    """Each text as a base64url Ed25519 public key; refuses the first that is not one."""
+    """Each text as a base64url Ed25519 public key; refuses the first that is not one, or is
+    a weak key (small order, non-canonical: `keys.public_key_raw`), saying why."""
     parsed = []
     for text in texts:
         try:
-            raw = keys.unb64(text.strip())
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise AppError(f"--key {text[:16]}…: not a base64url Ed25519 public key (32 bytes)")
+            raw = keys.public_key_raw(text.strip())
+        except ValueError as error:
+            raise AppError(
+                f"--key {text[:16]}…: not a usable Ed25519 public key, {error}"
+            ) from None
         parsed.append(PeerKeyText(keys.key_id_of(raw), text.strip()))
     return parsed
 
@@ -290,6 +291,10 @@ async def confirm_peer_key(
         raise Conflict(f"key {key_id} awaits no confirmation")
     if key.revoked_seq is not None or key.revoked_at is not None:
         raise Conflict(f"key {key_id} is revoked")
+    try:  # a rotation taken in before weak keys were refused
+        keys.public_key_raw(key.public_key)
+    except ValueError as error:
+        raise Conflict(f"key {key_id} is not a usable Ed25519 public key, {error}") from None
     expected = keys.fingerprint(key_id)
     if "".join(fingerprint.split()).lower() != "".join(expected.split()).lower():
         raise AppError(

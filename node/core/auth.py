@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.core.db import defer_write, utcnow
 from node.core.deps import SessionDep
-from node.core.errors import Forbidden, Unauthorized
+from node.core.errors import Forbidden, Unauthorized, raises
 from node.core.models import ApiToken, User, UserOrganisation
 from node.core.settings import get_settings
 
@@ -148,6 +148,7 @@ async def principal_for_user(session: AsyncSession, user: User) -> Principal:
 _bearer = HTTPBearer(auto_error=False, description="An API token (`ixt_…`)")
 
 
+@raises(Unauthorized)
 async def get_principal(
     request: Request,
     session: SessionDep,
@@ -162,12 +163,14 @@ async def get_principal(
     return principal
 
 
+@raises(Unauthorized)
 async def require_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     if not principal.is_signed_in:
         raise Unauthorized("Sign in to see this.")
     return principal
 
 
+@raises(Forbidden)
 async def require_admin(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
     if not principal.is_admin:
         raise Forbidden("Only the National Point's administrators may do this.")

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.core.db import read_only, session_scope
-from node.core.errors import InvalidInput, PreconditionRequired
+from node.core.errors import InvalidInput, PreconditionFailed, PreconditionRequired, raises
 from node.core.settings import Settings
 
 
@@ -72,6 +72,7 @@ def parse_if_match(value: str | None) -> int:
     return int(tag)
 
 
+@raises(PreconditionRequired, PreconditionFailed, InvalidInput)
 async def _if_match(
     if_match: Annotated[
         str | None, Header(description='The ETag last read, e.g. "3". Required on writes.')

@@ -1,7 +1,9 @@
-"""One error shape for the whole API: ``{"error": ..., "detail": ...}``."""
+"""One error shape for the whole API: ``{"error": ..., "detail": ..., "fields": [...]}`` (fields
+on a 422), and an OpenAPI document that says so for every operation."""
 
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -98,11 +100,133 @@ def responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+# What any operation may answer, whatever its route declares: the kernel's own refusals.
+_KERNEL_ERRORS: dict[int, tuple[str, type[BaseModel]]] = {
+    400: ("Bad request: a control character in the URL, a malformed header", ErrorBody),
+    401: ("Authentication required: no token, or one unknown, expired or revoked", ErrorBody),
+    403: (Forbidden.error, ErrorBody),
+    404: (NotFound.error, ErrorBody),
+    412: (PreconditionFailed.error, ErrorBody),
+    413: ("Request body too large", ErrorBody),
+    422: (InvalidInput.error, ValidationErrorBody),
+    428: (PreconditionRequired.error, ErrorBody),
+}
+
+
+Dependency = TypeVar("Dependency", bound=Callable[..., Any])
+
+
+def raises(*errors: type[AppError]) -> Callable[[Dependency], Dependency]:
+    """Mark a dependency with the errors it raises: every operation that depends on it, however
+    deep, documents them (see `document_errors`)."""
+
+    def mark(dependency: Dependency) -> Dependency:
+        dependency.raises = errors  # type: ignore[attr-defined]
+        return dependency
+
+    return mark
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document say every error an operation can answer, in the shape the
+    handlers below send (FastAPI's own 422 body, which this API never sends, is replaced):
+    400 anywhere (the URL and header checks), 401 where a token is read, 403 where an
+    administrator is required, 404 where a path names a record, 412 and 428 where If-Match
+    is read (each dependency marked with what it `raises`), 413 where a body is read, 422
+    wherever there is input."""
+    plain = app.openapi
+    done: list[int] = []  # the id of the document patched (FastAPI rebuilds it on new routes)
+
+    def openapi() -> dict[str, Any]:
+        schema = plain()
+        if done != [id(schema)]:
+            _add_errors(app, schema)
+            done[:] = [id(schema)]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_errors(app: FastAPI, schema: dict[str, Any]) -> None:
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ErrorBody, FieldError, ValidationErrorBody):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        model_schema.pop("$defs", None)
+        components[model.__name__] = model_schema
+    for route in iter_route_contexts(app.routes):  # the routes of included routers too
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        path = schema["paths"].get(route.path_format, {})
+        for method in route.methods or ():
+            operation = path.get(method.lower())
+            if operation is not None:
+                _document_operation(operation, _statuses(route))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+
+
+def _statuses(route: Any) -> set[int]:
+    calls = _dependency_calls(route.dependant)
+    statuses = {400} | {e.status_code for call in calls for e in getattr(call, "raises", ())}
+    if route.dependant.path_params:
+        statuses.add(404)
+    if route.body_field is not None:
+        statuses |= {413, 422}
+    if _has_input(route.dependant):
+        statuses.add(422)
+    return statuses
+
+
+def _has_input(dependant: Any) -> bool:
+    """Whether the operation reads a parameter (path, query, header, cookie), here or in one
+    of its dependencies."""
+    own = (
+        dependant.path_params
+        or dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+    )
+    return bool(own) or any(_has_input(d) for d in dependant.dependencies)
+
+
+def _dependency_calls(dependant: Any) -> set[Any]:
+    calls = set()
+    for sub in dependant.dependencies:
+        calls.add(sub.call)
+        calls |= _dependency_calls(sub)
+    return calls
+
+
+def _document_operation(operation: dict[str, Any], statuses: set[int]) -> None:
+    responses_ = operation.setdefault("responses", {})
+    for status, (description, model) in _KERNEL_ERRORS.items():
+        key = str(status)
+        declared = responses_.get(key)
+        if status not in statuses and declared is None:
+            continue
+        content = {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+        }
+        if declared is None:
+            responses_[key] = {"description": description, "content": content}
+        elif status == 422 or "content" not in declared:
+            declared["content"] = content  # FastAPI's default 422 body is not what is sent
+    for key, declared in responses_.items():
+        if key.startswith(("4", "5")) and "content" not in declared:
+            declared["content"] = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+            }
+
+
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc if part not in ("body", "query", "path", "header"))
 
 
 def install(app: FastAPI) -> None:
+    document_errors(app)
+
     @app.exception_handler(StaleDataError)
     async def _stale(_request: Request, _exc: StaleDataError) -> JSONResponse:
         # Two writers passed the If-Match check at the same moment; the database saw both.
