@@ -27,6 +27,10 @@ from node.core.settings import Settings, async_url
 PG_ADMIN_URL = os.environ.get(
     "INTEGRA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# The servers the tests start run one API process each (the default is one per core): the
+# suite runs them side by side on a few cores. tests/node/test_serve.py starts several.
+os.environ.setdefault("INTEGRA_WORKERS", "1")
+
 REQUIRE_SERVICES = (
     os.environ.get("CI", "").lower() == "true" or os.environ.get("INTEGRA_REQUIRE_SERVICES") == "1"
 )

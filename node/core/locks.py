@@ -19,6 +19,10 @@ LEASE_LOCK = 7220002
 # The key of LEASE_LOCK that the search index's catch-up takes: peer ids start at 1, so no
 # peer's lease has it.
 INDEX_LEASE = 0
+# The key of LEASE_LOCK that the server's background work takes (the outbox sweep and the peers'
+# rounds of the embedded default): held for the life of one worker process, so that a server
+# with several workers runs that work once, not once per worker.
+BACKGROUND_LEASE = -1
 
 
 @contextmanager

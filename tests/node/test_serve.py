@@ -1,10 +1,12 @@
 """The README's first command, for real: `integra serve --sample-data` in its own process."""
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -70,3 +72,75 @@ def test_a_fresh_node_serves_the_sample_registry_without_contact_data(node_url: 
     assert health.json() == {"status": "ok"}
     docs = httpx.get(f"{node_url}/openapi.json").json()
     assert "/api/v1/organisations" in docs["paths"]
+
+
+def _events(log: Path, event: str) -> list[int]:
+    """The pids of the processes that logged this event, in order."""
+    found = re.findall(rf"event='{event}' pid=(\d+)", log.read_text())
+    return [int(pid) for pid in found]
+
+
+def _wait_for(condition: Callable[[], bool], what: str, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}, within {timeout} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def test_several_workers_answer_and_background_work_runs_in_one_of_them(
+    database: Database, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env |= {"DATABASE_URL": database.fresh_copy(), "INTEGRA_DATA_DIR": str(tmp_path)}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "node", "serve", "--workers", "2", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        started = lambda: set(_events(log, "server_process_started"))  # noqa: E731
+        _wait_for(lambda: len(started()) == 2, "two worker processes did not start", log)
+        workers = started()
+        assert process.pid not in workers
+        _wait_for(lambda: bool(_events(log, "background_started")), "no background work", log)
+        # The outbox sweep and the peers' rounds: one worker, not each of them.
+        [first] = _events(log, "background_started")
+        assert first in workers
+        answer = httpx.get(f"{url}/api/v1/practices/search", params={"q": "prison"}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["total"] == 0
+
+        # That worker dies: the other one answers, the server replaces the dead one, and one
+        # of the two (the survivor or the replacement) takes the background work over.
+        os.kill(first, signal.SIGKILL)
+        assert httpx.get(f"{url}/healthz", timeout=30).json() == {"status": "ok"}
+        _wait_for(lambda: len(started()) == 3, "the dead worker was not replaced", log)
+        _wait_for(
+            lambda: len(_events(log, "background_started")) == 2,
+            "no other worker took the background work over",
+            log,
+        )
+        second = _events(log, "background_started")[1]
+        assert second != first and second in started()
+        assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
+        assert _events(log, "background_started") == [first, second]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    # Stopping the server stops its workers.
+    for pid in started():
+        _wait_for(lambda pid=pid: not _alive(pid), f"worker {pid} outlived the server", log, 30)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone, only not reaped yet
+        return stat.read().split(") ")[-1][:1] != "Z"

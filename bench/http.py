@@ -1,0 +1,558 @@
+"""HTTP benchmark: `integra serve` under load, beside a bare FastAPI app, measured with wrk.
+
+    python bench/http.py [--practices 100000] [--organisations 5000] [--pool 20000]
+                         [--seconds 10] [--connections 32] [--workers 1,2] [--postgres]
+
+Seeds a node database with N published practices (the synthetic multilingual set of
+`bench/search.py`, indexed through the same path as `integra search reindex`) and a registry of
+M organisations, and a hub database with an EU pool of P federated records (indexed through the
+pool's catch-up); the seeded databases are cached (SQLite files under the cache directory,
+PostgreSQL template databases), keyed by sizes, so a rerun starts in seconds. Starts
+`integra serve` (`python -m node serve`) on a copy of each, once per worker count, and a bare
+FastAPI app answering `{"ok": true}`, and drives each endpoint with wrk (Debian's package,
+installed when absent) at C connections for S seconds. Prints requests/s, p50 and p99 per
+endpoint and each one's ratio to the bare app's requests/s measured in the same run. Nothing
+here is a pass/fail test: it prints figures.
+"""
+
+# ruff: noqa: E402 - the standard library and the project import after the sys.path fix.
+import sys
+from pathlib import Path
+
+# This file is named http.py: its folder, first on sys.path when it runs as a script, must not
+# shadow the standard library's `http` package that httpx and uvicorn import.
+BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+sys.path.insert(0, str(BENCH.parent))
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from node import migrations
+from node.core.db import create_sync_engine
+
+ROOT = BENCH.parent
+
+PG_ADMIN_URL = os.environ.get(
+    "INTEGRA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def generate(n: int, seed: int = 7) -> Any:
+    """The synthetic practices of bench/search.py."""
+    spec = importlib.util.spec_from_file_location("bench_search", BENCH / "search.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate(n, seed)
+
+
+BARE_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+
+@app.get("/")
+async def root() -> dict[str, bool]:
+    return {"ok": True}
+"""
+
+
+# --- seeding ------------------------------------------------------------------------------
+
+
+def seed_node(url: str, practices: int, organisations: int) -> None:
+    """Practices (published, indexed) and organisations, by direct Core inserts."""
+    from node.core.outbox import JobContext
+    from practices.models import Practice, PracticeTerm
+    from practices.search.sql import SqlSearch
+    from practices.tasks import reindex_all
+    from registry.models import Organisation, OrganisationTerm
+    from registry.vocabulary import Area, Level, OrganisationKind, Sector, TargetGroup
+
+    migrations.upgrade(url)
+    engine = create_sync_engine(url)
+    rows, terms, vocab = generate(practices)
+    rng = random.Random(5)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    orgs, org_terms = [], []
+    countries = ["FR", "PT", "BG", "GR", "DE", "NL", "SE", "AT", "IT", "BE", "DK"]
+    for i in range(organisations):
+        oid = uuid.uuid4()
+        words = vocab["en"]
+        name = " ".join(rng.choices(words, k=rng.randint(2, 5))).title()
+        description = " ".join(rng.choices(words, k=40))
+        orgs.append(
+            {
+                "id": oid,
+                "ref": f"bench-{i}",
+                "name": name,
+                "local_names": [],
+                "kind": rng.choice(list(OrganisationKind)).value,
+                "sector": rng.choice(list(Sector)).value,
+                "level": rng.choice(list(Level)).value,
+                "country": rng.choice(countries),
+                "region": None,
+                "description": description,
+                "services": rng.choices(words, k=3),
+                "languages": ["en"],
+                "website": f"https://example.org/{i}",
+                "status": "active",
+                "is_sample": False,
+                "search_text": f"{name} {description}".lower(),
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        for facet, vocab_enum in (("area", Area), ("target_group", TargetGroup)):
+            for value in set(rng.choices([v.value for v in vocab_enum], k=2)):
+                org_terms.append({"organisation_id": oid, "facet": facet, "term": value})
+    with Session(engine) as session:
+        for table, batch, size in (
+            (Practice, rows, 5000),
+            (PracticeTerm, terms, 20000),
+            (Organisation, orgs, 5000),
+            (OrganisationTerm, org_terms, 20000),
+        ):
+            for start in range(0, len(batch), size):
+                session.execute(insert(table), batch[start : start + size])
+        session.commit()
+    with Session(engine) as session:
+        reindex_all(session, JobContext(search=SqlSearch()))
+        session.commit()
+    engine.dispose()
+
+
+def seed_hub(url: str, pool: int) -> None:
+    """An EU pool of federated records (envelopes stored as received), indexed."""
+    import json
+
+    from federation.models import FederatedRecord
+    from federation.pool import catch_up_index, search_id
+    from practices.search.sql import SqlSearch
+
+    migrations.upgrade(url)
+    engine = create_sync_engine(url)
+    practices, terms, _ = generate(pool, seed=13)
+    facets: dict[Any, dict[str, list[str]]] = {}
+    for term in terms:
+        facets.setdefault(term["practice_id"], {}).setdefault(term["facet"], []).append(
+            term["value"]
+        )
+    records = []
+    for n, p in enumerate(practices):
+        origin = p["country"]
+        record_id = f"{origin}:{p['id']}"
+        body = {
+            "kind": p["kind"],
+            "title": p["title"],
+            "language": p["language"],
+            "summary": p["summary"],
+            "description": p["description"],
+            "country": origin,
+            "start_date": p["start_date"].isoformat(),
+            "licence": p["licence"],
+            "evaluation": {"type": p["evaluation_type"]},
+            **{BODY_FACETS[f]: v for f, v in facets.get(p["id"], {}).items()},
+        }
+        envelope = json.dumps({"payload": {"id": record_id, "body": body}})
+        records.append(
+            {
+                "record_id": record_id,
+                "origin": origin,
+                "record_type": "practice",
+                "version": 1,
+                "withdrawn": False,
+                "body_hash": "0" * 64,
+                "envelope": envelope,
+                "origin_seq": n + 1,
+                "received_at": p["published_at"],
+                "search_id": search_id(record_id),
+                "indexed": False,
+            }
+        )
+    with Session(engine) as session:
+        for start in range(0, len(records), 5000):
+            session.execute(insert(FederatedRecord), records[start : start + 5000])
+        session.commit()
+    catch_up_index(lambda: Session(engine), SqlSearch())
+    engine.dispose()
+
+
+BODY_FACETS = {
+    "intervention_type": "intervention_types",
+    "setting": "settings",
+    "target_group": "target_groups",
+    "process_focus": "process_focus",
+}
+
+
+@dataclass
+class Seeded:
+    node_url: str
+    hub_url: str
+    cleanup: list[str]
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _pg_url(name: str) -> str:
+    return f"{PG_ADMIN_URL.rpartition('/')[0]}/{name}"
+
+
+def _pg_exists(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        return (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            is not None
+        )
+
+
+def pg_available() -> bool:
+    try:
+        _pg_exists("postgres")
+        return True
+    except Exception:
+        return False
+
+
+def seeded(backend: str, args: argparse.Namespace, work: Path) -> Seeded:
+    """Copies of the cached seeded databases (seeding them first when not cached)."""
+    # Keyed by sizes (and the seeding's own version): `integra serve` migrates a copy to the head.
+    key = f"p{args.practices}-o{args.organisations}-h{args.pool}-v1"
+    if backend == "sqlite":
+        cache = Path(args.cache_dir)
+        cache.mkdir(parents=True, exist_ok=True)
+        urls = []
+        for role, seed in (("node", seed_node_args(args)), ("hub", seed_hub_args(args))):
+            cached = cache / f"{role}-{key}.db"
+            if not cached.exists():
+                partial = cached.with_suffix(".partial")
+                partial.unlink(missing_ok=True)
+                began = time.perf_counter()
+                seed[0](f"sqlite:///{partial}", *seed[1])
+                _checkpoint(partial)
+                partial.rename(cached)
+                for lock in cache.glob(f"{partial.name}.*.lock"):
+                    lock.unlink()
+                print(f"seeded {cached.name} in {time.perf_counter() - began:.0f} s")
+            copy = work / f"{role}.db"
+            shutil.copy(cached, copy)
+            urls.append(f"sqlite:///{copy}")
+        return Seeded(urls[0], urls[1], [])
+    names = []
+    for role, seed in (("node", seed_node_args(args)), ("hub", seed_hub_args(args))):
+        template = f"bench_http_{role}_{key}".replace("-", "_").lower()
+        if not _pg_exists(template):
+            _pg_admin(f'DROP DATABASE IF EXISTS "{template}_partial"')
+            _pg_admin(f'CREATE DATABASE "{template}_partial"')
+            began = time.perf_counter()
+            seed[0](_pg_url(f"{template}_partial"), *seed[1])
+            _pg_admin(f'ALTER DATABASE "{template}_partial" RENAME TO "{template}"')
+            print(f"seeded {template} in {time.perf_counter() - began:.0f} s")
+        copy = f"bench_http_run_{role}_{uuid.uuid4().hex[:8]}"
+        _pg_admin(f'CREATE DATABASE "{copy}" TEMPLATE "{template}"')
+        names.append(copy)
+    return Seeded(_pg_url(names[0]), _pg_url(names[1]), names)
+
+
+def seed_node_args(args: argparse.Namespace) -> tuple[Any, tuple[Any, ...]]:
+    return seed_node, (args.practices, args.organisations)
+
+
+def seed_hub_args(args: argparse.Namespace) -> tuple[Any, tuple[Any, ...]]:
+    return seed_hub, (args.pool,)
+
+
+def _checkpoint(path: Path) -> None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(command: list[str], env: dict[str, str], ready_path: str) -> Iterator[str]:
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(url + ready_path, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise SystemExit(f"{command} did not start:\n{log.read().decode()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def node_env(database_url: str, data_dir: Path, *, hub: bool, workers: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env.pop("DATABASE_URL", None)
+    env |= {
+        "DATABASE_URL": database_url,
+        "INTEGRA_DATA_DIR": str(data_dir),
+        "INTEGRA_WORKERS": str(workers),
+    }
+    if hub:
+        env |= {"INTEGRA_ROLE": "hub", "INTEGRA_COUNTRY": "EU"}
+    return env
+
+
+# --- load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    return float(number) * UNITS[unit]
+
+
+def wrk(url: str, seconds: int, connections: int) -> Figure:
+    threads = max(1, min(2, connections))
+    output = subprocess.run(
+        [
+            "wrk",
+            "--latency",
+            "--timeout",
+            "30s",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output):
+        errors += int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
+        errors += sum(int(g) for g in match.groups())
+    return Figure(rps, p50, p99, errors)
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    print("wrk is not installed: apt-get install -y wrk")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=True)
+
+
+def endpoints(node: str, hub: str) -> list[tuple[str, str]]:
+    """The endpoints measured, with their URLs (ids looked up from the running servers)."""
+    practice = httpx.get(f"{node}/api/v1/practices/search", params={"limit": 1}, timeout=300).json()
+    organisations = httpx.get(
+        f"{node}/api/v1/organisations", params={"limit": 1}, timeout=300
+    ).json()
+    return [
+        ("health", f"{node}/healthz"),
+        (
+            "search, selective (q=prison mentoring)",
+            f"{node}/api/v1/practices/search?q=prison+mentoring",
+        ),
+        ("search, broad (q=re, a prefix)", f"{node}/api/v1/practices/search?q=re"),
+        ("search, empty query", f"{node}/api/v1/practices/search?q="),
+        ("a practice", f"{node}/api/v1/practices/{practice['items'][0]['id']}"),
+        ("organisation list (limit=50)", f"{node}/api/v1/organisations?limit=50"),
+        ("an organisation", f"{node}/api/v1/organisations/{organisations['items'][0]['id']}"),
+        ("hub EU search (q=prison)", f"{hub}/api/v1/eu/search?q=prison"),
+    ]
+
+
+def settle(*servers: str, deadline: float = 120) -> None:
+    """Wait until the servers have worked off what the last load left queued (requests wrk
+    sent and gave up on are still answered): until each answers its health check quickly."""
+    end = time.monotonic() + deadline
+    for url in servers:
+        quick = 0
+        while quick < 2 and time.monotonic() < end:
+            began = time.perf_counter()
+            httpx.get(f"{url}/healthz", timeout=deadline)
+            quick = quick + 1 if time.perf_counter() - began < 0.25 else 0
+            time.sleep(0.1)
+
+
+def totals(targets: list[tuple[str, str]]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for name, url in targets:
+        answer = httpx.get(url, timeout=300)
+        if answer.status_code != 200:
+            print(f"{name}: {answer.status_code} {answer.text[:200]}")
+            continue
+        out[name] = answer.json().get("total") if "search" in name else None
+    return out
+
+
+def run(backend: str, args: argparse.Namespace) -> None:
+    print(
+        f"\n## {backend}: {args.practices:,} practices, {args.organisations:,} organisations, "
+        f"EU pool of {args.pool:,}; wrk {args.connections} connections x {args.seconds} s"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        work = Path(tmp)
+        data = seeded(backend, args, work)
+        try:
+            bare_file = work / "bare_app.py"
+            bare_file.write_text(BARE_APP)
+            bare_cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(work),
+                "bare_app:app",
+                "--log-level",
+                "warning",
+            ]
+            with server(bare_cmd, dict(os.environ), "/") as bare:
+                wrk(bare + "/", 2, args.connections)  # warm-up
+                baseline = wrk(bare + "/", args.seconds, args.connections)
+            print(
+                f"bare FastAPI app: {baseline.rps:,.0f} requests/s, p50 {baseline.p50_ms:.1f} ms, "
+                f"p99 {baseline.p99_ms:.1f} ms"
+            )
+            for workers in args.workers:
+                serve = [sys.executable, "-m", "node", "serve"]
+                with (
+                    server(
+                        serve,
+                        node_env(data.node_url, work / "node", hub=False, workers=workers),
+                        "/healthz",
+                    ) as node,
+                    server(
+                        serve,
+                        node_env(data.hub_url, work / "hub", hub=True, workers=workers),
+                        "/healthz",
+                    ) as hub,
+                ):
+                    targets = endpoints(node, hub)
+                    found = totals(targets)
+                    print(f"\n{backend}, {workers} worker(s)\n")
+                    print("| endpoint | requests/s | p50 | p99 | ratio to bare | errors |")
+                    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+                    for name, url in targets:
+                        settle(node, hub)
+                        wrk(url, 1, args.connections)  # warm every worker
+                        figure = wrk(url, args.seconds, args.connections)
+                        total = found.get(name)
+                        label = name + (f" [{total:,} hits]" if total is not None else "")
+                        print(
+                            f"| {label} | {figure.rps:,.0f} | {figure.p50_ms:.0f} ms | "
+                            f"{figure.p99_ms:.0f} ms | {figure.rps / baseline.rps:.3f} | "
+                            f"{figure.errors} |",
+                            flush=True,
+                        )
+        finally:
+            for name in data.cleanup:
+                _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--practices", type=int, default=100_000)
+    parser.add_argument("--organisations", type=int, default=5_000)
+    parser.add_argument("--pool", type=int, default=20_000, help="records in the hub's EU pool")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--workers",
+        type=lambda v: [int(w) for w in v.split(",")],
+        default=[1, os.cpu_count() or 1],
+        help="worker counts to measure, comma-separated (default: 1 and one per core)",
+    )
+    parser.add_argument("--postgres", action="store_true", help="also measure on PostgreSQL")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--cache-dir",
+        default=str(Path(tempfile.gettempdir()) / "integra-bench-http"),
+        help="where the seeded SQLite databases are kept between runs",
+    )
+    args = parser.parse_args()
+    args.workers = list(dict.fromkeys(args.workers))
+    ensure_wrk()
+    if not args.no_sqlite:
+        run("sqlite", args)
+    if args.postgres:
+        if pg_available():
+            run("postgresql", args)
+        else:
+            print(f"\nPostgreSQL does not answer at {PG_ADMIN_URL}: skipped")
+
+
+if __name__ == "__main__":
+    main()
