@@ -1,32 +1,38 @@
 """The application factory: one FastAPI app composed of the domains' routers."""
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from datetime import timedelta
 from functools import partial
 
 import structlog
 from fastapi import Depends, FastAPI
-from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 import node.worker  # noqa: F401 - registers every domain's tasks and outbox handlers
 from federation.api import feed_router, hub_router, pool_router
 from federation.api import router as federation_router
-from node.api import health
+from node.api import health, package_version
 from node.api import router as node_router
-from node.core import errors, logs, outbox
+from node.core import errors, heartbeat, logs, outbox
 from node.core.auth import get_principal
-from node.core.db import create_engine, session_factory
-from node.core.middleware import BodyLimit
+from node.core.db import create_engine, read_only, session_factory
+from node.core.locks import BACKGROUND_LEASE, lease
+from node.core.middleware import BodyLimit, RequestContext
 from node.core.settings import Settings, get_settings
+from node.web import create_web
 from practices.api import router as practices_router
 from practices.search import make_backend
 from practices.search.port import SearchQuery
 from practices.study_visits.api import router as study_visits_router
 from registry.api import router as registry_router
 
+# How often a worker without the background lease tries again to take it.
+BACKGROUND_RETRY = 5.0
 DESCRIPTION = """
 A national node of Integra Exchange: the National Registration Database of agencies, NGOs,
 contact points and cooperation protocols for the rehabilitation, disengagement and reintegration
@@ -42,26 +48,32 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        beating = heartbeat.Beating.of(heartbeat.SERVER, settings)  # read by the CLI's guard
+        await asyncio.to_thread(beating.start)
+        structlog.get_logger().info("server_process_started", pid=os.getpid())
         tasks = [asyncio.create_task(_warm_search(app))]
         if not settings.broker_url:
-            tasks.append(asyncio.create_task(_sweep_outbox(app, settings.outbox_sweep_interval)))
-            # A hub pulls the nodes it enrols; a node pulls the hub it mirrors, if any.
-            tasks.append(asyncio.create_task(_pull_peers(settings)))
+            tasks.append(asyncio.create_task(_background(app, settings)))
         yield
         for task in tasks:
             task.cancel()
+        await asyncio.to_thread(beating.stop)
         await engine.dispose()
 
     app = FastAPI(
-        title="Integra Exchange node", description=DESCRIPTION, version="0.1.0", lifespan=lifespan
+        title="Integra Exchange node",
+        description=DESCRIPTION,
+        version=package_version(),
+        lifespan=lifespan,
+        docs_url=None,  # the web sub-app serves /docs from the package's own Swagger UI files
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     app.state.search = make_backend(settings)
     app.state.jobs = outbox.JobContext(search=app.state.search, settings=settings)
-    app.middleware("http")(logs.refuse_control_characters)
-    app.middleware("http")(logs.request_id_middleware)
+    app.add_middleware(RequestContext)  # the request id, and no control characters in URLs
     # Outermost: a body over the limit is refused before any other layer reads it.
     app.add_middleware(BodyLimit, max_bytes=settings.request_body_max)
     errors.install(app)
@@ -77,8 +89,23 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(hub_router, dependencies=signed)
     app.include_router(pool_router, dependencies=signed)
     app.include_router(feed_router)
-    app.get("/", include_in_schema=False, response_class=HTMLResponse)(_landing)
+    # Last: the HTML interface answers every path the API does not.
+    app.router.routes.append(Pages("/", app=create_web(app.state)))
     return app
+
+
+class Pages(Mount):
+    """The web interface's mount: every path but the API's and the feed's. A path under those
+    that no route serves, or a method its route does not take, gets the API's own 404 or 405
+    in its error shape, not a page."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"].startswith(NOT_PAGES):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+NOT_PAGES = ("/api/", "/federation/")
 
 
 async def _warm_search(app: FastAPI) -> None:
@@ -87,9 +114,33 @@ async def _warm_search(app: FastAPI) -> None:
         return
     try:
         async with app.state.session_factory() as session:
+            await read_only(session)  # no write lock held while the cache loads
             await app.state.search.search(session, SearchQuery(limit=1))
     except Exception:
         structlog.get_logger().exception("search_warm_up_failed")
+
+
+async def _background(app: FastAPI, settings: Settings) -> None:
+    """Embedded default: the outbox sweep and the peers' rounds, in one process of the server
+    however many workers it runs: the one holding the background lease (a lock that its
+    process's end frees, so another worker takes over within `BACKGROUND_RETRY`)."""
+    from node.core.db import create_sync_engine
+
+    engine = create_sync_engine(settings.sqlalchemy_url)
+    log = structlog.get_logger()
+    try:
+        while True:
+            with ExitStack() as held:
+                mine = await asyncio.to_thread(held.enter_context, lease(engine, BACKGROUND_LEASE))
+                if mine:
+                    log.info("background_started", pid=os.getpid())
+                    # A hub pulls the nodes it enrols; a node pulls the hub it mirrors, if any.
+                    await asyncio.gather(
+                        _sweep_outbox(app, settings.outbox_sweep_interval), _pull_peers(settings)
+                    )
+            await asyncio.sleep(BACKGROUND_RETRY)
+    finally:
+        engine.dispose()
 
 
 async def _pull_peers(settings: Settings) -> None:
@@ -123,31 +174,16 @@ async def _pull_peers(settings: Settings) -> None:
 
 
 async def _sweep_outbox(app: FastAPI, interval: timedelta) -> None:
-    """Embedded default: do pending outbox work at start (what a crash left) and then often,
-    in a worker thread (`outbox.drain_off_loop`)."""
+    """Embedded default: the periodic sweep (the domains' sweepers, such as the feed's
+    reconciliation, then pending outbox work: what a crash left) at start and then often, in a
+    worker thread (`outbox.drain_off_loop`)."""
     log = structlog.get_logger()
     while True:
         try:
             async with app.state.session_factory() as session:
-                done = await outbox.drain_off_loop(session, app.state.jobs)
+                done = await outbox.drain_off_loop(session, app.state.jobs, work=outbox.sweep)
             if done:
                 log.info("outbox_swept", messages=done)
         except Exception:
             log.exception("outbox_sweep_failed")
         await asyncio.sleep(interval.total_seconds())
-
-
-async def _landing() -> str:
-    return """<!doctype html><html lang="en"><meta charset="utf-8">
-<title>Integra Exchange node</title>
-<body style="font-family:system-ui;max-width:40rem;margin:3rem auto;line-height:1.5">
-<h1>Integra Exchange — national node</h1>
-<p>The National Registration Database of agencies, NGOs, contact points and cooperation
-protocols.</p>
-<ul>
-<li><a href="/api/v1/organisations">Organisations</a>
- (e.g. <a href="/api/v1/organisations?country=GR">in Greece</a>)</li>
-<li><a href="/api/v1/protocols">Cooperation protocols</a></li>
-<li><a href="/api/v1/practices/search?q=reintegration">Search practices</a></li>
-<li><a href="/docs">API documentation</a></li>
-</ul></body></html>"""

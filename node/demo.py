@@ -467,7 +467,21 @@ def print_summary(demo: Demo) -> None:
     # Wide enough that no URL or password is cut short, even on a narrow terminal.
     Console(file=out.file, width=max(out.width, TABLE_WIDTH)).print(table)
     node = demo.nodes[0]
-    out.print("Try:", highlight=False)
+    out.print("Open in a browser (sign in with the accounts above):", highlight=False)
+    out.print(
+        f"  {demo.hub.url}/  the EU hub: search every node's records; each record shows its "
+        "signatures (“verify this record”)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for member in demo.nodes:
+        out.print(
+            f"  {member.url}/  {member.country}: search (this country / EU-wide), "
+            f"{member.url}/organisations (the registry), {member.url}/study-visits",
+            highlight=False,
+            soft_wrap=True,
+        )
+    out.print("Try the API:", highlight=False)
     for url in (
         f"{demo.hub.url}/api/v1/eu/search?q=reintegration",
         f"{demo.hub.url}/api/v1/eu/search?q=prison&country=GR",

@@ -1,0 +1,108 @@
+"""Languages of the interface: Babel catalogues, the reader's language, dates and numbers.
+
+The catalogues are the `.po` files under `locale/`; they are compiled in memory when the
+module loads, so a fresh checkout or an installed package needs no build step.
+"""
+
+import io
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+from babel import Locale
+from babel.core import UnknownLocaleError
+from babel.dates import format_date as _format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import Translations
+from starlette.requests import Request
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+# The interface's languages, each named in itself (the switcher shows them so).
+LANGUAGES = {
+    "en": "English",
+    "fr": "Français",
+    "pt": "Português",
+    "bg": "Български",
+    "el": "Ελληνικά",
+}
+DEFAULT = "en"
+COOKIE = "integra_lang"
+
+
+def N_(message: str) -> str:
+    """Mark a string for the catalogue; it is translated where it is shown."""
+    return message
+
+
+def _load(language: str) -> Translations:
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as po:
+        catalog = read_po(po, locale=language)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled, domain="messages")
+
+
+TRANSLATIONS: dict[str, Translations] = {language: _load(language) for language in LANGUAGES}
+
+
+def gettext_for(language: str) -> Callable[[str], str]:
+    return TRANSLATIONS.get(language, TRANSLATIONS[DEFAULT]).gettext
+
+
+def negotiate(accept_language: str | None) -> str:
+    """The first of the reader's languages (by their weights) that the interface speaks."""
+    wanted: list[tuple[float, int, str]] = []
+    for position, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if tag:
+            wanted.append((-weight, position, tag.strip().lower()))
+    for weight, _, tag in sorted(wanted):
+        primary = tag.split("-")[0]
+        if weight < 0 and primary in LANGUAGES:
+            return primary
+    return DEFAULT
+
+
+def language_of(request: Request) -> str:
+    """The reader's language: the switcher's choice (a cookie), else Accept-Language."""
+    chosen = request.cookies.get(COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return negotiate(request.headers.get("accept-language"))
+
+
+def format_day(value: date | datetime | None, language: str) -> str:
+    if value is None:
+        return ""
+    return _format_date(value, format="long", locale=language)
+
+
+def format_number(value: int, language: str) -> str:
+    return format_decimal(value, locale=language)
+
+
+def country_name(code: str | None, language: str) -> str:
+    if not code:
+        return ""
+    name = Locale.parse(language).territories.get(code.upper())
+    return str(name) if name else code.upper()
+
+
+def language_name(code: str | None, language: str) -> str:
+    if not code:
+        return ""
+    try:
+        name = Locale.parse(language).languages.get(code.lower())
+    except UnknownLocaleError:
+        name = None
+    return str(name)[:1].upper() + str(name)[1:] if name else code
