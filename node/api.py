@@ -7,14 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr, Field
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-from node import migrations
+from node import migrations, readiness
 from node.core import audit
 from node.core.auth import AdminUser, CurrentUser, issue_token, principal_for_user, verify_password
 from node.core.db import utcnow
 from node.core.deps import SessionDep, SettingsDep
-from node.core.errors import ErrorBody, Unauthorized, responses
+from node.core.errors import Unauthorized, responses
 from node.core.models import User
 
 router = APIRouter(prefix="/api/v1")
@@ -116,21 +116,47 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health.get("/readyz", responses={503: {"model": ErrorBody}})
-async def readyz(request: Request) -> JSONResponse:
-    """The database answers and its schema is at the newest migration."""
+PACKAGE = "integra-exchange"
+
+
+def package_version() -> str:
+    """The installed package's version (`integra --version` prints the same)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        async with request.app.state.session_factory() as session:
-            conn = await session.connection()
-            await conn.execute(text("SELECT 1"))
-            current = await conn.run_sync(migrations.current_revision)
-    except Exception as exc:
-        return JSONResponse(
-            {"error": "Not ready", "detail": f"database unreachable: {type(exc).__name__}"}, 503
-        )
-    head = migrations.head_revision()
-    if current != head:
-        return JSONResponse(
-            {"error": "Not ready", "detail": f"schema at {current}, code expects {head}"}, 503
-        )
-    return JSONResponse({"status": "ready", "schema": head})
+        return version(PACKAGE)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+class VersionInfo(BaseModel):
+    name: str = Field(description="the package")
+    version: str = Field(description="its version")
+    schema_revision: str | None = Field(description="the newest migration this code expects")
+    role: str = Field(description="`node` or `hub`")
+
+
+@health.get("/api/v1/version", response_model=VersionInfo)
+async def version_info(settings: SettingsDep) -> VersionInfo:
+    """The program's version, the database schema it expects, and its role (anonymous)."""
+    return VersionInfo(
+        name=PACKAGE,
+        version=package_version(),
+        schema_revision=migrations.head_revision(),
+        role=settings.role.value,
+    )
+
+
+@health.get(
+    "/readyz", response_model=readiness.Readiness, responses={503: {"model": readiness.NotReady}}
+)
+async def readyz(request: Request) -> JSONResponse:
+    """Each part the node needs, named with its state: the database and its schema, the broker
+    and a live worker (with a broker), the search backend, the signing key (when the node
+    federates), failed outbox work, and on a hub its peers. 503 when any fails."""
+    ready = await readiness.check_all(request.app)
+    if ready.status == "ready":
+        return JSONResponse(ready.model_dump())
+    detail = readiness.failures(ready)
+    body = readiness.NotReady(error="Not ready", detail=detail, **ready.model_dump())
+    return JSONResponse(body.model_dump(), 503)
