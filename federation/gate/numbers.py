@@ -103,15 +103,21 @@ class Numbers:
 
     def around(self, before: int, after: int, *, digits: int = 1, gap: int = 0) -> Spans:
         """Stretches around runs no more than `gap` characters apart that hold `digits` digits
-        together, from `before` characters ahead of them to `after` characters past them."""
-        groups: list[list[int]] = []
+        together, from `before` characters ahead of them to `after` characters past them.
+        (A group is three integers, not a list: a text of a megabyte holds a hundred thousand
+        runs, and as many small lists made the garbage collector's passes grow with the text.)"""
+        spans: Spans = []
+        low = high = total = -1
         for start, end, count in self.runs:
-            if groups and start - groups[-1][1] <= gap:
-                groups[-1][1:] = [end, groups[-1][2] + count]
-            else:
-                groups.append([start, end, count])
-        size = len(self.text)
-        return merged([(a - before, b + after) for a, b, count in groups if count >= digits], size)
+            if low >= 0 and start - high <= gap:
+                high, total = end, total + count
+                continue
+            if low >= 0 and total >= digits:
+                spans.append((low - before, high + after))
+            low, high, total = start, end, count
+        if low >= 0 and total >= digits:
+            spans.append((low - before, high + after))
+        return merged(spans, len(self.text))
 
 
 # Numbers of books, articles, grants and projects, announced as such just before them.

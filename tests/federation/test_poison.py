@@ -61,6 +61,18 @@ POISONS: list[tuple[str, dict[str, Any], str]] = [
     ("markup", {"body": BODY | {"title": "<script>alert(1)</script>"}}, "markup"),
     ("an unknown term", {"body": BODY | {"intervention_types": ["sorcery"]}}, "sorcery"),
     ("an unknown kind", {"body": BODY | {"kind": "manifesto"}}, "manifesto"),
+    # What the personal-data gate finds once the text is normalised, and a text too long to read.
+    (
+        "an obfuscated e-mail address",
+        {"body": BODY | {"summary": "Write to jean [dot] dupont [at] example [dot] org"}},
+        "personal data",
+    ),
+    (
+        "a date of birth",
+        {"body": BODY | {"summary": "The mentor, born on 12.03.1980 in Patras, leads it."}},
+        "personal data",
+    ),
+    ("a text too long to read", {"body": BODY | {"summary": "Mentors help. " * 8_000}}, "summary"),
     ("another country's record", {"id": "FR:d"}, "outside the PT namespace"),
     ("another country's origin", {"origin": "FR"}, "an entry of origin FR"),
 ]
