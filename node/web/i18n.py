@@ -12,6 +12,7 @@ from pathlib import Path
 from babel import Locale
 from babel.core import UnknownLocaleError
 from babel.dates import format_date as _format_date
+from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -36,10 +37,32 @@ def N_(message: str) -> str:
     return message
 
 
+def catalogue_files(language: str) -> list[Path]:
+    """A language's catalogue parts: `messages.po` and one `.po` per part of the interface
+    (`admin.po`, `editing.po`, ...), so each part keeps its own strings apart."""
+    folder = LOCALE_DIR / language / "LC_MESSAGES"
+    return sorted(folder.glob("*.po"), key=lambda p: (p.name != "messages.po", p.name))
+
+
+def read_catalogue(language: str) -> list[Message]:
+    """Every message of a language, all its parts together (a msgid in two parts is an error)."""
+    messages: dict[str, Message] = {}
+    for path in catalogue_files(language):
+        with path.open("rb") as po:
+            for message in read_po(po, locale=language):
+                if not message.id:
+                    continue
+                key = message.id if isinstance(message.id, str) else message.id[0]
+                if key in messages:
+                    raise ValueError(f"{path.name}: {key!r} is already in another catalogue part")
+                messages[key] = message
+    return list(messages.values())
+
+
 def _load(language: str) -> Translations:
-    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as po:
-        catalog = read_po(po, locale=language)
+    catalog = Catalog(locale=language)
+    for message in read_catalogue(language):
+        catalog[message.id] = message
     compiled = io.BytesIO()
     write_mo(compiled, catalog)
     compiled.seek(0)

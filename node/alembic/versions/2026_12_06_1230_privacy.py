@@ -1,0 +1,24 @@
+"""Retention and data-subject requests (owner: helper privacy).
+
+PLACEHOLDER: an empty step reserved so that parallel work keeps one linear chain. Its owner fills
+upgrade()/downgrade() and rewrites this docstring; an unused placeholder is removed before landing.
+
+Revision ID: 0018
+Revises: 0017
+Create Date: 2026-12-06 12:30:00
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0018"
+down_revision: str | None = "0017"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
