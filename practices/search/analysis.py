@@ -1,0 +1,255 @@
+"""Word forms in five languages: how a text becomes index terms, and a query the terms it matches.
+
+Not yet wired into the adapters (issue 16): `sql.py` and `meili.py` still index `text.normalise`.
+
+A text is analysed in its own language: case, accents and scripts are folded as `text.py` does
+(`node.core.text.fold`, British and American spellings met, prefixed compounds both joined and
+split), stop words of that language are left out, and each word is reduced to its stem, so that
+the forms of a word meet: `φυλακές`, `φυλακή`, `φυλακών` → `φυλακ`; `затвори`, `затвора`,
+`затворите` → `затвор`; `reclusos`, `recluso` → `reclus`. A query does not say its language, so
+each of its words is analysed in every language asked (the reader's and those of the records
+present) and matches any of those forms.
+
+Each word is stemmed twice, before and after folding, and both stems are kept when they differ
+(for 2% of the sample's distinct words): a stemmer reads the accents of a properly written
+word (`avaliação` → `avali`), while a query typed without them is stemmed folded (`avaliacao`
+→ `avaliaca`); a record carrying both forms is found either way. French feminine participles
+typed without accents (`radicalisees`) lose their extra `e` first, and Portuguese `-ões`/`-ães`
+plurals become `-ão` (Snowball leaves `prisões` and `prisão` apart).
+
+Library: chosen by measurement (6 December 2026, this repository's .venv, Python 3.11, on the
+2-core machine while other work ran on it, load average ~13: the speeds are indicative only;
+the scripts are described in the report of issue 16's groundwork):
+
+    candidate                      languages        raw words/s   word-form recall   memory
+    PyStemmer 3.1 (Snowball, C)    en fr pt el          661,000   0.84 (73/87)        ~1 MB
+      + bulstem 0.3.3 (BulStem)    bg                 (together)  (both orders)
+    the same, folded first only    all five                   -   0.82 (71/87)
+    simplemma 2.0 (lemmatiser)     all five             467,000   0.68 (59/87)     +202 MB
+    folding only (today's index)   -                          -   0.40 (35/87)          -
+    snowballstemmer 3.1: the same Snowball algorithms; it hands over to PyStemmer when that
+    is installed, so its pure-Python speed was not measured.
+
+"raw words/s": the sample practices' words stemmed (lemmatised) one by one in their record's
+language, without any cache. "word-form recall": of the (query, expected record) pairs of
+the judged set's 38 word-form, multi-word and exact queries (none cross-language, none typo),
+the share where every query word that is not a stop word shares a form with the record (its
+text analysed in its language, its translations in theirs; the query in all five). The pairs
+still missed need concepts ("prisão" for "prisional", "mentor" for a record tagged
+mentoring), not word forms. simplemma loses on words typed without accents (its dictionaries
+hold accented forms: Greek queries are almost all missed), on unknown words and on Bulgarian
+definite forms ("пробационната", "дерадикализацията").
+
+This module's own cost: `analyse_text` with its per-word cache maps ~535,000 words/s, against
+~410,000 for `text.normalise` measured in the same run: analysis costs the index nothing over
+today's normalisation once a word has been seen; a word seen for the first time costs ~12 µs
+(fold, spellings, both stems).
+
+Chosen: PyStemmer (MIT/BSD) for English, French, Portuguese and Greek, and BulStem (`bulstem`,
+Apache-2.0, the rules of Nakov's BulStem) for Bulgarian. Other languages (a record in German,
+say) are folded only.
+"""
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+import Stemmer  # type: ignore[import-not-found]  # PyStemmer ships no stubs
+from bulstem.stem import BulStemmer  # type: ignore[import-untyped]
+
+from node.core.text import fold
+from practices.search.text import COMPOUND, MAX_QUERY_TOKENS, MAX_TOKEN_LENGTH, WORD, canonical_word
+
+LANGUAGES = ("en", "fr", "pt", "el", "bg")
+SNOWBALL = {"en": "english", "fr": "french", "pt": "portuguese", "el": "greek"}
+# Words of one or two letters are kept (a query for "O7" or "EU" must find them), but are not
+# stemmed.
+MIN_STEM_LENGTH = 3
+FRENCH_FEMININE_PARTICIPLE = re.compile(r"(?<=\w{3})e(es?)$")
+# Portuguese plurals in -ões and -ães (folded: -oes, -aes) to the singular's -ão.
+PORTUGUESE_PLURAL = re.compile(r"[õã]es$")
+PORTUGUESE_PLURAL_FOLDED = re.compile(r"[oa]es$")
+
+# Stop words, folded: the function words of each language that a query may carry and that
+# say nothing of what is searched ("réinsertion des détenus", "desporto nas prisões").
+STOP_WORDS: dict[str, frozenset[str]] = {
+    "en": frozenset(
+        "a an and are as at be by for from has have in into is it its of on or that the their "
+        "this to was were which with between about against among".split()
+    ),
+    "fr": frozenset(
+        "a au aux avec ce ces d dans de des du elle en est et il ils l la le les leur leurs "
+        "ou par pour qu que qui sa se ses son sur un une entre contre aupres chez".split()
+    ),
+    "pt": frozenset(
+        "a ao aos as com da das de do dos e em entre na nas no nos o os ou para pela pelas "
+        "pelo pelos por que se sem sobre um uma umas uns".split()
+    ),
+    "el": frozenset(
+        "ο η το οι τα του τησ των τον την στο στη στην στον στα στισ στουσ και ή για με "
+        "απο σε που ως προσ κατα μετα ενα ενασ μια μιασ να θα δεν ειναι τουσ τισ".split()
+    ),
+    "bg": frozenset(
+        "а в във е за и или к като към на не о от по под при с със след срещу че "
+        "са се ще до из между чрез".split()
+    ),
+}
+
+# BulStem's rules: the one-letter-context rule set, rules seen at least twice (the
+# algorithm's published best setting for inflectional stemming).
+BULSTEM_CONTEXT = 1
+BULSTEM_MIN_FREQUENCY = 2
+
+
+@cache
+def _stemmer(language: str) -> Callable[[str], str] | None:
+    if language in SNOWBALL:
+        stemmer = Stemmer.Stemmer(SNOWBALL[language])
+        stemmer.maxCacheSize = 0  # our own cache holds the words, one level up
+        stem: Callable[[str], str] = stemmer.stemWord
+        return stem
+    if language == "bg":
+        bulgarian = BulStemmer.from_file(
+            f"stem-context-{BULSTEM_CONTEXT}",
+            min_freq=BULSTEM_MIN_FREQUENCY,
+            left_context=BULSTEM_CONTEXT,
+        )
+        bulgarian_stem: Callable[[str], str] = bulgarian.stem
+        return bulgarian_stem
+    return None
+
+
+@lru_cache(maxsize=100_000)
+def word_forms(word: str, language: str) -> tuple[str, ...]:
+    """The index forms of one word (lower-cased, accents kept) in ``language``: its stem read
+    with accents then folded, and its stem read folded, when they differ. A stop word of the
+    language has none."""
+    folded = canonical_word(fold(word))[:MAX_TOKEN_LENGTH]
+    if folded in STOP_WORDS.get(language, ()):
+        return ()
+    stem = _stemmer(language)
+    if stem is None or len(folded) < MIN_STEM_LENGTH or not folded.isalpha():
+        return (folded,)
+    if language == "fr" and folded.endswith("us") and len(folded) >= 5:
+        # Snowball keeps -us ("détenus") but stems -ues ("détenues" → "détenu").
+        word, folded = word[:-1], folded[:-1]
+    if language == "fr" and FRENCH_FEMININE_PARTICIPLE.search(folded):
+        # "radicalisées" typed without accents: Snowball reads -ées, not -ees, as a suffix.
+        folded = FRENCH_FEMININE_PARTICIPLE.sub(r"\1", folded)
+    if language == "pt":
+        word = PORTUGUESE_PLURAL.sub("ão", word)
+        folded = PORTUGUESE_PLURAL_FOLDED.sub("ao", folded)
+    accented = fold(stem(word))
+    plain = stem(folded)
+    return (accented,) if accented == plain else (accented, plain)
+
+
+def _words(text: str) -> list[str]:
+    """The words of a text, lower-cased with accents kept, prefixed compounds both joined and
+    split (as `text.normalise` does)."""
+    lowered = text.casefold()
+    if "-" in lowered:
+        lowered = COMPOUND.sub(lambda m: f"{m[1]}{m[2]} {m[1]} {m[2]}", lowered)
+    return WORD.findall(lowered)
+
+
+class _Forms(dict[str, str]):
+    """Each word's index forms in one language, joined by spaces ("" for a stop word), computed
+    once: a text's words are mapped by dictionary look-ups at C speed, and the rare new word
+    pays for its stemming. Cleared when it holds `CACHE_WORDS` words."""
+
+    def __init__(self, language: str) -> None:
+        super().__init__()
+        self.language = language
+
+    def __missing__(self, word: str) -> str:
+        if len(self) >= CACHE_WORDS:
+            self.clear()
+        forms = self[word] = " ".join(word_forms(word, self.language))
+        return forms
+
+
+CACHE_WORDS = 500_000
+_FORMS: dict[str, _Forms] = {}
+
+
+def _forms_of(language: str) -> _Forms:
+    forms = _FORMS.get(language)
+    if forms is None:
+        forms = _FORMS[language] = _Forms(language)
+    return forms
+
+
+def analyse_text(text: str, language: str) -> str:
+    """`analyse`, as one string of terms separated by spaces (what an index column takes)."""
+    return " ".join(map(_forms_of(language).__getitem__, _words(text)))
+
+
+def analyse_words(text: str, language: str) -> list[tuple[str, ...]]:
+    """The forms of each word of a text that is not a stop word, word by word (for matching
+    a phrase: a concept's name)."""
+    return [forms for word in _words(text) if (forms := word_forms(word, language))]
+
+
+def analyse(text: str, language: str) -> list[str]:
+    """The index terms of a text written in ``language`` (a language this module does not
+    stem is folded only), in text order; a word with two forms gives both, one after the
+    other."""
+    return analyse_text(text, language).split()
+
+
+@dataclass(frozen=True)
+class QueryWord:
+    """One word of a query: what was typed (folded), the index terms any of which it matches
+    (its forms in each language asked), and, for the word still being typed, the prefix an
+    index term may start with."""
+
+    typed: str
+    forms: frozenset[str]
+    prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysedQuery:
+    """Words ANDed, each matching any of its forms. Stop words are left out (`dropped`) unless
+    the query has nothing else."""
+
+    words: tuple[QueryWord, ...]
+    dropped: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.words
+
+
+def query_terms(query: str, languages: Iterable[str] = LANGUAGES) -> AnalysedQuery:
+    """A query's words as index terms, in every language of ``languages`` (the reader's and
+    those of the records present). Only word characters survive, as in `text.query_terms`: no
+    query syntax reaches an index. The last word, when the query does not end in a space, is
+    also matched as a prefix (as-you-type), once it has two letters: the shortest of its
+    stems, so that a word typed in full ("reaffiliation") still meets its stem
+    ("reaffili")."""
+    asked = tuple(dict.fromkeys(languages)) or LANGUAGES
+    raw = _words(query[:2000])
+    typed: list[tuple[str, str]] = list(
+        {canonical_word(fold(w))[:MAX_TOKEN_LENGTH]: w for w in raw}.items()
+    )[:MAX_QUERY_TOKENS]
+    words: list[QueryWord] = []
+    dropped: list[str] = []
+    for folded, word in typed:
+        forms = {f for language in asked for f in word_forms(word, language)}
+        stop = any(folded in STOP_WORDS.get(language, ()) for language in asked)
+        if stop:
+            dropped.append(folded)
+            continue
+        words.append(QueryWord(folded, frozenset(forms or {folded})))
+    if not words and dropped:  # nothing but stop words: search them as they are
+        words = [QueryWord(w, frozenset({w})) for w in dropped]
+        dropped = []
+    being_typed = bool(words) and bool(typed) and not query[-1:].isspace()
+    if being_typed and typed[-1][0] == words[-1].typed and len(words[-1].typed) >= 2:
+        last = words[-1]
+        stems = [f for f in last.forms if last.typed.startswith(f)] or [last.typed]
+        words[-1] = QueryWord(last.typed, last.forms, min(stems, key=len))
+    return AnalysedQuery(tuple(words), tuple(dropped))
