@@ -2,7 +2,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from node.core.db import Base, IdMixin, TimestampMixin
@@ -12,6 +12,8 @@ class Organisation(IdMixin, TimestampMixin, Base):
     """An agency, NGO, mechanism or body in the National Registration Database."""
 
     __tablename__ = "organisation"
+    # The directory and the API list organisations by name (then id, the keyset cursor's tie).
+    __table_args__ = (Index("ix_organisation_name_id", "name", "id"),)
 
     ref: Mapped[str | None] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(300))

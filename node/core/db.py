@@ -1,12 +1,12 @@
 """Storage: the declarative base, engines for SQLite and PostgreSQL, the request session."""
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, event
+from sqlalchemy import DateTime, Engine, MetaData, event, make_url
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import JSON, TypeDecorator
 
+from node.core import sqlite
 from node.core.settings import sync_url
 
 NAMING_CONVENTION = {
@@ -117,6 +118,18 @@ async def read_only(session: AsyncSession) -> None:
     await session.connection(execution_options={READ_ONLY: True})
 
 
+@contextmanager
+def offloaded() -> Iterator[None]:
+    """Statements in this block run in a worker thread even when they only read: for a read
+    that may take long (a full-text match, loading a cache), which on SQLite would otherwise
+    hold the event loop (see `node.core.sqlite`). Elsewhere it changes nothing."""
+    token = sqlite.OFFLOAD.set(True)
+    try:
+        yield
+    finally:
+        sqlite.OFFLOAD.reset(token)
+
+
 def defer_write(session: AsyncSession, write: Callable[[AsyncSession], Awaitable[None]]) -> bool:
     """In a reading session, keep ``write`` for the writing transaction that follows it."""
     if not session.info.get(READ_ONLY):
@@ -127,7 +140,13 @@ def defer_write(session: AsyncSession, write: Callable[[AsyncSession], Awaitable
 
 def create_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
     kwargs: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
-    engine = create_async_engine(url, **kwargs)
+    if make_url(url).drivername == "sqlite+aiosqlite":
+        # The same dialect over our own connection: a quick read runs with no thread hop.
+        kwargs["async_creator"] = sqlite.creator(
+            lambda: engine.sync_engine.dialect.create_connect_args(engine.sync_engine.url)
+        )
+    # An error's message never carries the statement's parameters (record text, e-mails).
+    engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine.sync_engine)
     return engine
@@ -135,7 +154,7 @@ def create_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
 
 def create_sync_engine(url: str) -> Engine:
     """The same database for synchronous code (Celery tasks)."""
-    engine = sa_create_engine(sync_url(url), poolclass=NullPool)
+    engine = sa_create_engine(sync_url(url), poolclass=NullPool, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)
     return engine

@@ -20,6 +20,8 @@ from fastapi.responses import HTMLResponse, Response
 from node.core.deps import SessionDep
 from node.core.errors import NotFound
 from node.core.pagination import decode_keyset, encode_cursor
+from node.core.text import fold
+from node.web import i18n
 from node.web.deps import WebPrincipal
 from node.web.i18n import N_
 from node.web.render import page
@@ -38,6 +40,9 @@ FILTERS: list[tuple[str, str, type[Any]]] = [
     ("target_group", N_("Target group"), TargetGroup),
     ("level", N_("Level"), Level),
 ]
+# The languages an organisation may be filtered by: the EU's official languages, each shown
+# by its name in the reader's language.
+LANGUAGE_CODES = "bg cs da de el en es et fi fr ga hr hu it lt lv mt nl pl pt ro sk sl sv".split()
 EXPORTS = {
     "csv": ("text/csv; charset=utf-8", "registry.csv"),
     "json": ("application/json", "registry.json"),
@@ -52,6 +57,9 @@ def _chosen(request: Request) -> dict[str, list[str]]:
         kept = [v for v in request.query_params.getlist(name) if v in codes]
         if kept:
             chosen[name] = list(dict.fromkeys(kept))
+    languages = [v for v in request.query_params.getlist("language") if v in LANGUAGE_CODES]
+    if languages:
+        chosen["language"] = list(dict.fromkeys(languages))
     countries = [c.upper() for c in request.query_params.getlist("country") if TWO_LETTERS.match(c)]
     if countries:
         chosen["country"] = countries
@@ -67,6 +75,7 @@ def _chosen(request: Request) -> dict[str, list[str]]:
 @router.get("/organisations", response_class=HTMLResponse)
 async def directory_page(request: Request, session: SessionDep, by: WebPrincipal) -> HTMLResponse:
     chosen = _chosen(request)
+    reader = i18n.language_of(request)
     cursor = request.query_params.get("cursor", "")[:300] or None
     filters = OrganisationFilter(
         kind=chosen.get("kind", []),
@@ -75,6 +84,7 @@ async def directory_page(request: Request, session: SessionDep, by: WebPrincipal
         region=chosen.get("region", []),
         area=chosen.get("area", []),
         target_group=chosen.get("target_group", []),
+        language=chosen.get("language", []),
         q=chosen.get("q", [None])[0],
     )
     rows = await repository.list_organisations(
@@ -86,6 +96,10 @@ async def directory_page(request: Request, session: SessionDep, by: WebPrincipal
     context = {
         "organisations": [service.organisation_read(o) for o in rows[:PAGE_SIZE]],
         "filters": FILTERS,
+        "languages": sorted(
+            ((code, i18n.language_name(code, reader)) for code in LANGUAGE_CODES),
+            key=lambda pair: fold(pair[1]),
+        ),
         "chosen": chosen,
         "next_link": "/organisations?" + urlencode([*params, ("cursor", next_cursor)])
         if next_cursor
