@@ -7,15 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr, Field
-from sqlalchemy import select
 
 from node import migrations, readiness
-from node.core import audit
-from node.core.auth import AdminUser, CurrentUser, issue_token, principal_for_user, verify_password
+from node.core import accounts, audit
+from node.core.auth import AdminUser, CurrentUser, issue_token, principal_for_user
 from node.core.db import utcnow
 from node.core.deps import SessionDep, SettingsDep
 from node.core.errors import Unauthorized, responses
-from node.core.models import User
 
 router = APIRouter(prefix="/api/v1")
 AuditText = Annotated[str, Query(max_length=320, pattern=r"^[^\x00-\x1f]*$")]
@@ -56,13 +54,23 @@ class AuditPage(BaseModel):
 
 
 @router.post(
-    "/auth/token", response_model=IssuedToken, tags=["auth"], responses=responses(Unauthorized)
+    "/auth/token",
+    response_model=IssuedToken,
+    tags=["auth"],
+    responses=responses(Unauthorized, accounts.TooManyAttempts),
 )
-async def login(data: Login, session: SessionDep, settings: SettingsDep) -> IssuedToken:
-    """Exchange an e-mail and password for a bearer token that expires."""
-    user = await session.scalar(select(User).where(User.email == data.email.lower()))
-    if user is None or not user.is_active or not verify_password(user.password_hash, data.password):
-        raise Unauthorized("Unknown e-mail or wrong password.")
+async def login(
+    data: Login, request: Request, session: SessionDep, settings: SettingsDep
+) -> IssuedToken | JSONResponse:
+    """Exchange an e-mail and password for a bearer token that expires. Throttled per account
+    and per address (429 with `Retry-After`); a failure is audited with its address."""
+    address = request.client.host if request.client else None
+    user = await accounts.sign_in(
+        session, email=data.email, password=data.password, address=address, settings=settings
+    )
+    if user is None:  # answered, not raised: the failure's audit entry is kept
+        body = {"error": Unauthorized.error, "detail": "Unknown e-mail or wrong password."}
+        return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
     expires_at = utcnow() + settings.login_token_ttl
     token = await issue_token(session, user=user, name="login", expires_at=expires_at)
     audit.record(
@@ -71,7 +79,7 @@ async def login(data: Login, session: SessionDep, settings: SettingsDep) -> Issu
         action="login",
         entity_type="user",
         entity_id=user.id,
-        detail={"token": token[:8]},
+        detail={"token": token[:8], "address": address},
     )
     return IssuedToken(token=token, expires_at=expires_at)
 

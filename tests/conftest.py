@@ -30,6 +30,10 @@ PG_ADMIN_URL = os.environ.get(
 # The servers the tests start run one API process each (the default is one per core): the
 # suite runs them side by side on a few cores. tests/node/test_serve.py starts several.
 os.environ.setdefault("INTEGRA_WORKERS", "1")
+# Nor do they write an access log line per request: most tests read a server's output only when
+# it fails, and a pipe nobody drains blocks a server after some 300 lines (schemathesis sends
+# thousands). tests/node/test_metrics.py starts a server with the default and reads its log.
+os.environ.setdefault("INTEGRA_ACCESS_LOG", "false")
 
 REQUIRE_SERVICES = (
     os.environ.get("CI", "").lower() == "true" or os.environ.get("INTEGRA_REQUIRE_SERVICES") == "1"

@@ -1,15 +1,19 @@
 """`integra serve` and `integra db`: migrate the database, and start the node's web API."""
 
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 from typing import TYPE_CHECKING, Annotated
 
+import structlog
 import typer
 
 from node import migrations
-from node.console import out
-from node.core.settings import Role, get_settings
+from node.console import fail, out
+from node.core.settings import PLACEHOLDER_SECRET, Role, Settings, get_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -56,6 +60,13 @@ def serve(
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
+    check_port(host, port)  # before migrating: a taken port is said at once, nothing changed
+    if settings.secret_key == PLACEHOLDER_SECRET:  # a log line: serve's stderr is its log
+        structlog.get_logger().warning(
+            "placeholder_secret",
+            detail="INTEGRA_SECRET_KEY is the placeholder: tokens are keyed with a value anyone "
+            "can read (run `integra config init`, or set it)",
+        )
     migrations.upgrade(settings.sqlalchemy_url)
     if sample_data and settings.role is Role.hub:
         out.print("a hub holds no sample data of its own: it pulls the nodes' records")
@@ -64,24 +75,70 @@ def serve(
     url = f"http://{host}:{port}"
     processes = workers or settings.api_workers
     out.print(f"Integra Exchange node ready at [bold]{url}[/bold]  (API docs: {url}/docs)")
+    # Logs are the app's own JSON lines (its access log included), not uvicorn's.
+    quiet = {"log_config": None, "access_log": False, "log_level": "warning"}
     if processes == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(settings), host=host, port=port, **quiet)  # type: ignore[arg-type]
         return
-    # Each worker builds its own app (engine, pools, search cache) from the same settings.
+    # Each worker builds its own app (engine, pools, search cache) from the same settings, and
+    # counts its requests into files that the one answering a scrape sums.
     os.environ[PARENT_ENV] = str(os.getpid())
-    uvicorn.run(
-        f"{__name__}:worker_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=processes,
-        # A worker busy loading its search cache still answers; only a hung one is replaced.
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK,
-        log_level="warning",
-    )
+    counts = None
+    if not os.environ.get(MULTIPROCESS_ENV):
+        counts = tempfile.mkdtemp(prefix="integra-metrics-")
+        os.environ[MULTIPROCESS_ENV] = counts
+    try:
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
+            # A worker busy loading its search cache still answers; only a hung one is replaced.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK,
+            **quiet,  # type: ignore[arg-type]
+        )
+    finally:
+        if counts is not None:
+            shutil.rmtree(counts, ignore_errors=True)
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail, saying so, when ``host:port`` cannot be listened on (another server holds it)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise fail(
+            f"cannot listen on {host}:{port}: {reason} (another server may hold it: stop it, "
+            "or choose another with --port or INTEGRA_PORT). Nothing was changed."
+        ) from None
+
+
+def keep_private(settings: Settings) -> None:
+    """What this process writes is its owner's only (umask 077: the database, exports, keys,
+    backups), and the data directory, an existing SQLite database and the keys directory are
+    made so too (an older version left them readable by others)."""
+    os.umask(0o077)
+    data = settings.data_dir
+    paths = [(data, 0o700), (settings.keys_path, 0o700)]
+    paths += [(data / name, 0o600) for name in ("node.db", "node.db-wal", "node.db-shm")]
+    for path, mode in paths:
+        try:
+            if path.exists() and path.stat().st_uid == os.getuid():
+                os.chmod(path, mode)
+        except OSError:  # not ours to change: left as it is
+            continue
 
 
 PARENT_ENV = "INTEGRA_SERVE_PARENT"
+# prometheus_client's multiprocess mode: each worker counts into files in this directory.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds a worker may take to answer the server's liveness ping before it is replaced.
 WORKER_HEALTHCHECK = 60
 

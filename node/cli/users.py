@@ -1,5 +1,6 @@
 """`integra user` and `integra token`: local accounts and their API tokens."""
 
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -14,11 +15,15 @@ from node.core import accounts
 from node.core.auth import UserRole
 from node.core.errors import NotFound
 from node.core.models import UserOrganisation
+from node.core.settings import PLACEHOLDER_SECRET, get_settings
 
 user_app = typer.Typer(help="Local user accounts.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 
 EDITORS_ONLY = "--org is for editors: admins edit everything, practitioners nothing"
+# `token list` shows 8 characters; a longer argument is taken for a whole token, refused.
+PREFIX_MAX = 12
+TOKEN_ENV = "INTEGRA_TOKEN"
 
 
 async def find_organisations(session: AsyncSession, keys: Sequence[str]) -> list[uuid.UUID]:
@@ -68,7 +73,7 @@ def user_add(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with refusals_fail():
-        accounts.check_password(password)
+        accounts.check_password(password, email=email)
 
     async def _add(session: AsyncSession) -> None:
         await accounts.create_user(
@@ -152,10 +157,17 @@ def token_create(
     email: Annotated[str, typer.Argument(help="The user the token acts as.")],
     name: Annotated[str, typer.Option(help="What the token is for, e.g. 'nightly export'.")],
     days: Annotated[
-        int | None, typer.Option(min=1, help="Expire after this many days (default: never).")
+        int | None,
+        typer.Option(
+            min=1,
+            max=3650,
+            help="Expire after this many days (default: INTEGRA_API_TOKEN_TTL, 90 days).",
+        ),
     ] = None,
 ) -> None:
     """Create an API token. It is printed once; only its hash is stored."""
+    if get_settings().secret_key == PLACEHOLDER_SECRET:
+        err.print("warning: INTEGRA_SECRET_KEY is the placeholder: this token is weakly kept")
 
     async def _create(session: AsyncSession) -> str:
         return await accounts.create_token(
@@ -186,17 +198,33 @@ def token_list(email: str) -> None:
 @token_app.command("revoke")
 def token_revoke(
     prefix: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            help="The token's first characters, as `token "
-            "list` shows them (e.g. ixt_AbCd), or the whole token."
+            help="The token's first characters, as `token list` shows them (e.g. ixt_AbCd). "
+            "A whole token is never an argument (shell history, the process list): give it "
+            "on standard input with --stdin, or in INTEGRA_TOKEN."
         ),
-    ],
+    ] = None,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the whole token from standard input.")
+    ] = False,
 ) -> None:
     """Revoke a token at once. Safe to repeat."""
+    if prefix is not None and len(prefix) > PREFIX_MAX:
+        raise fail(
+            f"give only the token's first characters (up to {PREFIX_MAX}); a whole token goes "
+            "on standard input (--stdin) or in INTEGRA_TOKEN, never on the command line"
+        )
+    if stdin:
+        prefix = sys.stdin.readline().strip()
+    elif prefix is None:
+        prefix = os.environ.get(TOKEN_ENV, "").strip()
+    if not prefix:
+        raise fail(f"name the token: its prefix, --stdin, or {TOKEN_ENV}")
+    given: str = prefix
 
     async def _revoke(session: AsyncSession) -> None:
-        await accounts.revoke_token(session, prefix=prefix, by=operator())
+        await accounts.revoke_token(session, prefix=given, by=operator())
 
     run_or_fail(_revoke)
-    out.print(f"revoked {prefix[:8]}")
+    out.print(f"revoked {given[:8]}")

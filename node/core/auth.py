@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Annotated
 
 from argon2 import PasswordHasher
@@ -15,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
 
 from node.core.db import defer_write, utcnow
 from node.core.deps import SessionDep
@@ -76,6 +78,34 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def _verify_or_pretend(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        verify_password(_dummy_hash(), password)  # the same work, its answer ignored
+        return False
+    return verify_password(password_hash, password)
+
+
+async def password_matches(user: User | None, password: str) -> bool:
+    """Whether ``password`` signs ``user`` in (an active account with this password). An
+    unknown, inactive or passwordless account costs the same hash verification as a known one,
+    so the time taken does not say which e-mails have accounts; the hashing runs in a worker
+    thread, off the event loop."""
+    usable = user is not None and user.is_active and bool(user.password_hash)
+    stored = user.password_hash if usable and user is not None else None
+    matches = await run_in_threadpool(_verify_or_pretend, stored, password)
+    return usable and matches
+
+
+async def hash_password_off_loop(password: str) -> str:
+    """`hash_password` in a worker thread: a request's hashing does not stop the server."""
+    return await run_in_threadpool(hash_password, password)
 
 
 def hash_token(token: str) -> str:

@@ -1,54 +1,159 @@
-"""structlog key=value events, each carrying the request id of the request that caused it."""
+"""Logs: one JSON object a line on stderr, from structlog and the standard library alike.
 
+The server's own events, its access log (`node.core.middleware.RequestContext`), uvicorn's and
+Celery's messages, SQLAlchemy's and Alembic's: each line carries `timestamp`, `level`, `event`
+and, when a request caused it, `request_id` (an outbox job carries the id of the request that
+queued it). A database or broker that cannot be reached is one line with its `cause`, not a
+traceback per request (`install`: a 503 to the client); any other exception keeps its traceback.
+"""
+
+import json
 import logging
-import re
-import uuid
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from structlog.types import EventDict, Processor, WrappedLogger
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+LEVELS |= {"error": logging.ERROR, "critical": logging.CRITICAL}
 
 
-def configure(level: int = logging.INFO) -> None:
+def configure(level: str | int = "info") -> None:
+    """JSON lines on stderr for structlog and every standard library logger, at `level`."""
+    number = level if isinstance(level, int) else LEVELS.get(level.lower(), logging.INFO)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        one_line_failures,
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.KeyValueRenderer(
-                key_order=["timestamp", "level", "event", "request_id"], drop_missing=True
-            ),
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=structlog.make_filtering_bound_logger(number),
+        logger_factory=_StderrLoggerFactory(),
         cache_logger_on_first_use=True,
     )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared[:3], _logger_name, one_line_failures],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ],
+    )
+    handler = _StderrHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(number)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "alembic"):
+        logging.getLogger(name).handlers[:] = []  # theirs would print a second, plain line
+        logging.getLogger(name).propagate = True
+    # Chatty at INFO (each statement, each migration context, each HTTP request to a peer):
+    # their warnings are worth a line, the rest only when debugging.
+    for name in ("sqlalchemy", "alembic", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(number, logging.WARNING))
 
 
-CONTROL = re.compile(rb"%(?:0[0-9a-fA-F]|1[0-9a-fA-F]|7[fF])")
+def _dumps(value: Any, **kwargs: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
-async def refuse_control_characters(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """No URL of this API needs a control character (NUL breaks PostgreSQL text): a 400, early."""
-    raw = request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
-    if CONTROL.search(raw):
-        return JSONResponse(
-            {"error": "Bad request", "detail": "control characters are not allowed in the URL"},
-            status_code=400,
-        )
-    return await call_next(request)
+def _logger_name(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    record = event_dict.get("_record")
+    if record is not None:
+        event_dict["logger"] = record.name
+    return event_dict
 
 
-async def request_id_middleware(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-    structlog.contextvars.bind_contextvars(request_id=request_id[:64])
-    try:
-        response = await call_next(request)
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id")
-    response.headers["X-Request-ID"] = request_id[:64]
-    return response
+class _StderrLogger:
+    """Writes each line to the stderr of the moment (a test may have replaced it)."""
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+class _StderrLoggerFactory:
+    def __call__(self, *args: Any) -> _StderrLogger:
+        return _StderrLogger()
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """`kind: cause` when `exc` says a database or broker cannot be reached; else None."""
+    from kombu.exceptions import OperationalError as BrokerError
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, sa.OperationalError | sa.InterfaceError):
+        return f"database: {_first_line(exc.orig if exc.orig is not None else exc)}"
+    if isinstance(exc, sa.TimeoutError):
+        return f"database: {_first_line(exc)}"
+    if isinstance(exc, BrokerError):
+        return f"broker: {_first_line(exc)}"
+    if isinstance(exc, ConnectionError):
+        return f"connection: {_first_line(exc)}"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+def one_line_failures(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """A database or broker out of reach: its cause in one field instead of a traceback."""
+    exc_info = event_dict.get("exc_info")
+    if not exc_info:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    exc = exc_info if isinstance(exc_info, BaseException) else exc_info[1]
+    cause = unreachable(exc) if exc is not None else None
+    if cause is not None:
+        del event_dict["exc_info"]
+        event_dict["cause"] = cause
+    return event_dict
+
+
+def install(app: FastAPI) -> None:
+    """A database or broker out of reach during a request: one log line, a 503 to the client."""
+    from kombu.exceptions import OperationalError as BrokerError
+    from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        cause = unreachable(exc) or _first_line(exc)
+        structlog.get_logger().error("service_unavailable", path=request.url.path, cause=cause)
+        detail = f"{cause.partition(':')[0]} unreachable; try again shortly"
+        body = {"error": "Service unavailable", "detail": detail}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+    for kind in (OperationalError, InterfaceError, TimeoutError, BrokerError):
+        app.add_exception_handler(kind, unavailable)
+
+
+def bound_request_id() -> str | None:
+    """The request id bound to this context (the request being answered), if any."""
+    context: MutableMapping[str, Any] = structlog.contextvars.get_contextvars()
+    value = context.get("request_id")
+    return value if isinstance(value, str) else None

@@ -2,8 +2,11 @@
 
 import json
 import re
+import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -96,30 +99,66 @@ async def _refuse(send: Send, status: int, error: str, detail: str, *, close: bo
 CONTROL = re.compile(rb"%(?:0[0-9a-fA-F]|1[0-9a-fA-F]|7[fF])")
 
 
+# What every answer carries unless the app set its own (the web pages set a fuller policy).
+SURFACE_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+)
+# An API answer loads nothing and may not be framed; an HTML page without a policy of its own
+# (Swagger UI's) may at least not be framed.
+API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
+PAGE_POLICY = b"frame-ancestors 'none'"
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+NO_STORE = (b"cache-control", b"no-store")
+# (scope after the app ran, status, seconds): how the composition root counts each answer.
+Observer = Callable[[Scope, int, float], None]
+
+
 class RequestContext:
     """Each request's id (the caller's `X-Request-ID`, or a new one) bound to every log event
     it causes and echoed in the answer's `X-Request-ID`; a URL with a control character is a
-    400 before any route sees it. Pure ASGI: no task or body copy per request, unlike
-    Starlette's `BaseHTTPMiddleware`."""
+    400 before any route sees it. Every answer gets the surface headers it lacks (no sniffing,
+    no framing, a referrer policy, a content policy; HSTS over HTTPS) and, when the request
+    carried credentials (a bearer token, or the web's `session_cookie`), `Cache-Control:
+    no-store`. Each answer is then logged (`access_log`) and given to `observe` with its time.
+    Pure ASGI: no task or body copy per request, unlike Starlette's `BaseHTTPMiddleware`."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        observe: Observer | None = None,
+        access_log: bool = False,
+        session_cookie: str | None = None,
+    ) -> None:
+        self.app, self.observe, self.access_log = app, observe, access_log
+        self.cookie = f"{session_cookie}=".encode() if session_cookie else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = b""
+        began = time.perf_counter()
+        request_id, credentials = b"", False
         for name, value in scope.get("headers", []):
             if name == b"x-request-id":
                 request_id = value
-                break
+            elif name == b"authorization" or (
+                name == b"cookie" and self.cookie is not None and self.cookie in value
+            ):
+                credentials = True
         request_id = (request_id or uuid.uuid4().hex.encode())[:64]
         echoed = (b"x-request-id", request_id)
+        status = 500  # what the client gets if the app raises before it answers
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), echoed]
+                status = message["status"]
+                message["headers"] = _surface(
+                    message.get("headers", []), echoed, credentials, scope.get("scheme")
+                )
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id.decode("latin-1"))
@@ -136,4 +175,55 @@ class RequestContext:
                 return
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - began
+            if self.observe is not None:
+                self.observe(scope, status, elapsed)
+            if self.access_log:
+                _log_access(scope, status, elapsed, request_id)
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _surface(
+    headers: Any, echoed: tuple[bytes, bytes], credentials: bool, scheme: str | None
+) -> list[tuple[bytes, bytes]]:
+    out = list(headers)
+    present = {name.lower() for name, _ in out}
+    out.append(echoed)
+    out.extend(h for h in SURFACE_HEADERS if h[0] not in present)
+    if b"content-security-policy" not in present:
+        html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in out)
+        out.append((b"content-security-policy", PAGE_POLICY if html else API_POLICY))
+    if credentials and b"cache-control" not in present:
+        out.append(NO_STORE)
+    if scheme == "https" and HSTS[0] not in present:
+        out.append(HSTS)
+    return out
+
+
+def route_of(scope: Scope) -> str:
+    """The template of the route that answered (`/api/v1/practices/{practice_id}`), read from
+    what the router left in the scope: no second matching. `<unmatched>` when none did."""
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "<unmatched>"
+
+
+def _log_access(scope: Scope, status: int, elapsed: float, request_id: bytes) -> None:
+    """One `request` line, shaped as every other log line but written directly: structlog's
+    chain (the context variables merged, then rendered) costs several times as much, on every
+    request."""
+    client = scope.get("client")
+    line = {
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+        "route": route_of(scope),
+        "status": status,
+        "ms": round(elapsed * 1000, 2),
+        "client": client[0] if client else None,
+        "event": "request",
+        "request_id": request_id.decode("latin-1"),
+        "level": "info",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    # stderr is line-buffered: one write, one line, whole, even beside other processes.
+    sys.stderr.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n")

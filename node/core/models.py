@@ -78,6 +78,8 @@ class OutboxMessage(Base):
     processed_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(2000))
+    # The request that queued the work, carried into the job's log events.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Heartbeat(Base):
@@ -91,3 +93,32 @@ class Heartbeat(Base):
     detail: Mapped[dict[str, Any]] = mapped_column()
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     beat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PasswordReset(IdMixin, Base):
+    """A one-time link to set a new password, issued by an administrator: only the token's
+    hash is kept; it works once, before it expires."""
+
+    __tablename__ = "password_reset"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class SignInAttempt(Base):
+    """A sign-in tried (a token asked for with a password), kept for the window the limits
+    count in: per account (the e-mail given, known or not) and per source address."""
+
+    __tablename__ = "sign_in_attempt"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    account: Mapped[str] = mapped_column(String(320), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    succeeded: Mapped[bool] = mapped_column(default=False)

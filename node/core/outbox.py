@@ -77,7 +77,8 @@ def is_waiting() -> ColumnElement[bool]:
 
 def enqueue(session: AsyncSession, topic: str, entity_id: uuid.UUID | str) -> None:
     """Queue work in the caller's transaction: it exists exactly when the change does."""
-    session.add(OutboxMessage(topic=topic, entity_id=str(entity_id)))
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    session.add(OutboxMessage(topic=topic, entity_id=str(entity_id), request_id=request_id))
     session.info["outbox"] = True
 
 
@@ -90,7 +91,10 @@ def process_pending(session: Session, context: JobContext, *, limit: int = BATCH
         # Marking messages done with nobody to do them would lose work without a word.
         raise RuntimeError("no outbox handler is registered: import node.worker first")
     messages = session.scalars(stmt).all()
+    outer = structlog.contextvars.get_contextvars().get("request_id")
     for message in messages:
+        # The job's log events carry the id of the request that queued it.
+        structlog.contextvars.bind_contextvars(request_id=message.request_id)
         errors = []
         # Each handler in its own savepoint: one domain failing does not undo another's work.
         for handler in HANDLERS.get(message.topic, []):
@@ -115,6 +119,7 @@ def process_pending(session: Session, context: JobContext, *, limit: int = BATCH
             gave_up=message.attempts >= MAX_ATTEMPTS,
             error=message.last_error,
         )
+    structlog.contextvars.bind_contextvars(request_id=outer)
     session.flush()
     return len(messages)
 

@@ -26,7 +26,7 @@ CONFIG_ENV = "INTEGRA_CONFIG"
 CONFIG_NAME = "integra.toml"
 DEFAULT_DATA_DIR = Path(".integra")
 # Settings whose value is never printed.
-SECRETS = frozenset({"secret_key", "meili_key"})
+SECRETS = frozenset({"secret_key", "meili_key", "smtp_password", "metrics_token"})
 PATHS = frozenset({"data_dir", "keys_dir"})
 
 
@@ -155,6 +155,74 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MEILI_MASTER_KEY", "INTEGRA_MEILI_KEY"),
         description="its API key",
+    )
+    smtp_host: str | None = Field(
+        None, description="the mail server that sends password-reset links (none: shown only)"
+    )
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = Field(587, description="its port")
+    smtp_user: str | None = Field(None, description="the mail server's user name, if any")
+    smtp_password: str | None = Field(None, description="its password")
+    smtp_starttls: bool = Field(True, description="upgrade the connection with STARTTLS")
+    smtp_from: str = Field("integra@localhost", description="the sender of the mails")
+
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="the least severe log event written (JSON lines on stderr)"
+    )
+    access_log: bool = Field(True, description="log every request answered (one JSON line)")
+    metrics_token: str | None = Field(
+        None,
+        description="a bearer token that lets a scraper read /metrics from any address "
+        "(without one, /metrics answers loopback clients only)",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="web origins allowed to call the API from a browser (none: CORS closed)",
+    )
+    api_token_ttl: Annotated[timedelta, Field(gt=timedelta(0))] = Field(
+        timedelta(days=90),
+        description="lifetime of tokens `integra token create` issues without --days",
+    )
+    sign_in_window: Annotated[timedelta, Field(gt=timedelta(0))] = Field(
+        timedelta(minutes=15), description="the window the sign-in limits count in"
+    )
+    sign_in_account_failures: Annotated[int, Field(ge=1)] = Field(
+        10, description="failed sign-ins to one account in the window before it is throttled"
+    )
+    sign_in_address_failures: Annotated[int, Field(ge=1)] = Field(
+        30, description="failed sign-ins from one address in the window before it is throttled"
+    )
+    sign_in_address_attempts: Annotated[int, Field(ge=1)] = Field(
+        120,
+        description="sign-ins (tokens created) from one address in the window, failed or not",
+    )
+
+    # Retention of personal data (node.privacy): each kind is removed once kept this long; a
+    # period of 0 (P0D) keeps it for ever. `integra privacy retention --dry-run` shows what
+    # would go; the node applies them every retention_interval.
+    retention_audit_entries: Annotated[timedelta, Field(ge=timedelta(0))] = Field(
+        timedelta(days=3 * 365), description="audit entries are kept this long (default 3 years)"
+    )
+    retention_unverified_contacts: Annotated[timedelta, Field(ge=timedelta(0))] = Field(
+        timedelta(days=2 * 365),
+        description="a contact point not verified for this long is removed (never verified: "
+        "not changed for this long; default 2 years)",
+    )
+    retention_visit_participants: Annotated[timedelta, Field(ge=timedelta(0))] = Field(
+        timedelta(days=5 * 365),
+        description="the participants' names of a study visit that ended this long ago are "
+        "removed; the report stays (default 5 years)",
+    )
+    retention_expired_tokens: Annotated[timedelta, Field(ge=timedelta(0))] = Field(
+        timedelta(days=90),
+        description="API tokens expired or revoked this long ago are removed (default 90 days)",
+    )
+    retention_disabled_accounts: Annotated[timedelta, Field(ge=timedelta(0))] = Field(
+        timedelta(days=365),
+        description="accounts disabled this long ago are removed, their tokens with them "
+        "(default 1 year)",
+    )
+    retention_interval: Annotated[timedelta, Field(gt=timedelta(0))] = Field(
+        timedelta(days=1), description="how often the retention periods are applied"
     )
 
     @classmethod

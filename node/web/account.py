@@ -5,13 +5,11 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
-from node.core import audit
-from node.core.auth import issue_token, principal_for_user, verify_password
+from node.core import accounts, audit
+from node.core.auth import issue_token, principal_for_user
 from node.core.db import utcnow
 from node.core.deps import SessionDep
-from node.core.models import User
 from node.web import i18n
 from node.web.deps import SESSION_COOKIE, WebPrincipal, end_session, is_secure
 from node.web.render import page
@@ -41,8 +39,21 @@ async def sign_in(
     password: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+    address = request.client.host if request.client else None
+    try:  # throttled, and a failure audited, by the kernel's rule (the API's too)
+        user = await accounts.sign_in(
+            session,
+            email=email,
+            password=password,
+            address=address,
+            settings=request.app.state.settings,
+            via="web",
+        )
+    except accounts.TooManyAttempts as refused:
+        minutes = max(1, -(-refused.retry_after // 60))
+        context = {"next": local_path(next), "throttled": minutes, "email": email}
+        return page(request, "account/sign_in.html", context, status_code=429)
+    if user is None:  # answered, not raised: the failure's audit entry is kept
         context = {"next": local_path(next), "failed": True, "email": email}
         return page(request, "account/sign_in.html", context, status_code=401)
     ttl = request.app.state.settings.login_token_ttl

@@ -43,7 +43,7 @@ def test_a_revoked_token_or_a_deactivated_admin_can_no_longer_export_contacts(
     second = cli("token", "create", "np@example.org", "--name", "two").strip()
     assert first[:8] in cli("token", "list", "np@example.org")
 
-    cli("token", "revoke", first)
+    cli("token", "revoke", "--stdin", stdin=first + "\n")  # never an argument
     refused = run_cli(
         "registry",
         "export",

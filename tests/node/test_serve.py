@@ -1,7 +1,7 @@
 """The README's first command, for real: `integra serve --sample-data` in its own process."""
 
+import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -76,8 +76,8 @@ def test_a_fresh_node_serves_the_sample_registry_without_contact_data(node_url: 
 
 def _events(log: Path, event: str) -> list[int]:
     """The pids of the processes that logged this event, in order."""
-    found = re.findall(rf"event='{event}' pid=(\d+)", log.read_text())
-    return [int(pid) for pid in found]
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [int(line["pid"]) for line in lines if line.get("event") == event]
 
 
 def _wait_for(condition: Callable[[], bool], what: str, log: Path, timeout: float = 90) -> None:
