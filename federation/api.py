@@ -3,24 +3,20 @@ records, the hub's peer status and the EU pool (`/api/v1`). Queries are in repos
 review queue's rules in holds.py, the response models in schemas.py."""
 
 import json
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from federation import feed, holds, repository
-from federation.models import FederatedRecord
+from federation import feed, holds, repository, signed_requests
+from federation.pool import POOL, PUBLIC_POOL, pool_record, pool_source
 from federation.reconcile import FeedStatus
 from federation.reconcile import status as feed_status_of
 from federation.schemas import (
     FederatedRead,
     FeedPage,
     HoldRead,
-    HubHit,
     HubSearchPage,
     PeerStatus,
     RefusalPage,
@@ -28,12 +24,12 @@ from federation.schemas import (
     Release,
 )
 from federation.sync import relay_for, signed_directory
-from node.core.auth import AdminUser, CurrentUser
+from node.core.auth import AdminUser, CurrentPrincipal, CurrentUser
+from node.core.db import session_scope
 from node.core.deps import SessionDep
 from node.core.errors import AppError, Conflict, Forbidden, NotFound, responses
 from practices.search import service as search
 from practices.search.port import SearchQuery
-from practices.search.text import QueryTerms, snippet
 
 feed_router = APIRouter(prefix="/federation/v1", tags=["federation"])
 router = APIRouter(prefix="/api/v1/federation", tags=["federation"])
@@ -51,7 +47,38 @@ def _settings(request: Request) -> Any:
     return settings
 
 
-@feed_router.get("/feed", response_model=FeedPage, responses=responses(NotConfigured))
+class NotAPeer(AppError):
+    status_code = 401
+    error = "Signed request refused"
+
+
+async def feed_reader(request: Request, role: str) -> str | None:
+    """The origin of the peer trusted to read that signed this request (HTTP Message
+    Signatures, `federation.signed_requests`); None for an unsigned one, or one signed by a
+    key that is no reader's here. Its nonce is kept at once, in a transaction of its own. A
+    reader's request that does not check (too old, replayed, forged, its key revoked) is
+    refused (401), never read as anonymous: the peer learns at once what is wrong."""
+    try:
+        signed = signed_requests.parse(
+            request.headers.get("signature-input"), request.headers.get("signature")
+        )
+        if signed is None:
+            return None
+        # The path as sent (some servers put the query in `raw_path` too), and the query.
+        path = request.scope.get("raw_path", b"").decode("latin-1").partition("?")[0]
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        target = (path or request.url.path) + (f"?{query}" if query else "")
+        async with session_scope(request.app.state.session_factory) as session:
+            return await session.run_sync(
+                lambda sync: signed_requests.admit(
+                    sync, signed, method=request.method, target=target, role=role
+                )
+            )
+    except signed_requests.SignatureRefused as exc:
+        raise NotAPeer(str(exc)) from None
+
+
+@feed_router.get("/feed", response_model=FeedPage, responses=responses(NotConfigured, NotAPeer))
 async def get_feed(
     request: Request,
     session: SessionDep,
@@ -61,21 +88,30 @@ async def get_feed(
     """Entries after `after`, oldest first. Each is signed on its own over its canonical JSON;
     a v2 entry's payload signs its body's hash and the body travels beside it (`body`, null
     once an origin's signed redaction purged it, with `redacted`); a purged entry of feed v1
-    comes as `{seq, leaf, redacted}`: its Merkle leaf, for the checkpoint's root."""
+    comes as `{seq, leaf, redacted}`: its Merkle leaf, for the checkpoint's root.
+
+    An entry of scope `network` comes whole only to an enrolled peer that signs its request
+    with its key (`Signature-Input` and `Signature`, RFC 9421: method, path, query, created,
+    key id and nonce, within 60 s of this server's clock, once); to anyone else it comes
+    without its body (`body` null, `withheld: "network"`), its signature and leaf still
+    checking. A request signed with a reader's key that does not check is refused (401).
+    `national` records are never in the feed."""
     settings = _settings(request)
     size = min(limit, settings.feed_page_max)
+    reader = await feed_reader(request, str(settings.role))
 
     entries = await session.run_sync(lambda sync: feed.page(sync, after=after, limit=size))
     last = entries[-1][0] if entries else None
     # Each payload goes out as the exact text that was signed, written into the page as it is
     # stored (a FeedPage, which the schema above documents), not parsed and written again; a
     # v2 entry's body beside it; a purged entry as its redaction marker.
+    items = (feed.page_item(entry, network=reader is not None) for entry in entries)
     body = "".join(
         (
             '{"origin":',
             json.dumps(settings.country),
             ',"entries":[',
-            ",".join(map(feed.page_item, entries)),
+            ",".join(items),
             '],"next_after":',
             json.dumps(last if len(entries) == size else None),
             "}",
@@ -218,57 +254,24 @@ pool_router = APIRouter(prefix="/api/v1/eu", tags=["EU pool"])
     "/records/{record_id}", response_model=FederatedRead, responses=responses(NotFound)
 )
 async def federated_record(
-    record_id: Annotated[str, Path(pattern=r"^[A-Z]{2}:[0-9A-Za-z-]{1,77}$")], session: SessionDep
+    record_id: Annotated[str, Path(pattern=r"^[A-Z]{2}:[0-9A-Za-z-]{1,77}$")],
+    session: SessionDep,
+    by: CurrentPrincipal,
 ) -> FederatedRead:
     """A record of the EU pool (held by the hub, or by a node mirroring it), with the envelope
-    its origin signed: verify it anywhere with `integra verify`."""
-    record = await repository.federated_record(session, record_id)
+    its origin signed: verify it anywhere with `integra verify`. A record of scope `network`
+    is there for signed-in readers only."""
+    record = await pool_record(session, record_id, signed_in=by.is_signed_in)
     if record is None:
         raise NotFound(f"No record {record_id[:80]} on this hub.")
     return FederatedRead.of(record)
-
-
-class PooledRecords:
-    """The EU pool as a search source: what the hub holds from every node, not withdrawn."""
-
-    name = "federated"
-
-    async def hits(
-        self, session: AsyncSession, record_ids: list[uuid.UUID], terms: QueryTerms
-    ) -> dict[uuid.UUID, HubHit]:
-        rows = await session.scalars(
-            select(FederatedRecord).where(
-                FederatedRecord.search_id.in_(record_ids), FederatedRecord.withdrawn.is_(False)
-            )
-        )
-        hits = {}
-        for record in rows:
-            if record.search_id is not None and record.body is not None:
-                hits[record.search_id] = _pooled_hit(record, record.body, terms)
-        return hits
-
-
-def _pooled_hit(record: FederatedRecord, body: dict[str, Any], terms: QueryTerms) -> HubHit:
-    summary = body.get("summary") or body.get("purpose") or ""
-    return HubHit(
-        record_id=record.record_id,
-        origin=record.origin,
-        record_type=record.record_type,
-        kind=str(body.get("kind", record.record_type)),
-        title=str(body.get("title", "")),
-        summary=str(summary),
-        snippet=snippet(f"{summary} {body.get('description') or ''}", terms),
-        country=body.get("country") or record.origin,
-    )
-
-
-POOL = PooledRecords()
 
 
 @pool_router.get("/search", response_model=HubSearchPage, responses=responses())
 async def hub_search(
     request: Request,
     session: SessionDep,
+    by: CurrentPrincipal,
     q: Annotated[str, Query(max_length=500)] = "",
     country: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]], Query()] = [],  # noqa: B006
     kind: Annotated[list[Annotated[str, Field(max_length=40)]], Query()] = [],  # noqa: B006
@@ -277,10 +280,12 @@ async def hub_search(
 ) -> HubSearchPage:
     """EU-wide search over the pool: on the hub, what it holds from every node; on a node
     that mirrors the hub, its copy of the same. A country facet; each hit names its origin,
-    whose signature `GET /api/v1/eu/records/{id}` shows."""
+    whose signature `GET /api/v1/eu/records/{id}` shows. Records of scope `network` are
+    found by signed-in readers only."""
     filters = search.facet_filters(country=country, kind=kind)
     query = SearchQuery(text=q, filters=filters, limit=limit, cursor=cursor)
-    results = await search.search(session, request.app.state.search, POOL, query)
+    source = pool_source(signed_in=by.is_signed_in)
+    results = await search.search(session, request.app.state.search, source, query)
     return HubSearchPage(
         items=results.items,
         total=results.total,
@@ -288,6 +293,8 @@ async def hub_search(
         next_cursor=results.next_cursor,
     )
 
+
+__all__ = ["POOL", "PUBLIC_POOL", "pool_router"]
 
 # The hub's own paths for the pool, kept for clients written before the pool had its own.
 hub_router.add_api_route(

@@ -118,7 +118,8 @@ def append(
     _lock_feed(session)
     body_hash = hashlib.sha256(canonical(body)).hexdigest()
     last = last_entry(session, rid)
-    if last is not None and (last.op, last.body_hash) == (op, body_hash) and redact is None:
+    same = last is not None and (last.op, last.body_hash) == (op, body_hash)
+    if same and redact is None and (op != "upsert" or last is None or last.scope == scope):
         return None
     if last is not None and version <= last.version and op != "redact":
         version = last.version + 1  # a version never goes backwards, even after a withdrawal
@@ -152,6 +153,7 @@ def append(
         signature=key.sign(signed),
         body=canonical(body).decode("utf-8") if body is not None else None,
         leaf=leaf.hex(),
+        scope=scope,
     )
     session.add(entry)
     state.size = seq
@@ -203,10 +205,11 @@ def relay_many(
             "time": now,
         }
         v2 = origin_payload.get("v") == FEED_VERSION
+        scope = "public"
         if v2:
             payload["v"] = FEED_VERSION
             if "scope" in origin_payload:
-                payload["scope"] = origin_payload["scope"]
+                payload["scope"] = scope = origin_payload["scope"]
         # {"envelope": ..., the rest}: "envelope" sorts first (after "body_hash" in v2), so the
         # canonical payload is the envelope's canonical bytes followed by those of the rest
         # (values a peer check vetted).
@@ -232,6 +235,7 @@ def relay_many(
                 "body": body if v2 else None,
                 "leaf": leaf.hex(),
                 "redacted": None,
+                "scope": scope,
             }
         )
     session.connection().execute(insert(FEED), rows)  # one Core statement for the batch
@@ -260,13 +264,15 @@ def _frontier_of_log(session: Session) -> list[tuple[int, bytes]]:
     return extend([], [entry_leaf(payload, leaf) for payload, leaf in rows])
 
 
-PageRow = tuple[int, str, str, str, str | None, str | None, str | None]
+PageRow = tuple[int, str, str, str, str | None, str | None, str | None, str]
+# What an anonymous reader gets instead of a `network` entry's body (`withheld`).
+WITHHELD = '"network"'
 
 
 def page(session: Session, *, after: int, limit: int) -> list[PageRow]:
-    """(seq, payload, key id, signature, body, leaf, redaction marker) of the entries after
-    `after`: the columns a page carries, read as rows (no ORM objects: a page is 500 entries,
-    served again and again)."""
+    """(seq, payload, key id, signature, body, leaf, redaction marker, scope) of the entries
+    after `after`: the columns a page carries, read as rows (no ORM objects: a page is 500
+    entries, served again and again)."""
     rows = session.execute(
         select(
             FeedEntry.seq,
@@ -276,6 +282,7 @@ def page(session: Session, *, after: int, limit: int) -> list[PageRow]:
             FeedEntry.body,
             FeedEntry.leaf,
             FeedEntry.redacted,
+            FeedEntry.scope,
         )
         .where(FeedEntry.seq > after)
         .order_by(FeedEntry.seq)
@@ -284,15 +291,23 @@ def page(session: Session, *, after: int, limit: int) -> list[PageRow]:
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
-def page_item(row: PageRow) -> str:
+def page_item(row: PageRow, *, network: bool = False) -> str:
     """One entry as a page carries it, written from the stored text (never parsed and written
     again): v1 `{payload, key, sig}`; v2 with its `body` beside (null once purged, with the
-    `redacted` marker); a purged v1 entry as its marker `{seq, leaf, redacted}` only."""
-    seq, payload, key, sig, body, leaf, redacted = row
+    `redacted` marker); a purged v1 entry as its marker `{seq, leaf, redacted}` only.
+
+    A `network` entry goes whole only to a reader that may see it (`network`: an enrolled
+    peer that signed its request); anyone else gets its signed payload without the body
+    (`body` null, `withheld: "network"`): the signature and the Merkle leaf still check, and
+    nothing of the record's text leaves (a v2 payload, a hub's relay of one too, carries only
+    the body's hash)."""
+    seq, payload, key, sig, body, leaf, redacted, scope = row
     if not payload:
         return f'{{"seq":{seq},"leaf":{json.dumps(leaf)},"redacted":{redacted or "{}"}}}'
     item = f'{{"payload":{payload},"key":{json.dumps(key)},"sig":{json.dumps(sig)}'
     if payload.startswith(V2_HEAD):
+        if scope == "network" and not network and body is not None:
+            return item + f',"body":null,"withheld":{WITHHELD}}}'
         item += f',"body":{body or "null"}'
         if redacted is not None:
             item += f',"redacted":{redacted}'

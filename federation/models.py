@@ -62,6 +62,9 @@ class FeedEntry(Base):
     body: Mapped[str | None] = mapped_column(Text)
     leaf: Mapped[str | None] = mapped_column(String(64))
     redacted: Mapped[str | None] = mapped_column(Text)
+    # The scope its payload signs (a relay's: the origin's): a `network` entry is served whole
+    # only to an enrolled peer that signs its request, and without its body to anyone else.
+    scope: Mapped[str] = mapped_column(String(10), default="public", server_default="public")
 
 
 class FeedState(Base):
@@ -101,6 +104,9 @@ class GateHold(Base):
 PEER_NODE = "node"  # a node the hub enrolled and pulls: it signs its own records
 PEER_HUB = "hub"  # a hub this node mirrors: it relays the records of every enrolled node
 PEER_LISTED = "listed"  # a node known through a mirrored hub's directory: keys only, not pulled
+# A hub this node lets read its `network` entries (`integra hub trust`) without mirroring it.
+PEER_READER = "reader"
+NOT_PULLED = (PEER_LISTED, PEER_READER)
 
 
 class Peer(Base):
@@ -231,6 +237,8 @@ class FederatedRecord(Base):
     )
     origin_seq: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The scope the origin signed: `network` records are shown to signed-in readers only.
+    scope: Mapped[str] = mapped_column(String(10), default="public", server_default="public")
     # The record's id in the search index (derived from record_id, which is not a UUID).
     search_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
     # False from the moment the import changes the record until the search index has it.
@@ -270,6 +278,17 @@ class FederatedRecord(Base):
             postgresql_where=text("NOT indexed"),
         ),
     )
+
+
+class PeerNonce(Base):
+    """A signed request of a peer already answered (its key and nonce), kept while its signing
+    time is within the window a request is accepted in: the same request again is a replay."""
+
+    __tablename__ = "peer_nonce"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class SyncRefusal(Base):

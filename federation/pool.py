@@ -1,6 +1,7 @@
 """The EU pool in the search index: what EU-wide search sees of each federated record, and the
 index's catch-up with what the imports changed (records are stored first, marked pending, and
-indexed afterwards, a batch per transaction)."""
+indexed afterwards, a batch per transaction); and who finds what in it: a record of scope
+`network` is found and shown to signed-in readers only (`pool_source`, `pool_record`)."""
 
 import uuid
 from collections.abc import Callable
@@ -10,12 +11,15 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, Table, bindparam, select, text, update
 from sqlalchemy.exc import DataError, DBAPIError, StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from federation.models import FederatedRecord
 from federation.projection import FACET_TERMS, printable
+from federation.schemas import HubHit
 from node.core.locks import INDEX_LEASE, lease
 from practices.search.port import IndexDocument
+from practices.search.text import QueryTerms, snippet
 
 log = structlog.get_logger()
 SEARCH_NAMESPACE = uuid.UUID("6f1c2b52-3c1e-4f0e-9a55-7d3b1c0e5a11")
@@ -86,6 +90,17 @@ def index_document(record: FederatedRecord) -> IndexDocument:
         title_text=" \n".join(titles),
         body_text=" \n".join(texts),
         sort_date=start,
+        texts=(
+            (str(body.get("language") or ""), " \n".join(titles[:2]), " \n".join(texts)),
+            *(
+                (
+                    str(t.get("language") or ""),
+                    str(t.get("title") or ""),
+                    str(t.get("summary") or ""),
+                )
+                for t in body.get("translations", [])
+            ),
+        ),
         facets={
             "country": [record.origin],
             "kind": terms("kind", body["kind"]) if "kind" in body else [record.record_type],
@@ -96,9 +111,73 @@ def index_document(record: FederatedRecord) -> IndexDocument:
             "setting": terms("setting", body.get("settings", [])),
             "target_group": terms("target_group", body.get("target_groups", [])),
             "process_focus": terms("process_focus", body.get("process_focus", [])),
-            "source": ["federated"],
+            # Every pool record is "federated"; a public one is "federated-public" too, the
+            # only source an anonymous reader's search looks in.
+            "source": ["federated", PUBLIC] if record.scope == "public" else ["federated"],
         },
     )
+
+
+# --- who finds what ---------------------------------------------------------------------------
+
+PUBLIC = "federated-public"
+
+
+class PooledRecords:
+    """The EU pool as a search source: what the hub holds from every node, not withdrawn
+    (`public_only`: of scope `public`, what an anonymous reader finds)."""
+
+    def __init__(self, name: str, *, public_only: bool) -> None:
+        self.name, self.public_only = name, public_only
+
+    async def hits(
+        self, session: AsyncSession, record_ids: list[uuid.UUID], terms: QueryTerms
+    ) -> dict[uuid.UUID, HubHit]:
+        query = select(FederatedRecord).where(
+            FederatedRecord.search_id.in_(record_ids), FederatedRecord.withdrawn.is_(False)
+        )
+        if self.public_only:
+            query = query.where(FederatedRecord.scope == "public")
+        hits = {}
+        for record in await session.scalars(query):
+            if record.search_id is not None and record.body is not None:
+                hits[record.search_id] = _pooled_hit(record, record.body, terms)
+        return hits
+
+
+def _pooled_hit(record: FederatedRecord, body: dict[str, Any], terms: QueryTerms) -> HubHit:
+    summary = body.get("summary") or body.get("purpose") or ""
+    return HubHit(
+        record_id=record.record_id,
+        origin=record.origin,
+        record_type=record.record_type,
+        kind=str(body.get("kind", record.record_type)),
+        title=str(body.get("title", "")),
+        summary=str(summary),
+        snippet=snippet(f"{summary} {body.get('description') or ''}", terms),
+        country=body.get("country") or record.origin,
+    )
+
+
+POOL = PooledRecords("federated", public_only=False)  # for signed-in readers
+PUBLIC_POOL = PooledRecords(PUBLIC, public_only=True)  # for anyone else
+
+
+def pool_source(*, signed_in: bool) -> PooledRecords:
+    """What EU-wide search looks in for this reader: every record if signed in, else those of
+    scope `public` only (a `network` record is not in the hits, the total or a facet count)."""
+    return POOL if signed_in else PUBLIC_POOL
+
+
+async def pool_record(
+    session: AsyncSession, record_id: str, *, signed_in: bool
+) -> FederatedRecord | None:
+    """A record of the pool as this reader may see it: None if there is none, or if it is of
+    scope `network` and the reader is not signed in."""
+    record = await session.get(FederatedRecord, record_id)
+    if record is None or (record.scope != "public" and not signed_in):
+        return None
+    return record
 
 
 def index_pending(session: Session, search: Any) -> int:

@@ -148,6 +148,10 @@ def verdicts(session: Session, settings: Settings, records: Sequence[Publishing]
     found: list[list[dict[str, Any]]] = []
     for record_type, record in records:
         body, refusal = None, []
+        if scope_of(record) == "national":  # it never enters the feed: nothing to hold
+            bodies.append(None)
+            found.append([])
+            continue
         try:
             body = shared_body(session, record_type, record, origin)
         except ValidationError as exc:
@@ -169,6 +173,12 @@ def verdicts(session: Session, settings: Settings, records: Sequence[Publishing]
     return scan
 
 
+def scope_of(record: Any) -> str:
+    """A record's sharing scope (`public` for one from before scopes)."""
+    scope = getattr(record, "scope", None)
+    return scope if scope in feed.SCOPES else "public"
+
+
 def shared_body(session: Session, record_type: str, record: Any, origin: str) -> dict[str, Any]:
     """A published record's shared body, as the feed's handler builds it."""
     if record_type == "practice":
@@ -183,16 +193,18 @@ def publish(
     local_id: uuid.UUID,
     version: int,
     build: BodyBuilder | None,
+    scope: str = "public",
 ) -> None:
-    """Bring the feed in step with a record: append its body if `build` is given and the gate
-    finds nothing (or the version was released), hold it if the gate finds something, and
-    append a tombstone if `build` is None (the record is no longer published)."""
+    """Bring the feed in step with a record: append its body, with its `scope`, if `build` is
+    given and the gate finds nothing (or the version was released), hold it if the gate finds
+    something, and append a tombstone if `build` is None (the record is no longer published)
+    or its scope is `national` (it never leaves the node)."""
     if settings is None or not settings.country:
         return  # federation is not set up on this node: nothing travels
     origin = settings.country
     rid = feed.record_id(origin, local_id)
     key = feed.active_key(session, settings)
-    if build is None:
+    if build is None or scope == "national":
         withdraw(session, key, origin, record_type, rid, version)
         holds.supersede(session, record_type, local_id)
         return
@@ -217,6 +229,7 @@ def publish(
         version=version,
         op="upsert",
         body=body,
+        scope=scope,
     )
     holds.supersede(session, record_type, local_id, below=version)
 

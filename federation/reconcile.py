@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from federation import feed
 from federation.models import FeedEntry, GateHold
-from federation.publish import practice_body, publish, study_visit_body
+from federation.publish import practice_body, publish, scope_of, study_visit_body
 from node.core import outbox
 from node.core.models import OutboxMessage
 from node.core.settings import Settings
@@ -47,18 +47,21 @@ def bring_in_step(
 ) -> None:
     """Bring the feed in step with one record as it is now (locked until the transaction ends):
     the feed jobs' work, and the reconciliation's for each record out of step."""
+    scope = "public"
     if record_type == "practice":
         practice = published_practice(session, local_id)
         version, build = practice.version, None
         if practice.published is not None:
             build = partial(practice_body, session, practice.published)
+            scope = scope_of(practice.published)
     else:
         visit = published_visit(session, local_id)
         origin = settings.country if settings else None
         version, build = visit.version, None
         if visit.published is not None and origin:
             build = partial(study_visit_body, session, visit.published, origin)
-    publish(session, settings, record_type, local_id, version, build)
+            scope = scope_of(visit.published)
+    publish(session, settings, record_type, local_id, version, build, scope)
 
 
 # --- what is out of step ---------------------------------------------------------------------
@@ -71,6 +74,7 @@ class Last(NamedTuple):
     version: int
     op: str
     seq: int
+    scope: str
 
 
 @dataclass(frozen=True)
@@ -99,20 +103,29 @@ def last_entries(session: Session, origin: str) -> dict[str, Last]:
             FeedEntry.version,
             FeedEntry.op,
             FeedEntry.seq,
+            FeedEntry.scope,
         ).where(FeedEntry.seq.in_(newest))
     )
-    return {rid: Last(kind, version, op, seq) for rid, kind, version, op, seq in rows}
+    return {rid: Last(kind, version, op, seq, scope) for rid, kind, version, op, seq, scope in rows}
 
 
 def out_of_step(session: Session, origin: str, *, everything: bool = False) -> list[Change]:
-    """Published records missing from the feed or there in an older version (or all of them,
-    `everything`), then records the feed still carries that are no longer published."""
+    """Published records missing from the feed, or there in an older version or with another
+    scope (or all of them, `everything`), then records the feed still carries that are no
+    longer published or whose scope is now `national` (they never leave the node)."""
     last = last_entries(session, origin)
     changes: list[Change] = []
     for record in published_records(session):
         rid = feed.record_id(origin, record.id)
+        if record.scope == "national":
+            continue  # left in `last`: withdrawn below if the feed still carries it
         entry = last.pop(rid, None)
-        stale = entry is None or entry.op != "upsert" or entry.version < record.version
+        stale = (
+            entry is None
+            or entry.op != "upsert"
+            or entry.version < record.version
+            or entry.scope != record.scope
+        )
         if stale or everything:
             changes.append(
                 Change(

@@ -15,6 +15,8 @@ class FeedPage(BaseModel):
         description="By seq: envelopes {payload, key, sig} (v1), with the body beside the"
         " payload that signs its hash (v2: {payload, key, sig, body}; body null and"
         " `redacted` {by_seq, reason} once purged), or a purged v1 entry {seq, leaf, redacted}."
+        " An entry of scope `network` comes to a reader that is not a signed-in enrolled peer"
+        ' with body null and `withheld: "network"`.'
     )
     next_after: int | None = Field(description="Pass as `after` for the next page.")
 
@@ -118,6 +120,9 @@ class FederatedRead(BaseModel):
     record_type: str
     version: int
     withdrawn: bool
+    scope: str = Field(
+        "public", description="As its origin signed it: `public` or `network` (signed in only)."
+    )
     body: dict[str, Any] | None
     envelope: dict[str, Any] = Field(
         description="The origin's signed envelope, as received (v2: without the body, whose"
@@ -135,6 +140,7 @@ class FederatedRead(BaseModel):
             record_type=record.record_type,
             version=record.version,
             withdrawn=record.withdrawn,
+            scope=record.scope,
             body=record.body,
             envelope=json.loads(record.signed_envelope),
             redacted=json.loads(record.redacted) if record.redacted else None,

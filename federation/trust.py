@@ -10,13 +10,16 @@ caller's transaction; the caller commits.
 
 from typing import NamedTuple
 
+import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation import feed, keys
 from federation.canonical import canonical
 from federation.models import (
+    PEER_HUB,
     PEER_LISTED,
+    PEER_READER,
     FederatedRecord,
     FeedEntry,
     NodeKey,
@@ -24,7 +27,7 @@ from federation.models import (
     PeerKey,
     PeerSync,
 )
-from federation.sync.client import peer_url_problem
+from federation.sync.client import Limits, SyncError, fetch_json, peer_url_problem
 from node.core import audit
 from node.core.auth import Principal
 from node.core.db import utcnow
@@ -189,8 +192,19 @@ async def enrol_peer(
         peer = Peer(origin=origin, kind=kind, base_url=url.rstrip("/"), auto_rotate=False)
         session.add(peer)
         await session.flush()
+    # A hub trusted to read this node's `network` entries becomes a mirrored one when the node
+    # mirrors it; a mirrored hub is trusted to read them already.
+    if (peer.kind, kind) == (PEER_READER, PEER_HUB):
+        peer.kind = PEER_HUB
+    if (peer.kind, kind) == (PEER_HUB, PEER_READER):
+        kind = PEER_HUB
     if peer.kind != kind:
-        what = {"node": "an enrolled node", "hub": "a mirrored hub", "listed": "a node"}
+        what = {
+            "node": "an enrolled node",
+            "hub": "a mirrored hub",
+            "listed": "a node",
+            "reader": "a hub trusted to read this node's feed",
+        }
         raise Conflict(
             f"{origin} is already known here as {what.get(peer.kind, peer.kind)}"
             + (" listed by the mirrored hub" if peer.kind == "listed" else "")
@@ -215,6 +229,54 @@ async def enrol_peer(
         detail={"url": url, "keys": [k.key_id for k in public_keys], "auto_rotate": auto_rotate},
     )
     return [k.key_id for k in public_keys]
+
+
+def hub_key_at(url: str, fingerprint: str, *, allow_insecure: bool) -> tuple[str, PeerKeyText]:
+    """The hub at `url` (its origin) and its key whose fingerprint is the one its operator
+    gave out of band, from the keys it publishes (`/federation/v1/keys`). Raises AppError."""
+    problem = peer_url_problem(url, allow_insecure=allow_insecure)
+    if problem:
+        raise AppError(problem)
+    base = url.rstrip("/")
+    limits = Limits(allow_insecure=allow_insecure, deadline=30.0)
+    try:
+        with httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as client:
+            document = fetch_json(client, f"{base}/federation/v1/keys", limits=limits)
+    except (SyncError, httpx.HTTPError, ValueError) as exc:
+        raise AppError(f"{base} did not give its keys: {exc}") from None
+    origin = document.get("origin") if isinstance(document, dict) else None
+    rows = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(origin, str) or len(origin) != 2 or not isinstance(rows, list):
+        raise AppError(f"{base}/federation/v1/keys is not a feed's list of keys")
+    wanted = "".join(fingerprint.split()).lower()
+    for row in rows:
+        public = row.get("public_key") if isinstance(row, dict) else None
+        if not isinstance(public, str):
+            continue
+        [key] = parse_public_keys([public])
+        if "".join(keys.fingerprint(key.key_id).split()) == wanted:
+            return origin, key
+    raise AppError(
+        f"no key of {base} has the fingerprint given: compare it with the hub operator's again"
+    )
+
+
+async def trust_hub(
+    session: AsyncSession, *, origin: str, url: str, key: PeerKeyText, by: Principal
+) -> str:
+    """Let the hub at `url` read this node's `network` entries (its requests signed with this
+    key), without mirroring it; returns the key id. A node that mirrors the hub trusts it
+    already (`integra mirror add`)."""
+    [key_id] = await enrol_peer(
+        session,
+        origin=origin,
+        url=url,
+        public_keys=[key],
+        kind=PEER_READER,
+        allow_insecure=True,  # checked by `hub_key_at`, with the operator's setting
+        by=by,
+    )
+    return key_id
 
 
 async def peer_keys(session: AsyncSession) -> list[PeerKeyInfo]:

@@ -124,6 +124,7 @@ class Demo:
     passwords: dict[str, str] = field(default_factory=dict)
     rounds: dict[str, str] = field(default_factory=dict)
     held: dict[str, int] = field(default_factory=dict)
+    public: int = 0  # of the records held, those of scope `public` (found without signing in)
     mirrored: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -247,9 +248,23 @@ def enrol_nodes(demo: Demo) -> None:
     out.print(f"hub: enrolled {', '.join(n.country for n in demo.nodes)}")
 
 
+def trust_hub(demo: Demo) -> None:
+    """Each node lets the hub read its `network` entries (the study-visit reports), as
+    `integra hub trust` does: the hub signs its requests with its key."""
+    for node in demo.nodes:
+        enrol_peer(
+            node.settings,
+            origin=HUB_COUNTRY,
+            url=demo.hub.url,
+            public_keys=[demo.public_keys[HUB_COUNTRY]],
+            kind="reader",
+        )
+    out.print(f"{', '.join(n.country for n in demo.nodes)}: the hub may read network records")
+
+
 # In order; a new step (e.g. subscribing each node to the hub's aggregate feed) goes at its
 # place in this list. All run before any server starts.
-SETUP: list[Callable[[Demo], None]] = [prepare_members, enrol_nodes]
+SETUP: list[Callable[[Demo], None]] = [prepare_members, enrol_nodes, trust_hub]
 
 
 def sync_hub(demo: Demo) -> None:
@@ -271,10 +286,19 @@ def sync_hub(demo: Demo) -> None:
         )
         return {origin: count for origin, count in rows}
 
+    async def _public(session: AsyncSession) -> int:
+        found = await session.scalar(
+            select(func.count()).where(
+                FederatedRecord.withdrawn.is_(False), FederatedRecord.scope == "public"
+            )
+        )
+        return int(found or 0)
+
     run_in_session(_make_due, settings)
     for origin, result in sync_round(settings).items():
         demo.rounds[origin] = _outcome(result) if isinstance(result, Round) else f"failed: {result}"
     demo.held = run_in_session(_held, settings)
+    demo.public = run_in_session(_public, settings)
 
 
 def subscribe_mirrors(demo: Demo) -> None:
@@ -371,8 +395,9 @@ class Children:
 
     def wait_mirrors(self, demo: Demo, seconds: float = 60.0) -> None:
         """Until each node's copy of the EU pool holds what the hub holds (or time runs out:
-        the table then shows how far each got)."""
-        expected = sum(demo.held.values())
+        the table then shows how far each got): counted by an anonymous search, which finds
+        the records of scope `public`."""
+        expected = demo.public
         deadline = time.monotonic() + seconds
         with httpx.Client(timeout=5.0) as client:
             while time.monotonic() < deadline:

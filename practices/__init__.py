@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from practices import privacy as privacy
 from practices import repository
 from practices.models import Practice
 from practices.study_visits.models import StudyVisit
@@ -54,6 +55,7 @@ class PublishedRecord(NamedTuple):
     id: uuid.UUID
     version: int
     title: str
+    scope: str  # "public", "network" or "national" (which never leaves the node)
 
 
 def published_records(session: Session) -> list[PublishedRecord]:
@@ -62,9 +64,11 @@ def published_records(session: Session) -> list[PublishedRecord]:
     found: list[PublishedRecord] = []
     for kind, model in (("practice", Practice), ("study_visit", StudyVisit)):
         rows = session.execute(
-            select(model.id, model.version, model.title).where(model.status == "published")
+            select(model.id, model.version, model.title, model.scope).where(
+                model.status == "published"
+            )
         )
-        found += [PublishedRecord(kind, i, version, title) for i, version, title in rows]
+        found += [PublishedRecord(kind, *row) for row in rows]
     return found
 
 

@@ -32,10 +32,12 @@ from practices.schemas import (
     PracticeRead,
     PracticeUpdate,
     Publication,
+    ScopeChange,
     SearchPage,
     Withdrawal,
 )
 from practices.search import service as search
+from practices.search.analysis import reader_languages
 from practices.search.port import SearchQuery
 from practices.vocabulary import (
     EvaluationType,
@@ -110,13 +112,18 @@ async def search_practices(
         language=language,
         licence=licence,
     )
-    query = SearchQuery(text=q, filters=filters, sort=sort, limit=limit, cursor=cursor)
+    # the query's words are analysed in the reader's languages first (Accept-Language)
+    languages = reader_languages(request.headers.get("accept-language"))
+    query = SearchQuery(
+        text=q, filters=filters, sort=sort, limit=limit, cursor=cursor, languages=languages
+    )
     results = await search.search(session, request.app.state.search, search.LOCAL, query, by=by)
     return SearchPage(
         items=results.items,
         total=results.total,
         facets=results.facets,
         next_cursor=results.next_cursor,
+        corrected=results.corrected,
     )
 
 
@@ -326,6 +333,31 @@ async def withdraw_practice(
         by=by,
         reason=data.reason,
         personal_data=data.reason_code == "personal_data",
+    )
+    response.headers["ETag"] = etag(practice.version)
+    return (await service.practice_reads(session, [practice]))[0]
+
+
+@router.post(
+    "/practices/{practice_id}/scope",
+    response_model=PracticeRead,
+    tags=["practices"],
+    responses=WRITE_ERRORS,
+)
+async def change_practice_scope(
+    practice_id: uuid.UUID,
+    data: ScopeChange,
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+) -> PracticeRead:
+    """Set who may see a practice (the National Point's administrators), audited with the
+    old and the new scope. A published practice gets a new version and the federation
+    follows at the hub's and the mirrors' next pull: narrowed to `network`, the record is
+    shown to signed-in readers only; to `national`, a signed tombstone withdraws it."""
+    practice = await service.change_practice_scope(
+        session, practice_id, data.scope, by=by, expected_version=version, reason=data.reason
     )
     response.headers["ETag"] = etag(practice.version)
     return (await service.practice_reads(session, [practice]))[0]

@@ -45,6 +45,9 @@ class Practice(IdMixin, TimestampMixin, Base):
     # Set by the federation while the personal-data gate holds the published version (through
     # `practices.mark_held`): only signed-in users of this node see the record meanwhile.
     held: Mapped[bool] = mapped_column(default=False, server_default=false(), index=True)
+    # Who may see it: public (anyone), network (signed-in professionals) or national (this
+    # node's signed-in users; it never leaves the node). See practices.service.change_scope.
+    scope: Mapped[str] = mapped_column(String(10), default="public", server_default="public")
     version: Mapped[int] = mapped_column(default=1)
 
     terms: Mapped[list["PracticeTerm"]] = relationship(

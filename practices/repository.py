@@ -54,9 +54,11 @@ async def list_practices(
     limit: int,
     with_held: bool = True,
 ) -> Sequence[Practice]:
+    """`with_held` False (an anonymous reader): neither the practices the gate holds nor
+    those whose scope is not `public`."""
     stmt = practice_query().order_by(Practice.title, Practice.id).limit(limit)
     if not with_held:
-        stmt = stmt.where(Practice.held.is_(False))
+        stmt = stmt.where(Practice.held.is_(False), Practice.scope == "public")
     for column, values in (
         (Practice.status, status),
         (Practice.kind, kind),
@@ -93,8 +95,12 @@ def set_held(session: Session, practice_id: uuid.UUID, held: bool) -> None:
 
 
 async def held_practice_ids(session: AsyncSession) -> frozenset[uuid.UUID]:
-    """The published practices the gate holds: few (a review queue), read per search."""
-    stmt = select(Practice.id).where(Practice.held.is_(True), Practice.status == "published")
+    """The published practices an anonymous reader may not find: those the gate holds, and
+    those whose scope is `network` or `national` (signed-in readers only). Few (a review queue,
+    the exceptions to the default scope), read per search."""
+    stmt = select(Practice.id).where(
+        (Practice.held.is_(True)) | (Practice.scope != "public"), Practice.status == "published"
+    )
     return frozenset((await session.scalars(stmt)).all())
 
 

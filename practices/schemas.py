@@ -1,5 +1,6 @@
 import uuid
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
@@ -32,6 +33,31 @@ from registry.vocabulary import Level, TargetGroup
 
 class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Scope(StrEnum):
+    """Who may see a practice or a study-visit report, from the widest to the narrowest."""
+
+    public = "public"
+    network = "network"
+    national = "national"
+
+
+# How wide each scope is: a scope is narrowed to a smaller number, widened to a larger one.
+SCOPE_WIDTH = {Scope.national: 0, Scope.network: 1, Scope.public: 2}
+SCOPE_HELP = (
+    "Who may see it: `public` (anyone, on this node, at the hub and on every mirror), "
+    "`network` (signed-in professionals only: on this node, at the hub and on mirrors, after "
+    "signing in there), `national` (signed-in users of this node only: it never leaves the "
+    "node). Editors may keep or narrow a scope, never widen it; the National Point changes it "
+    "with POST …/scope. Narrowing a published record withdraws it from where it may no longer "
+    "be seen (a signed tombstone for `national`), at the hub and on mirrors at their next pull."
+)
+
+
+class ScopeChange(Schema):
+    scope: Scope = Field(description=SCOPE_HELP)
+    reason: Text | None = Field(None, description="Why, for the audit log.")
 
 
 class OrganisationLink(Schema):
@@ -107,6 +133,7 @@ class PracticeFields(Schema):
     lessons_learned: Text | None = None
     links: Annotated[list[Link], Field(max_length=50)] = []
     licence: Licence
+    scope: Scope = Field(Scope.public, description=SCOPE_HELP)
 
 
 def check_dates(start: date | None, end: date | None, field: str = "end_date") -> None:
@@ -154,6 +181,7 @@ class PracticeUpdate(PartialUpdate):
     lessons_learned: Text | None = None
     links: list[Link] | None = None
     licence: Licence | None = None
+    scope: Scope | None = Field(None, description=SCOPE_HELP)
 
 
 class OrganisationLinkRead(OrganisationLink):
@@ -215,6 +243,11 @@ class SearchPage(BaseModel):
     total: int
     facets: dict[str, list[FacetValue]]
     next_cursor: str | None
+    corrected: str | None = Field(
+        default=None,
+        description="When a word matched nothing and was corrected against the index's own "
+        "words: the query searched instead (words as the index holds them, word stems).",
+    )
 
 
 # --- publishing: the publisher's confirmation and the personal-data gate's verdict ---------

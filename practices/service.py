@@ -18,11 +18,13 @@ from node.core.settings import Settings
 from practices import repository
 from practices.models import Practice, PracticeOrganisation, PracticeTerm
 from practices.schemas import (
+    SCOPE_WIDTH,
     GateFinding,
     OrganisationLink,
     PracticeCreate,
     PracticeRead,
     PracticeUpdate,
+    Scope,
     check_dates,
 )
 from practices.tasks import PRACTICE_CHANGED, PRACTICE_CORRECTED, PRACTICE_LEAKED
@@ -135,8 +137,62 @@ def _may_edit(by: Principal, practice: Practice) -> bool:
 
 
 def visible_to(by: Principal, practice: Practice) -> bool:
-    """Anonymous visitors see published records the personal-data gate does not hold."""
-    return by.is_signed_in or (practice.status == "published" and not practice.held)
+    """Anonymous visitors see published `public` records the personal-data gate does not
+    hold; signed-in users (and the operator at the node's console) see every record (`network`
+    and `national` ones too)."""
+    return (
+        by.is_signed_in
+        or by.is_admin
+        or (practice.status == "published" and not practice.held and practice.scope == "public")
+    )
+
+
+# --- sharing scope --------------------------------------------------------------------------
+
+
+def check_scope(by: Principal, current: str, wanted: object, what: str) -> None:
+    """Editors (and authors) keep or narrow a record's scope; only the National Point widens
+    it (a new record starts from its kind's default: `public` for a practice, `network` for a
+    study-visit report)."""
+    if wanted is None or by.is_admin:
+        return
+    if SCOPE_WIDTH[Scope(str(wanted))] > SCOPE_WIDTH[Scope(current)]:
+        raise Forbidden(
+            f"Only the National Point widens the scope of a {what} (from {current} to {wanted});"
+            " you may keep it or narrow it."
+        )
+
+
+def scope_detail(old: str, new: str, reason: str | None = None) -> dict[str, Any]:
+    """What the audit log keeps of a scope change."""
+    detail: dict[str, Any] = {"scope": {"from": old, "to": new}}
+    return detail | ({"reason": reason} if reason else {})
+
+
+async def change_practice_scope(
+    session: AsyncSession,
+    practice_id: uuid.UUID,
+    scope: Scope,
+    *,
+    by: Principal,
+    expected_version: int | None = None,
+    reason: str | None = None,
+) -> Practice:
+    """The National Point sets who may see a practice, audited (old → new). A published one
+    gets a new version, and the feed follows: narrowed to `network`, the record is appended
+    again with that scope; to `national`, a signed tombstone withdraws it; widened, appended
+    again. Setting the scope it has changes nothing."""
+    if not by.is_admin:
+        raise Forbidden("Only the National Point's administrators change a record's scope.")
+    practice = await get_practice(session, practice_id, by=by)
+    if expected_version is not None:
+        check_version(expected_version, practice.version, "practice")
+    old = practice.scope
+    if old == scope:
+        return practice
+    practice.scope = str(scope)
+    await _touch(session, practice, by, "scope", scope_detail(old, str(scope), reason))
+    return practice
 
 
 async def get_practice(session: AsyncSession, practice_id: uuid.UUID, *, by: Principal) -> Practice:
@@ -226,6 +282,7 @@ async def create_practice(
     session: AsyncSession, data: PracticeCreate, *, by: Principal, is_sample: bool = False
 ) -> Practice:
     links = [(o.organisation_id, str(o.role)) for o in data.organisations]
+    check_scope(by, Scope.public, data.scope, "practice")
     if not by.is_admin and not _owns(by, links):
         raise Forbidden(
             "Editors record practices of their own organisations: name one of them as responsible."
@@ -262,6 +319,7 @@ async def update_practice(
     ):
         raise Forbidden("An organisation of yours must stay the responsible body.")
     check_version(expected_version, practice.version, "practice")
+    check_scope(by, practice.scope, data.scope, "practice")
     edited = await apply_practice_changes(session, practice, data, by=by)
     if redact_previous:
         if practice.status != "published":
@@ -286,9 +344,13 @@ async def apply_practice_changes(
         )
     except ValueError as exc:
         raise InvalidInput("end_date", str(exc)) from None
+    old_scope = practice.scope
     changed = _apply_practice(practice, values)
     if changed:
-        await _touch(session, practice, by, "update", {"fields": changed})
+        detail: dict[str, Any] = {"fields": changed}
+        if "scope" in changed:
+            detail |= scope_detail(old_scope, practice.scope)
+        await _touch(session, practice, by, "update", detail)
     return practice
 
 

@@ -112,6 +112,12 @@ def is_purged(item: Any) -> bool:
     return is_marker(item) or (isinstance(item, dict) and item.get("redacted") is not None)
 
 
+def is_withheld(item: Any) -> bool:
+    """A `network` entry served without its body to a reader the peer did not recognise
+    (`withheld`): its leaf counts, nothing of it is applied."""
+    return isinstance(item, dict) and item.get("withheld") is not None
+
+
 def envelope_part(item: Any) -> Any:
     """The signed envelope {payload, key, sig} of a page item (v2: without the body beside)."""
     if isinstance(item, dict) and ENVELOPE_KEYS <= set(item):
@@ -311,6 +317,8 @@ def relay_problem(
     for name in (*names, "body_hash") if "v" in payload else names:
         if payload[name] != inner["payload"][name]:
             return f"the relay's {name} differs from the origin's entry"
+    if payload.get("scope") != inner["payload"].get("scope"):
+        return "the relay's scope differs from the origin's entry"
     problem = body_hash_problem(envelope)
     if problem or envelope.get("redacted") is not None:
         return problem

@@ -65,6 +65,9 @@ class Limits:
 
 # The limits of the running job's requests; set around each peer's job.
 job_limits: ContextVar[Limits] = ContextVar("job_limits", default=Limits())  # noqa: B039 (frozen)
+# How the running job signs its requests for feed pages (this program's signing key), so that
+# the peer serves it the `network` entries; None: unsigned (anonymous). Set around each job.
+job_signer: ContextVar[httpx.Auth | None] = ContextVar("job_signer", default=None)
 
 
 def peer_url_problem(url: str, *, allow_insecure: bool) -> str | None:
@@ -157,11 +160,12 @@ def fetch_json(
     params: dict[str, Any] | None = None,
     timeout: float | None = None,
     limits: Limits | None = None,
+    auth: httpx.Auth | None = None,
 ) -> Any:
     """GET with a hard size limit, parsed strictly (no duplicate keys, floats or deep nesting),
     within a deadline for the whole answer and at a minimum rate (`limits`, by default the
     job's), and within the job's deadline: a peer that trickles bytes is cut, not waited for.
-    `timeout`: a shorter deadline for this request."""
+    `timeout`: a shorter deadline for this request; `auth`: how to sign it."""
     limits = limits or job_limits.get()
     problem = peer_url_problem(url, allow_insecure=limits.allow_insecure)
     if problem:
@@ -174,7 +178,7 @@ def fetch_json(
         raise SyncError(f"the job ran past its limit of {JOB_TIMEOUT}")
     watch = _Watch(url, deadline, limits)
     try:
-        data = _receive(client, url, params, watch)
+        data = _receive(client, url, params, watch, auth)
     except (httpx.HTTPError, CanonicalError) as exc:
         if watch.reason is not None:  # the watch cut the connection
             raise SyncError(watch.reason) from exc
@@ -187,7 +191,11 @@ def fetch_json(
 
 
 def _receive(
-    client: httpx.Client, url: str, params: dict[str, Any] | None, watch: _Watch
+    client: httpx.Client,
+    url: str,
+    params: dict[str, Any] | None,
+    watch: _Watch,
+    auth: httpx.Auth | None = None,
 ) -> bytearray:
     """The answer's bytes. A connection of its own (closed after it), so that the watch has
     its socket; each step waits no longer than the deadline."""
@@ -202,6 +210,7 @@ def _receive(
         timeout=steps,
         headers={"Connection": "close"},
         extensions={"trace": watch.trace},
+        auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
     ) as response:
         watch.body_since = time.monotonic()
         if response.status_code != 200:
@@ -291,6 +300,7 @@ def pages(client: httpx.Client, peer: Peer, after: int, upto: int) -> Iterator[l
                 client,
                 f"{peer.base_url}/federation/v1/feed",
                 {"after": after, "limit": min(limit, upto - after)},
+                auth=job_signer.get(),
             )
         except CanonicalError as exc:
             if limit > 1:

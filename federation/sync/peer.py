@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from federation import feed
 from federation.canonical import CanonicalError
 from federation.merkle import dump_frontier, extend, frontier_root, leaf_hash, load_frontier
-from federation.models import PEER_HUB, PEER_LISTED, Peer, PeerKey, PeerSync, SyncRefusal
+from federation.models import NOT_PULLED, PEER_HUB, Peer, PeerKey, PeerSync, SyncRefusal
+from federation.signed_requests import signer_for
 from federation.sync.checks import (
     AwaitingConfirmation,
     canonical_payload,
@@ -31,6 +32,7 @@ from federation.sync.checks import (
     envelope_part,
     is_marker,
     is_purged,
+    is_withheld,
     key_problem,
     parse_time,
     relay_problem,
@@ -42,6 +44,7 @@ from federation.sync.client import (
     fetch_checkpoint,
     job_deadline,
     job_limits,
+    job_signer,
     judge_checkpoint,
     pages,
 )
@@ -65,6 +68,10 @@ COMMIT_EVERY = 500  # entries applied per transaction, each committed with its c
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 UNCHECKED = "not checked"
+# An entry refused because its body or signature does not match may have had a byte flipped on
+# the way: up to REFETCH_MAX of them a round are fetched once more, alone, before the refusal.
+REFETCH_MAX = 16
+IN_TRANSIT = "altered in transit"  # in the reasons of those checks
 
 
 @dataclass
@@ -76,6 +83,7 @@ class Round:
     refused: int = 0
     redacted: int = 0  # entries whose bodies their origin purged: passed, nothing applied
     redactions: int = 0  # signed redactions applied
+    withheld: int = 0  # `network` entries served without bodies (not a reader there): passed
     reasons: list[str] = field(default_factory=list)
     stale: str | None = None  # why the peer's checkpoint is stale, if it is
 
@@ -152,9 +160,16 @@ def _sync_peer(session: Session, peer: Peer, client: httpx.Client, relay: Relay 
         problems: list[str | None] = [UNCHECKED] * len(received)
         arrived = Received(received, payload_bytes, problems, _key_windows(peer_keys))
         cursor = state.cursor  # the batches' sequence numbers count from here
+        refetches = REFETCH_MAX
 
         def check(start: int, size: int) -> None:
+            nonlocal refetches
             _check(peer, arrived, start, size, cursor, peer_keys, listed)
+            for index in range(start, min(start + size, len(received))):
+                if refetches > 0 and IN_TRANSIT in (arrived.problems[index] or ""):
+                    refetches -= 1
+                    if _fetch_again(client, peer, arrived, index, cursor):
+                        _check(peer, arrived, index, 1, cursor, peer_keys, listed)
 
         result = _apply_received(session, peer, state, checkpoint, arrived, relay, check)
         result.stale = state.stale_reason
@@ -251,8 +266,8 @@ def _check(
         seq = cursor + index + 1
         if isinstance(item, tuple):
             arrived.problems[index] = f"unreadable entry: {item[2]}"
-        elif is_marker(item):
-            arrived.problems[index] = None  # purged: its leaf counts, nothing is applied
+        elif is_marker(item) or is_withheld(item):
+            arrived.problems[index] = None  # purged, withheld: its leaf counts, no more
         elif peer.kind == PEER_HUB:
             arrived.problems[index] = relay_problem(
                 item,
@@ -266,6 +281,24 @@ def _check(
             arrived.problems[index] = entry_problem(
                 item, origin=peer.origin, expected_seq=seq, peer_keys=peer_keys, payload_bytes=data
             )
+
+
+def _fetch_again(
+    client: httpx.Client, peer: Peer, arrived: Received, index: int, cursor: int
+) -> bool:
+    """Fetch the entry at `index` once more, alone; taken (True) only if its payload comes back
+    the same: the bytes whose leaf the checkpoint's root covers."""
+    seq = cursor + index + 1
+    try:
+        page = next(pages(client, peer, seq - 1, seq), [])
+    except (SyncError, httpx.HTTPError):
+        return False  # refused as it first came
+    item = page[0] if page else None
+    if not isinstance(item, dict) or canonical_payload(item) != arrived.payload_bytes[index]:
+        return False
+    arrived.entries[index].clear()  # in place: the batch being checked holds this dict
+    arrived.entries[index].update(item)
+    return True
 
 
 def _record_id(item: Any) -> str | None:
@@ -309,7 +342,7 @@ def _apply_received(
         # (its origin's redaction came after it) is passed: nothing of it is stored.
         accepted: list[tuple[dict[str, Any], bytes | None, str | None] | None] = []
         for offset, item in enumerate(batch):
-            if problems[start + offset] is not None or is_purged(item):
+            if problems[start + offset] is not None or is_purged(item) or is_withheld(item):
                 accepted.append(None)
             elif peer.kind == PEER_HUB:
                 inner = item["payload"]["envelope"]
@@ -337,8 +370,9 @@ def _apply_received(
             seq = state.cursor + offset + 1
             problem, row, entry = problems[start + offset], staged[offset], accepted[offset]
             encoded = envelopes[offset]
-            if problem is None and is_purged(item):
-                result.redacted += 1
+            if problem is None and (is_purged(item) or is_withheld(item)):
+                result.withheld += is_withheld(item)
+                result.redacted += not is_withheld(item)
                 continue
             if problem is not None or row is None or entry is None or encoded is None:
                 outcome, record = f"refused: {problem}", None
@@ -442,7 +476,7 @@ def due_peers(session: Session) -> list[Peer]:
     rows = session.execute(
         select(Peer, PeerSync)
         .outerjoin(PeerSync, PeerSync.peer_id == Peer.id)
-        .where(Peer.active, Peer.kind != PEER_LISTED)
+        .where(Peer.active, Peer.kind.not_in(NOT_PULLED))
     )
     return [
         peer
@@ -542,6 +576,7 @@ def sync_and_record(
         assert peer is not None
         token = job_deadline.set(time.monotonic() + JOB_TIMEOUT.total_seconds())
         limits = job_limits.set(Limits.of(settings))
+        signer = job_signer.set(signer_for(session, settings))
         try:
             relay = relay_for(session, settings) if settings else None
             result = sync_peer(session, peer, client, relay)
@@ -554,6 +589,7 @@ def sync_and_record(
         finally:
             job_deadline.reset(token)
             job_limits.reset(limits)
+            job_signer.reset(signer)
     with sessions() as session:
         peer = session.get(Peer, peer_id)
         assert peer is not None

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from federation import feed, keys
 from federation.canonical import canonical
+from federation.feed import SCOPES
 from federation.models import FederatedRecord, Peer, SyncRefusal
 from federation.pool import search_id
 from federation.projection import RECORD_ID, printable
@@ -135,6 +136,8 @@ def stage(
         "redacted": None,
         "relay_seq": None,
         "origin_seq": payload["seq"],
+        # The scope the origin signed (none before scopes: public).
+        "scope": payload.get("scope", "public") if payload.get("scope") in SCOPES else "public",
         "received_at": utcnow(),
         "search_id": search_id(rid),
         "indexed": False,  # the search index catches up after the import (`index_pending`)

@@ -82,6 +82,37 @@ def hub_enrol(
     enrol(origin, url, key, kind="node", auto_rotate=auto_rotate)
 
 
+@hub_app.command("trust")
+def hub_trust(
+    url: Annotated[str, typer.Argument(help="The hub's base URL, e.g. https://hub.example.eu")],
+    fingerprint: Annotated[
+        str,
+        typer.Option(
+            help="The fingerprint of the hub's signing key, as its operator reads it out "
+            "(`integra keys show` on the hub)."
+        ),
+    ],
+) -> None:
+    """(On a node) Let the hub read this node's `network` entries: the hub signs its requests
+    for the feed with its key, and this node serves those entries whole to it alone (anyone
+    else gets them without their bodies). A node that mirrors the hub (`integra mirror add`)
+    trusts it already. Safe to repeat."""
+    from federation import keys, trust
+
+    settings = get_settings()
+    with refusals_fail():
+        origin, key = trust.hub_key_at(
+            url, fingerprint, allow_insecure=settings.allow_insecure_peers
+        )
+
+    async def _trust(session: AsyncSession) -> str:
+        return await trust.trust_hub(session, origin=origin, url=url, key=key, by=operator())
+
+    key_id = run_or_fail(_trust)
+    out.print(f"trusting the hub {origin} at {url} to read this node's network entries")
+    out.print(f"  key {key_id}\n  fingerprint {keys.fingerprint(key_id)}")
+
+
 @hub_app.command("keys")
 def hub_keys() -> None:
     """Every peer's keys: trusted, awaiting confirmation (a rotation), or revoked."""
@@ -166,6 +197,13 @@ def print_round() -> None:
                 f"{origin}: {result.applied} applied, {result.unchanged} unchanged, "
                 f"{result.refused} refused"
             )
+            if result.withheld:
+                err.print(
+                    f"{origin}: {result.withheld} network entries withheld: {origin} does not"
+                    " recognise this program as a reader (a node: `integra hub trust` or"
+                    " `integra mirror add` there; a hub: enrol this node there)",
+                    highlight=False,
+                )
             if result.stale:
                 failed = True
                 err.print(f"{origin}: stale: {result.stale}", highlight=False)
@@ -191,7 +229,10 @@ def mirror_add(
     origin: Annotated[str, typer.Option(help="The hub's origin code.")] = "EU",
 ) -> None:
     """Subscribe to a hub's aggregate feed. The hub's signed directory then tells which nodes'
-    keys to check inside each relayed record; every record keeps its origin's signature."""
+    keys to check inside each relayed record; every record keeps its origin's signature. The
+    hub is then also trusted to read this node's `network` entries (as `integra hub trust`);
+    this node signs its pulls with its own key, so that a hub which enrols it serves it the
+    `network` records (a hub which does not: the public ones only)."""
     origin = origin.upper()
     if len(origin) != 2 or not origin.isalpha():
         raise fail("--origin takes a two-letter code, e.g. EU")

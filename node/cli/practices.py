@@ -117,6 +117,60 @@ def practices_withdraw(
     out.print(f"withdrew {withdrawn}{erased}", highlight=False)
 
 
+@practices_app.command("scope")
+def practices_scope(
+    record_id: Annotated[str, typer.Argument(help="A practice's or a study-visit report's id.")],
+    scope: Annotated[
+        str,
+        typer.Argument(
+            help="public (anyone, anywhere), network (signed-in professionals: here, at the hub"
+            " and on mirrors) or national (signed-in users of this node: it never leaves it)."
+        ),
+    ],
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit log.")] = None,
+) -> None:
+    """Set who may see a practice or a study-visit report (audited: the old scope and the
+    new). A published record gets a new version and the federation follows at the hub's and
+    the mirrors' next pull: narrowed to network, it is shown to signed-in readers only there;
+    to national, a signed tombstone withdraws it. Safe to repeat."""
+    import uuid
+
+    import node.worker  # noqa: F401 - the feed's outbox handlers
+    from node.console import run_or_fail
+    from node.core.errors import NotFound
+    from practices import service
+    from practices.schemas import Scope
+    from practices.study_visits import service as visits
+
+    try:
+        local_id = uuid.UUID(record_id)
+    except ValueError:
+        raise fail(f"{record_id[:80]} is not a record id (a UUID)") from None
+    if scope not in Scope.__members__:
+        raise fail(f"the scope is public, network or national, not {scope[:40]!r}")
+    wanted = Scope(scope)
+
+    async def _change(session: AsyncSession) -> tuple[str, str, int]:
+        by = operator()
+        try:
+            practice = await service.change_practice_scope(
+                session, local_id, wanted, by=by, reason=reason
+            )
+            return "practice", practice.scope, practice.version
+        except NotFound:
+            pass
+        try:
+            visit = await visits.change_study_visit_scope(
+                session, local_id, wanted, by=by, reason=reason
+            )
+        except NotFound:
+            raise NotFound(f"No practice or study-visit report with id {local_id}.") from None
+        return "study-visit report", visit.scope, visit.version
+
+    kind, now, version = run_or_fail(_change)
+    out.print(f"{kind} {local_id}: scope {now} (version {version})", highlight=False)
+
+
 @practices_app.command("export")
 def practices_export(
     format: Annotated[

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation import repository as federation
 from federation.models import PEER_HUB, FederatedRecord, Peer, PeerKey
+from federation.pool import pool_record
 from federation.verify import KnownKey, Link, body_check, known_keys, verify_chain
 from node.core.deps import SessionDep
 from node.core.errors import NotFound
@@ -124,7 +125,8 @@ async def pool_record_page(
     record_id: str, request: Request, session: SessionDep, by: WebPrincipal
 ) -> HTMLResponse:
     found = RECORD_ID.match(record_id)
-    record = await federation.federated_record(session, record_id) if found else None
+    # A record of scope `network` is not there for a reader who is not signed in.
+    record = await pool_record(session, record_id, signed_in=by.is_signed_in) if found else None
     if record is None:
         raise NotFound(f"No record {record_id[:80]} in the EU pool here.")
     settings = request.app.state.settings

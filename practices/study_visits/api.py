@@ -14,7 +14,7 @@ from node.core.pagination import CountryParam, decode_keyset, encode_cursor
 from node.core.schemas import Page
 from node.core.settings import Settings
 from practices.api import WRITE_ERRORS, Limit
-from practices.schemas import GateFinding
+from practices.schemas import GateFinding, ScopeChange
 from practices.service import gate_verdicts
 from practices.study_visits import repository, service
 from practices.study_visits.models import StudyVisit
@@ -138,6 +138,29 @@ async def comment_study_visit(
     visit_id: uuid.UUID, data: ReviewComment, session: SessionDep, by: CurrentUser
 ) -> StudyVisitRead:
     visit = await service.comment_study_visit(session, visit_id, data.comment, by=by)
+    return await service.study_visit_read(session, visit, by=by)
+
+
+@router.post(
+    "/study-visits/{visit_id}/scope",
+    response_model=StudyVisitRead,
+    tags=["study visits"],
+    responses=WRITE_ERRORS,
+)
+async def change_study_visit_scope(
+    visit_id: uuid.UUID,
+    data: ScopeChange,
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+) -> StudyVisitRead:
+    """Set who may see a report (the National Point's administrators), audited with the old
+    and the new scope; the federation follows at the next pull (see the practices' route)."""
+    visit = await service.change_study_visit_scope(
+        session, visit_id, data.scope, by=by, expected_version=version, reason=data.reason
+    )
+    response.headers["ETag"] = etag(visit.version)
     return await service.study_visit_read(session, visit, by=by)
 
 

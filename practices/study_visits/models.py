@@ -41,6 +41,8 @@ class StudyVisit(IdMixin, TimestampMixin, Base):
     submitted_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
     is_sample: Mapped[bool] = mapped_column(default=False)
+    # Who may see it (as a practice's `scope`): signed-in professionals by default.
+    scope: Mapped[str] = mapped_column(String(10), default="network", server_default="network")
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}

@@ -16,7 +16,15 @@ from node.core.schemas import (
     ShortText,
     Text,
 )
-from practices.schemas import CONFIRM_NO_PERSON, HOLD, GateFinding, OrganisationLink, check_dates
+from practices.schemas import (
+    CONFIRM_NO_PERSON,
+    HOLD,
+    SCOPE_HELP,
+    GateFinding,
+    OrganisationLink,
+    Scope,
+    check_dates,
+)
 from practices.vocabulary import ReportStatus
 
 
@@ -48,6 +56,7 @@ class StudyVisitFields(Schema):
     recommendations: Text | None = None
     transferability: Text | None = None
     addressed_to: list[ShortText] = []
+    scope: Scope = Field(Scope.network, description=SCOPE_HELP)
 
 
 class StudyVisitCreate(StudyVisitFields):
@@ -55,6 +64,13 @@ class StudyVisitCreate(StudyVisitFields):
     def _dates(self) -> Self:
         check_dates(self.start_date, self.end_date)
         return self
+
+
+class StudyVisitStart(StudyVisitCreate):
+    """A draft begun in steps (the web form): its delegation comes in a later step, so it may
+    be empty until the report is submitted (`submit` refuses a report without one)."""
+
+    delegation: list[DelegationMember] = []
 
 
 class StudyVisitUpdate(PartialUpdate):
@@ -78,6 +94,7 @@ class StudyVisitUpdate(PartialUpdate):
     recommendations: Text | None = None
     transferability: Text | None = None
     addressed_to: list[ShortText] | None = None
+    scope: Scope | None = Field(None, description=SCOPE_HELP)
 
 
 class ReviewComment(Schema):
@@ -101,6 +118,8 @@ class CommentRead(BaseModel):
 
 class StudyVisitRead(StudyVisitFields):
     model_config = ConfigDict(extra="ignore")
+
+    delegation: list[DelegationMember] = []  # a draft begun in steps may have none yet
 
     id: uuid.UUID
     status: ReportStatus

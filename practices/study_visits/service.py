@@ -13,8 +13,8 @@ from node.core.errors import Conflict, Forbidden, InvalidInput, NotFound, check_
 from node.core.schemas import given
 from node.core.settings import Settings
 from practices import repository as practices
-from practices.schemas import check_dates
-from practices.service import check_confirmed, check_links, confirmation
+from practices.schemas import Scope, check_dates
+from practices.service import check_confirmed, check_links, check_scope, confirmation, scope_detail
 from practices.study_visits import repository
 from practices.study_visits.models import StudyVisit, StudyVisitComment
 from practices.study_visits.schemas import StudyVisitCreate, StudyVisitRead, StudyVisitUpdate
@@ -91,6 +91,7 @@ async def create_study_visit(
     author_id: uuid.UUID | None = None,
 ) -> StudyVisit:
     """A new report, authored by the caller (an import may name another author)."""
+    check_scope(by, Scope.network, data.scope, "study-visit report")
     await _check_visit_refs(session, data)
     if data.ref and await repository.ref_owner(session, data.ref):
         raise Conflict(f"The ref '{data.ref}' is already used by another report.")
@@ -127,6 +128,7 @@ async def update_study_visit(
     ):
         raise Forbidden("Only the author changes a report, and only before it is submitted.")
     check_version(expected_version, visit.version, "report")
+    check_scope(by, visit.scope, data.scope, "study-visit report")
     await _check_visit_refs(session, data)
     values = given(data, mode="json")
     python = given(data)
@@ -140,6 +142,7 @@ async def update_study_visit(
     except ValueError as exc:
         raise InvalidInput("end_date", str(exc)) from None
     changed = [k for k, v in values.items() if getattr(visit, k) != v]
+    scope = scope_detail(visit.scope, values["scope"]) if "scope" in changed else {}
     for name in changed:
         setattr(visit, name, values[name])
     if changed:
@@ -153,8 +156,44 @@ async def update_study_visit(
             action="update",
             entity_type="study_visit",
             entity_id=visit.id,
-            detail={"fields": changed, "version": visit.version},
+            detail={"fields": changed, "version": visit.version} | scope,
         )
+    return visit
+
+
+async def change_study_visit_scope(
+    session: AsyncSession,
+    visit_id: uuid.UUID,
+    scope: Scope,
+    *,
+    by: Principal,
+    expected_version: int | None = None,
+    reason: str | None = None,
+) -> StudyVisit:
+    """The National Point sets who may see a report, audited (old → new); a published one
+    gets a new version and the feed follows (`practices.service.change_practice_scope`)."""
+    if not by.is_admin:
+        raise Forbidden("Only the National Point's administrators change a record's scope.")
+    visit = await get_study_visit(session, visit_id, by=by, audited=False)
+    if expected_version is not None:
+        check_version(expected_version, visit.version, "report")
+    old = visit.scope
+    if old == scope:
+        return visit
+    visit.scope = str(scope)
+    visit.updated_at = utcnow()
+    await session.flush()
+    if visit.status == "published":
+        outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
+    audit.record(
+        session,
+        by,
+        action="scope",
+        entity_type="study_visit",
+        entity_id=visit.id,
+        detail={"version": visit.version, "status": visit.status}
+        | scope_detail(old, str(scope), reason),
+    )
     return visit
 
 
@@ -182,6 +221,8 @@ async def transition_study_visit(
         raise Conflict(f"A report that is {visit.status} cannot be sent to {target}.")
     if action == "request-changes" and not comment:
         raise InvalidInput("comment", "say what should change")
+    if action == "submit" and not visit.delegation:
+        raise InvalidInput("delegation", "name at least one profession of the delegation")
     detail: dict[str, Any] = {}
     if action == "publish":
         check_confirmed(settings, confirmed)

@@ -190,6 +190,7 @@ async def test_study_visits_travel_as_professions_and_counts_never_names(
         "delegation": [{"profession": "probation officer", "count": 3}],
         "participant_names": ["Ana Ferreira Sampaio", "Rui Tavares Lobo"],
         "findings": "Post-release support starts before release.",
+        "scope": "public",  # what anyone reads of the feed (a `network` body is withheld)
     }
     created = await client.post("/api/v1/study-visits", json=body, headers=admin)
     url = f"/api/v1/study-visits/{created.json()['id']}"
