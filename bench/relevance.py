@@ -13,15 +13,16 @@ postgresql://postgres@127.0.0.1:5432/postgres; a scratch database is created and
 Meilisearch when MEILI_URL is set (its `practices` index is CLEARED and refilled: never point
 this at a server whose index matters).
 
-`--adapters reference` adds an in-memory reference of issue 16's design, not yet wired into
-the adapters: the sample analysed by `practices.search.analysis` (each text in its language),
-query words in the reader's language and the others, typos corrected against the index's own
-stems (`Corrector.correct_stem`), concepts named in any language (`concepts.find_concepts`)
-matching records filed under them or naming them in any language, and ranking: query words
-found as typed (title x4, BM25-like saturation) > the concept named in the reader's language >
-named in another > only filed under it; a small bonus for a record readable in the reader's
-language. It is the target the adapters' wiring should reach, and a quick way to judge a change
-to the analysis, the concepts or the judged set without a database.
+`--adapters reference` adds an in-memory reference of issue 16's design, as the adapters were
+to reach it (the SQL adapter does, within a few ties): the sample analysed by
+`practices.search.analysis` (each text in its language), query words in the reader's language
+and the others, typos corrected against the index's own stems (`Corrector.correct_stem`),
+concepts named in any language (`concepts.find_concepts`) matching records filed under them or
+naming them in any language, and ranking: query words found as typed (title x4, BM25-like
+saturation) > the concept named in the reader's language > named in another > only filed under
+it; a small bonus for a record readable in the reader's language. It was the target of the
+adapters' wiring, and is a quick way to judge a change to the analysis, the concepts or the
+judged set without a database.
 
 recall@10: the share of a query's expected records found in the first ten, averaged over the
 queries. MRR: the mean of 1/rank of the first expected record in the first ten (0 if none).
@@ -156,7 +157,12 @@ async def run_queries(
     outcomes = []
     async with session_factory(engine)() as session:
         for judged in queries:
-            query = SearchQuery(text=judged.q, filters=facet_filters(**judged.filters), limit=TOP)
+            query = SearchQuery(
+                text=judged.q,
+                filters=facet_filters(**judged.filters),
+                limit=TOP,
+                languages=(judged.language,),
+            )
             results = await search(session, backend, LOCAL, query)
             outcomes.append(Outcome(judged, [refs.get(hit.id, "?") for hit in results.items]))
     await engine.dispose()

@@ -78,16 +78,17 @@ def load_views(session: Session, ids: list[uuid.UUID]) -> list[PracticeView]:
 def index_document(session: Session, practice: Practice | PracticeView) -> IndexDocument:
     titles = [practice.title, practice.original_title or ""]
     titles += [t["title"] for t in practice.translations]
-    body = [
+    own = [
         practice.summary,
         practice.description or "",
         practice.problem_addressed or "",
         practice.rationale or "",
         practice.lessons_learned or "",
         practice.transferability or "",
-        *[t.get("summary") or "" for t in practice.translations],
-        *organisation_names(session, practice),
+        *organisation_names(session, practice),  # as the record names them, in its language
     ]
+    translated = [t.get("summary") or "" for t in practice.translations]
+    body = [*own[:6], *translated, *own[6:]]
     languages = [practice.language, *[t["language"] for t in practice.translations]]
     facets = {
         "country": [practice.country] if practice.country else [],
@@ -102,6 +103,17 @@ def index_document(session: Session, practice: Practice | PracticeView) -> Index
         "source": ["local"],
     }
     published = practice.published_at.date() if practice.published_at else None
+    texts = [
+        (
+            practice.language,
+            " \n".join([practice.title, practice.original_title or ""]),
+            " \n".join(own),
+        ),
+        *[
+            (t["language"], t.get("title") or "", t.get("summary") or "")
+            for t in practice.translations
+        ],
+    ]
     return IndexDocument(
         record_id=practice.id,
         title=practice.title,
@@ -109,4 +121,5 @@ def index_document(session: Session, practice: Practice | PracticeView) -> Index
         body_text=" \n".join(body),
         sort_date=practice.start_date or published,
         facets=facets,
+        texts=tuple(texts),
     )

@@ -14,11 +14,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from federation.api import POOL
+from federation.pool import pool_source
 from node.core.deps import SessionDep
 from node.core.settings import Role
 from node.web.deps import WebPrincipal
-from node.web.i18n import N_
+from node.web.i18n import N_, language_of
 from node.web.labels import FACET_VOCABULARY
 from node.web.pool import mirrored_hubs
 from node.web.render import page
@@ -86,11 +86,13 @@ async def search_page(request: Request, session: SessionDep, by: WebPrincipal) -
         sort=sort,
         limit=PAGE_SIZE,
         cursor=cursor,
+        languages=(language_of(request),),  # the reader's words analysed in their language first
     )
     index = request.app.state.search
     results: search.Results[Any]
     if pooled:
-        results = await search.search(session, index, POOL, query)
+        pool = pool_source(signed_in=by.is_signed_in)  # `network` records: signed in only
+        results = await search.search(session, index, pool, query)
     else:
         results = await search.search(session, index, search.LOCAL, query, by=by)
     facets = [

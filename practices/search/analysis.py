@@ -1,6 +1,7 @@
 """Word forms in five languages: how a text becomes index terms, and a query the terms it matches.
 
-Not yet wired into the adapters (issue 16): `sql.py` and `meili.py` still index `text.normalise`.
+Both adapters index what `analyse_text` makes of each text (`IndexDocument.texts`) and search
+what `query_terms` makes of a query (issue 16).
 
 A text is analysed in its own language: case, accents and scripts are folded as `text.py` does
 (`node.core.text.fold`, British and American spellings met, prefixed compounds both joined and
@@ -59,9 +60,21 @@ import Stemmer  # type: ignore[import-not-found]  # PyStemmer ships no stubs
 from bulstem.stem import BulStemmer  # type: ignore[import-untyped]
 
 from node.core.text import fold
-from practices.search.text import COMPOUND, MAX_QUERY_TOKENS, MAX_TOKEN_LENGTH, WORD, canonical_word
+from practices.search.port import IndexDocument
+from practices.search.text import (
+    COMPOUND,
+    MAX_QUERY_TOKENS,
+    MAX_TOKEN_LENGTH,
+    WORD,
+    QueryTerms,
+    canonical_word,
+    normalise,
+)
 
 LANGUAGES = ("en", "fr", "pt", "el", "bg")
+# The version of what this module makes of a text: an index made with another one (0: the
+# folded text of before) is rebuilt at start-up. Raise it with any change to the index forms.
+ANALYSIS_VERSION = 1
 SNOWBALL = {"en": "english", "fr": "french", "pt": "portuguese", "el": "greek"}
 # Words of one or two letters are kept (a query for "O7" or "EU" must find them), but are not
 # stemmed.
@@ -140,17 +153,23 @@ def word_forms(word: str, language: str) -> tuple[str, ...]:
     if language == "pt":
         word = PORTUGUESE_PLURAL.sub("ão", word)
         folded = PORTUGUESE_PLURAL_FOLDED.sub("ao", folded)
+    # a stem of one or two letters (Snowball's Greek takes "κίσα" to "κ") would meet every
+    # word it starts: the word is kept whole instead
     accented = fold(stem(word))
+    accented = accented if len(accented) >= MIN_STEM_LENGTH else folded
     plain = stem(folded)
+    plain = plain if len(plain) >= MIN_STEM_LENGTH else folded
     return (accented,) if accented == plain else (accented, plain)
 
 
-def _words(text: str) -> list[str]:
+def _words(text: str, *, split: bool = True) -> list[str]:
     """The words of a text, lower-cased with accents kept, prefixed compounds both joined and
-    split (as `text.normalise` does)."""
+    split (as `text.normalise` does); joined only when not ``split`` (a query's compound: a
+    record writing it joined has no split form, one writing it with a hyphen has both)."""
     lowered = text.casefold()
     if "-" in lowered:
-        lowered = COMPOUND.sub(lambda m: f"{m[1]}{m[2]} {m[1]} {m[2]}", lowered)
+        joined = (lambda m: f"{m[1]}{m[2]} {m[1]} {m[2]}") if split else (lambda m: m[1] + m[2])
+        lowered = COMPOUND.sub(joined, lowered)
     return WORD.findall(lowered)
 
 
@@ -231,7 +250,7 @@ def query_terms(query: str, languages: Iterable[str] = LANGUAGES) -> AnalysedQue
     stems, so that a word typed in full ("reaffiliation") still meets its stem
     ("reaffili")."""
     asked = tuple(dict.fromkeys(languages)) or LANGUAGES
-    raw = _words(query[:2000])
+    raw = _words(query[:2000], split=False)
     typed: list[tuple[str, str]] = list(
         {canonical_word(fold(w))[:MAX_TOKEN_LENGTH]: w for w in raw}.items()
     )[:MAX_QUERY_TOKENS]
@@ -250,6 +269,60 @@ def query_terms(query: str, languages: Iterable[str] = LANGUAGES) -> AnalysedQue
     being_typed = bool(words) and bool(typed) and not query[-1:].isspace()
     if being_typed and typed[-1][0] == words[-1].typed and len(words[-1].typed) >= 2:
         last = words[-1]
-        stems = [f for f in last.forms if last.typed.startswith(f)] or [last.typed]
+        stems = [
+            f for f in last.forms if last.typed.startswith(f) and len(f) >= MIN_STEM_LENGTH
+        ] or [last.typed]
         words[-1] = QueryWord(last.typed, last.forms, min(stems, key=len))
     return AnalysedQuery(tuple(words), tuple(dropped))
+
+
+@lru_cache(maxsize=64)
+def _forms_in(languages: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    """A word's forms in any of these languages (for marking it in a snippet)."""
+
+    @lru_cache(maxsize=50_000)
+    def forms(word: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(f for lang in languages for f in word_forms(word, lang)))
+
+    return forms
+
+
+def snippet_terms(query: str, languages: Iterable[str] = LANGUAGES) -> QueryTerms:
+    """The terms a snippet marks: every form of the query's words in these languages (a word
+    of the text is marked when one of its forms is among them), the word being typed as a
+    prefix."""
+    asked = tuple(dict.fromkeys(languages)) or LANGUAGES
+    analysed = query_terms(query, asked)
+    last = analysed.words[-1].prefix if analysed.words else None
+    terms = [f for word in analysed.words for f in sorted(word.forms) if f != last]
+    if last is not None:
+        terms.append(last)
+    return QueryTerms(tuple(dict.fromkeys(terms)), last is not None, _forms_in(asked))
+
+
+def reader_languages(accept_language: str | None) -> tuple[str, ...]:
+    """The analysed languages an Accept-Language header names, in its order of preference
+    (quality values read; anything malformed is left out)."""
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate((accept_language or "")[:500].split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        language = tag.strip().split("-")[0].lower()
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if language in LANGUAGES and quality > 0:
+            ranked.append((-quality, i, language))
+    return tuple(dict.fromkeys(language for _, _, language in sorted(ranked)))
+
+
+def document_terms(document: IndexDocument) -> tuple[str, str]:
+    """A document's titles and its body as index terms, each text analysed in its language
+    (a document with no `texts`: folded only, as before)."""
+    if not document.texts:
+        return normalise(document.title_text), normalise(document.body_text)
+    title = " ".join(analyse_text(title, language) for language, title, _ in document.texts)
+    body = " ".join(analyse_text(body, language) for language, _, body in document.texts)
+    return title, body

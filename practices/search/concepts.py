@@ -1,13 +1,15 @@
 """The controlled vocabularies' concepts in five languages, so that a query word naming a concept
 in any of them finds the records filed under it and the records that name it in another.
 
-Not yet wired into the adapters (issue 16). Each concept has its label in each language (the
-web interface's label of the code and that label's translation in the web catalogues:
-`tests/practices/test_analysis.py` holds them equal, so the web may later read its labels
-from here) and synonyms: other names practitioners use, and the inflected forms a stemmer does
-not join. Beside the vocabularies filed as facets (kind, intervention type, process focus,
-setting, target group), the registry's areas and a few domain terms that name no facet
-(radicalisation, terrorism, recidivism, ...) are concepts too: they match text only.
+The SQL adapter matches a query's concepts through their names in every language and the facet
+they are filed under; the Meilisearch adapter holds their names as synonyms. Each concept has
+its label in each language (the web interface's label of the code and that label's translation
+in the web catalogues: `tests/practices/test_analysis.py` holds them equal, so the web may
+later read its labels from here) and synonyms: other names practitioners use, and the inflected
+forms a stemmer does not join. Beside the vocabularies filed as facets (kind, intervention
+type, process focus, setting, target group), the registry's areas and a few domain terms that
+name no facet (radicalisation, terrorism, recidivism, ...) are concepts too: they match text
+only.
 
 No maintained multilingual thesaurus is installable from the package registries: PyPI's
 `eurovoc` package downloads EuroVoc from the EU's site at run time, which this project's

@@ -1,8 +1,13 @@
 """The Meilisearch adapter (official `meilisearch` client), for nodes and hubs at scale.
 
-Documents carry the same normalised text as the SQL adapter's, so spelling variants and
-compounds behave alike; Meilisearch adds typo tolerance. Facet counts are disjunctive, as in
-the SQL adapter: one extra query per filtered facet, sent together in a multi-search.
+Documents carry the same analysed text as the SQL adapter's (`analysis.document_terms`: each
+text's word forms in its language), so word forms, spelling variants and compounds behave
+alike. A query is analysed in the reader's language (the first of `SearchQuery.languages`; in
+English when none is given): each word becomes its form in that language. The concepts' names
+in the five languages are synonyms of one another (`concept_synonyms`), so a query naming a
+concept in one language finds the records naming it in another; Meilisearch adds its own typo
+tolerance (the same rule as the SQL adapter's). Facet counts are disjunctive, as in the SQL
+adapter: one extra query per filtered facet, sent together in a multi-search.
 """
 
 import json
@@ -16,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from node.core.errors import InvalidInput
 from node.core.pagination import decode_cursor, encode_cursor
+from practices.search.analysis import LANGUAGES, analyse_words, document_terms, query_terms
+from practices.search.concepts import CONCEPTS
 from practices.search.port import FACETS, IndexDocument, SearchQuery, SearchResult
-from practices.search.text import normalise, query_terms
 
 INDEX = "practices"
 TASK_TIMEOUT_MS = 60_000
@@ -32,6 +38,24 @@ SETTINGS: dict[str, Any] = {
 }
 
 
+def concept_synonyms() -> dict[str, list[str]]:
+    """Each concept's names in every language, as index forms, synonyms of one another."""
+    synonyms: dict[str, set[str]] = {}
+    for concept in CONCEPTS:
+        names = {
+            " ".join(forms[0] for forms in analyse_words(name, language))
+            for language in LANGUAGES
+            for name in concept.names(language)
+        } - {""}
+        for name in names:
+            synonyms.setdefault(name, set()).update(names - {name})
+    return {name: sorted(others) for name, others in sorted(synonyms.items()) if others}
+
+
+def settings() -> dict[str, Any]:
+    return SETTINGS | {"synonyms": concept_synonyms()}
+
+
 def filter_expression(filters: dict[str, frozenset[str]], *, skip: str | None = None) -> list[str]:
     """Meilisearch filter clauses: AND across facets, OR (IN) within one; values quoted."""
     clauses = []
@@ -44,28 +68,34 @@ def filter_expression(filters: dict[str, frozenset[str]], *, skip: str | None = 
 
 
 def document(doc: IndexDocument) -> dict[str, Any]:
+    title, body = document_terms(doc)
     return {
         "id": str(doc.record_id),
-        "title_norm": normalise(doc.title_text),
-        "body_norm": normalise(doc.body_text),
+        "title_norm": title,
+        "body_norm": body,
         "sort_date": doc.sort_date.toordinal() if doc.sort_date else 0,
         **doc.facets,
     }
 
 
 def search_requests(query: SearchQuery, offset: int) -> list[dict[str, Any]]:
-    terms = query_terms(query.text)
-    text = " ".join(terms.terms) + ("" if terms.prefix_last or terms.empty else " ")
+    reader = query.languages[0] if query.languages else "en"
+    analysed = query_terms(query.text, [reader])
+    # the index holds both forms of a word that has two (accented and folded stems): one will do
+    words = [word.prefix or min(word.forms) for word in analysed.words]
+    being_typed = bool(analysed.words) and analysed.words[-1].prefix is not None
+    text = " ".join(words) + ("" if being_typed or not words else " ")
     main: dict[str, Any] = {
         "indexUid": INDEX,
         "q": text,
+        "matchingStrategy": "all",
         "offset": offset,
         "limit": query.limit,
         "filter": filter_expression(query.filters),
         "facets": list(FACETS),
         "attributesToRetrieve": ["id"],
     }
-    if query.sort == "date" or terms.empty:
+    if query.sort == "date" or not words:
         main["sort"] = ["sort_date:desc"]
     requests = [main]
     for facet in sorted(query.filters):
@@ -73,6 +103,7 @@ def search_requests(query: SearchQuery, offset: int) -> list[dict[str, Any]]:
             {
                 "indexUid": INDEX,
                 "q": text,
+                "matchingStrategy": "all",
                 "limit": 0,
                 "facets": [facet],
                 "filter": filter_expression(query.filters, skip=facet),
@@ -95,7 +126,7 @@ class MeiliSearch:
     def _index(self) -> Any:
         if not self._configured:
             self._wait(self.client.create_index(INDEX, {"primaryKey": "id"}), allow_exists=True)
-            self._wait(self.client.index(INDEX).update_settings(SETTINGS))
+            self._wait(self.client.index(INDEX).update_settings(settings()))
             self._configured = True
         return self.client.index(INDEX)
 

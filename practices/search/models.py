@@ -38,9 +38,13 @@ class SearchFacet(Base):
 
 
 class SearchState(Base):
-    """One row: the sequence number of the last change to the index."""
+    """One row: the sequence number of the last change to the index, and the analysis its
+    text was made with."""
 
     __tablename__ = "search_state"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The analysis the indexed text was made with (`analysis.ANALYSIS_VERSION`): another one
+    # at start-up means a reindex.
+    analysis_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

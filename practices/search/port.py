@@ -32,6 +32,9 @@ class IndexDocument:
     body_text: str
     sort_date: date | None
     facets: dict[str, list[str]]
+    # Each text in its own language, (language, title, body): what the analysis reads (each
+    # text stemmed in its language). Empty: `title_text` and `body_text`, folded only.
+    texts: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class SearchQuery:
     # Records left out whatever they match, from the hits, the total and every facet count:
     # those the reader may not see (held by the personal-data gate, for anonymous readers).
     hidden: frozenset[uuid.UUID] = frozenset()
+    # The reader's language first (a query's words are analysed in it and in the languages of
+    # the records present); none: every analysed language alike.
+    languages: tuple[str, ...] = ()
 
 
 @dataclass
@@ -54,6 +60,9 @@ class SearchResult:
     # so the alternatives within a facet stay visible with what choosing them would give.
     facets: dict[str, dict[str, int]]
     next_cursor: str | None
+    # The query as searched when a word matched nothing and was corrected ("showing results
+    # for ..."); None when it was searched as typed.
+    corrected: str | None = None
 
 
 class SearchBackend(Protocol):

@@ -7,6 +7,7 @@ with a snippet of the query's words, beside the facet counts and the cursor of t
 """
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
@@ -16,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.core.auth import Principal
 from practices import repository
 from practices.schemas import FacetValue, SearchHit
+from practices.search.analysis import snippet_terms
 from practices.search.port import SearchBackend, SearchQuery
-from practices.search.text import QueryTerms, query_terms, snippet
+from practices.search.text import QueryTerms, snippet
 from practices.vocabulary import PracticeKind
 
 Hit = TypeVar("Hit")
@@ -42,6 +44,7 @@ class Results(Generic[Hit]):
     total: int
     facets: dict[str, list[FacetValue]]
     next_cursor: str | None
+    corrected: str | None = None  # the query searched instead, a word of it corrected
 
 
 def facet_filters(**chosen: Sequence[object]) -> dict[str, frozenset[str]]:
@@ -71,16 +74,38 @@ async def search(
     if source.name == LocalPractices.name and not (by is not None and by.is_signed_in):
         query = replace(query, hidden=query.hidden | await repository.held_practice_ids(session))
     result = await index.search(session, query)
-    found = await source.hits(session, result.record_ids, query_terms(query.text))
+    marked = snippet_terms(result.corrected or query.text, query.languages)
+    found = await source.hits(session, result.record_ids, marked)
     return Results(
         items=[found[i] for i in result.record_ids if i in found],
         total=result.total,
-        facets={
-            facet: [FacetValue(value=v, count=n) for v, n in counts.items()]
-            for facet, counts in result.facets.items()
-        },
+        facets=_facet_values(result.facets),
         next_cursor=result.next_cursor,
+        corrected=result.corrected,
     )
+
+
+# The facet counts of the latest results, as the answer gives them: an adapter that counted
+# nothing again (the same query at the same state of the index) gives back the same counts,
+# so their values are not built again either. Keyed by the counts' identity, each kept beside
+# its values so that the identity cannot be reused while it is remembered.
+_FACET_VALUES: "OrderedDict[int, tuple[object, dict[str, list[FacetValue]]]]" = OrderedDict()
+FACET_VALUES_KEPT = 64
+
+
+def _facet_values(facets: dict[str, dict[str, int]]) -> dict[str, list[FacetValue]]:
+    kept = _FACET_VALUES.get(id(facets))
+    if kept is not None and kept[0] is facets:
+        _FACET_VALUES.move_to_end(id(facets))
+        return {facet: list(values) for facet, values in kept[1].items()}
+    values = {
+        facet: [FacetValue.model_construct(value=v, count=n) for v, n in counts.items()]
+        for facet, counts in facets.items()
+    }
+    _FACET_VALUES[id(facets)] = (facets, values)
+    while len(_FACET_VALUES) > FACET_VALUES_KEPT:
+        _FACET_VALUES.popitem(last=False)
+    return {facet: list(v) for facet, v in values.items()}
 
 
 class LocalPractices:
@@ -92,8 +117,9 @@ class LocalPractices:
         self, session: AsyncSession, record_ids: list[uuid.UUID], terms: QueryTerms
     ) -> dict[uuid.UUID, SearchHit]:
         found = await repository.search_hit_rows(session, record_ids)
+        # Columns as stored (validated when written): built without validating them again.
         return {
-            p.id: SearchHit(
+            p.id: SearchHit.model_construct(
                 id=p.id,
                 kind=PracticeKind(p.kind),
                 title=p.title,

@@ -9,6 +9,7 @@ both joined and split ("de-radicalisation" is found as "deradicalisation" and "r
 import html
 import re
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -99,6 +100,14 @@ class QueryTerms:
 
     terms: tuple[str, ...]
     prefix_last: bool
+    # A text's word as the terms above are made (`analysis.snippet_terms`: its forms in the
+    # query's languages); None: `normalise`.
+    forms_of: Callable[[str], Iterable[str]] | None = None
+
+    def forms(self, text: str) -> list[str]:
+        if self.forms_of is None:
+            return normalise(text).split()
+        return [f for word in WORD.findall(text.casefold()) for f in self.forms_of(word)]
 
     @property
     def empty(self) -> bool:
@@ -116,24 +125,8 @@ def query_terms(text: str) -> QueryTerms:
     return QueryTerms(tuple(words), prefix)
 
 
-def fts5_match(query: QueryTerms) -> str:
-    """An FTS5 MATCH expression: every term quoted as a string, implicitly ANDed."""
-    parts = [f'"{t}"' for t in query.terms]
-    if query.prefix_last:
-        parts[-1] += "*"
-    return " ".join(parts)
-
-
-def tsquery(query: QueryTerms) -> str:
-    """A PostgreSQL to_tsquery expression: quoted lexemes joined by &, the last a prefix."""
-    parts = [f"'{t}'" for t in query.terms]
-    if query.prefix_last:
-        parts[-1] += ":*"
-    return " & ".join(parts)
-
-
 def matches(word: str, query: QueryTerms) -> bool:
-    forms = normalise(word).split()
+    forms = query.forms(word)
     last = query.terms[-1] if query.prefix_last else None
     return any(f in query.terms or (last is not None and f.startswith(last)) for f in forms)
 
@@ -204,7 +197,7 @@ def excerpt(text: str, query: QueryTerms, *, words: int = 30) -> str:
 def _may_match(text: str, query: QueryTerms) -> bool:
     """Whether any word of ``text`` can match: one pass over the whole text, so that a text
     with no match costs no test per word."""
-    forms = set(normalise(text).split())
+    forms = set(query.forms(text))
     if any(term in forms for term in query.terms):
         return True
     last = query.terms[-1] if query.prefix_last else None

@@ -1,10 +1,11 @@
 """Typos: a word that matches nothing, corrected against the index's own vocabulary.
 
-Not yet wired into the adapters (issue 16). The rule is Meilisearch's: a word of five letters
-or more may be one edit away from a word of the index (an insertion, a deletion, a substitution
-or two neighbours swapped), a word of nine letters or more two edits. Among the words that
-near, the fewest edits win, then the word found in the most records, then the first in
-alphabetical order (so the answer is the same on every node).
+The SQL adapter corrects a query word matching nothing against its index's terms
+(`SqlSearch._correct`); Meilisearch applies its own rule, the same. The rule is Meilisearch's:
+a word of five letters or more may be one edit away from a word of the index (an insertion, a
+deletion, a substitution or two neighbours swapped), a word of nine letters or more two edits.
+Among the words that near, the fewest edits win, then the word found in the most records, then
+the first in alphabetical order (so the answer is the same on every node).
 
 Symmetric delete (the SymSpell idea): every vocabulary word is stored under the strings it
 gives with up to `MAX_EDITS` letters deleted; a query word's own deletions meet those keys only

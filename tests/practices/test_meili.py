@@ -7,7 +7,13 @@ from datetime import date
 
 import pytest
 
-from practices.search.meili import MeiliSearch, document, filter_expression, search_requests
+from practices.search.meili import (
+    MeiliSearch,
+    concept_synonyms,
+    document,
+    filter_expression,
+    search_requests,
+)
 from practices.search.port import IndexDocument, SearchQuery
 
 MEILI_URL = os.environ.get("MEILI_URL")
@@ -24,7 +30,9 @@ def test_filters_are_quoted_values_in_and_across_or_within() -> None:
 def test_a_query_asks_once_per_filtered_facet_for_disjunctive_counts() -> None:
     query = SearchQuery(text="Réinsertion soc", filters={"country": frozenset({"FR"})})
     main, country = search_requests(query, offset=0)
-    assert main["q"] == "reinsertion soc" and main["filter"] == ['country IN ["FR"]']
+    # the words as index forms (stems) in the reader's language, English when none is given
+    assert main["q"] == "reinsert soc" and main["filter"] == ['country IN ["FR"]']
+    assert main["matchingStrategy"] == "all"
     assert country["facets"] == ["country"] and country["filter"] == [] and country["limit"] == 0
 
 
@@ -41,6 +49,25 @@ def test_documents_carry_the_same_normalised_text_as_the_sql_index() -> None:
     )
     assert "deradicalisation" in doc["title_norm"] and doc["body_norm"] == "program"
     assert doc["country"] == ["SE"] and doc["sort_date"] == date(2020, 1, 1).toordinal()
+    analysed = document(
+        IndexDocument(
+            uuid.uuid4(),
+            "Φυλακές",
+            "Φυλακές",
+            "",
+            None,
+            {},
+            texts=(("el", "Φυλακές", "κρατουμένων"),),
+        )
+    )
+    assert analysed["title_norm"] == "φυλακ" and analysed["body_norm"] == "κρατουμεν"
+    greek = search_requests(SearchQuery(text="φυλακή ", languages=("el",)), offset=0)[0]
+    assert greek["q"] == "φυλακ "
+
+
+def test_concept_names_are_synonyms_across_languages() -> None:
+    synonyms = concept_synonyms()
+    assert "затвор" in synonyms["prison"] and "prison" in synonyms["затвор"]
 
 
 @pytest.mark.skipif(
