@@ -9,6 +9,7 @@ from functools import partial
 
 import structlog
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Match, Mount
 from starlette.types import Scope
@@ -21,13 +22,17 @@ from node.api import router as node_router
 from node.core import errors, heartbeat, logs, outbox
 from node.core.auth import get_principal
 from node.core.db import create_engine, read_only, session_factory
-from node.core.locks import BACKGROUND_LEASE, lease
+from node.core.locks import BACKGROUND_LEASE, INDEX_LEASE, lease
 from node.core.middleware import BodyLimit, RequestContext
-from node.core.settings import Settings, get_settings
+from node.core.settings import PLACEHOLDER_SECRET, Settings, get_settings
+from node.metrics import observe
+from node.metrics import router as metrics_router
+from node.privacy.api import router as privacy_router
 from node.web import create_web
+from node.web.deps import SESSION_COOKIE
 from practices.api import router as practices_router
 from practices.search import make_backend
-from practices.search.port import SearchQuery
+from practices.search.port import SearchBackend, SearchQuery
 from practices.study_visits.api import router as study_visits_router
 from registry.api import router as registry_router
 
@@ -44,13 +49,17 @@ and every read of one is audited.
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or create_engine(settings.sqlalchemy_url)
-    logs.configure()
+    logs.configure(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         beating = heartbeat.Beating.of(heartbeat.SERVER, settings)  # read by the CLI's guard
         await asyncio.to_thread(beating.start)
         structlog.get_logger().info("server_process_started", pid=os.getpid())
+        if settings.secret_key == PLACEHOLDER_SECRET:
+            structlog.get_logger().warning(
+                "placeholder_secret", detail="INTEGRA_SECRET_KEY is the placeholder: set a real one"
+            )
         tasks = [asyncio.create_task(_warm_search(app))]
         if not settings.broker_url:
             tasks.append(asyncio.create_task(_background(app, settings)))
@@ -73,15 +82,32 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.session_factory = session_factory(engine)
     app.state.search = make_backend(settings)
     app.state.jobs = outbox.JobContext(search=app.state.search, settings=settings)
-    app.add_middleware(RequestContext)  # the request id, and no control characters in URLs
+    if settings.cors_origins:  # closed unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After"],
+        )
+    # The request id, no control characters in URLs, surface headers, metrics, access log.
+    app.add_middleware(
+        RequestContext,
+        observe=observe,
+        access_log=settings.access_log and settings.log_level in ("debug", "info"),
+        session_cookie=SESSION_COOKIE,
+    )
     # Outermost: a body over the limit is refused before any other layer reads it.
     app.add_middleware(BodyLimit, max_bytes=settings.request_body_max)
     errors.install(app)
+    logs.install(app)  # a database or broker out of reach: one log line and a 503
     app.include_router(health)
+    app.include_router(metrics_router)
     # Every API route checks a token it is given, so a bad one is a 401 even where anonymous
     # reading is allowed (a client must not believe it is signed in when it is not).
     signed = [Depends(get_principal)]
     app.include_router(node_router, dependencies=signed)
+    app.include_router(privacy_router, dependencies=signed)
     app.include_router(registry_router, dependencies=signed)
     app.include_router(practices_router, dependencies=signed)
     app.include_router(study_visits_router, dependencies=signed)
@@ -110,6 +136,10 @@ NOT_PAGES = ("/api/", "/federation/")
 
 async def _warm_search(app: FastAPI) -> None:
     """Load the search facet cache at start, so the first visitor does not wait for it."""
+    try:
+        await asyncio.to_thread(_reanalyse, app.state.settings, app.state.search)
+    except Exception:
+        structlog.get_logger().exception("search_reanalysis_failed")
     if app.state.search.name != "sql":
         return
     try:
@@ -118,6 +148,38 @@ async def _warm_search(app: FastAPI) -> None:
             await app.state.search.search(session, SearchQuery(limit=1))
     except Exception:
         structlog.get_logger().exception("search_warm_up_failed")
+
+
+def _reanalyse(settings: Settings, search: SearchBackend) -> None:
+    """An index made with another analysis than this code's (`ANALYSIS_VERSION`; after an
+    upgrade) is rebuilt at start, by one process: the practices, then the pool's records."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from federation.models import FederatedRecord
+    from federation.pool import index_pending
+    from node.core.db import create_sync_engine
+    from practices.search.sql import analysis_current, mark_analysed
+    from practices.tasks import reindex_all
+
+    engine = create_sync_engine(settings.sqlalchemy_url)
+    try:
+        with Session(engine) as session:
+            if analysis_current(session):
+                return
+        with lease(engine, INDEX_LEASE) as mine, Session(engine) as session:
+            if not mine or analysis_current(session):
+                return
+            log = structlog.get_logger()
+            log.info("search_reanalysis_started")
+            count = reindex_all(session, outbox.JobContext(search=search, settings=settings))
+            mark_analysed(session)
+            session.execute(update(FederatedRecord).values(indexed=False))
+            session.commit()
+            pooled = index_pending(session, search)
+            log.info("search_reanalysed", practices=count, pooled=pooled)
+    finally:
+        engine.dispose()
 
 
 async def _background(app: FastAPI, settings: Settings) -> None:

@@ -7,15 +7,17 @@ unions their schedules with the outbox sweep. Nothing below the composition root
 from typing import Any
 
 from celery import Celery, shared_task
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import setup_logging, worker_ready, worker_shutdown
 from sqlalchemy.orm import Session
 
 import federation.tasks
+import node.core.accounts  # noqa: F401 - its sweeper forgets old sign-in attempts
 import practices.tasks  # noqa: F401 - registers the search handlers
 from federation.publish import verdicts
-from node.core import heartbeat, outbox
+from node.core import heartbeat, logs, outbox
 from node.core.db import create_sync_engine
 from node.core.settings import Settings, get_settings
+from node.privacy import tasks as privacy_tasks
 from practices.service import set_gate_check
 
 celery = Celery("integra")
@@ -38,6 +40,7 @@ def schedule(settings: Settings) -> dict[str, Any]:
             "kwargs": {"sweep": True},  # the domains' sweepers too (the feed's reconciliation)
         },
         **federation.tasks.SCHEDULE,
+        **privacy_tasks.schedule(settings),
     }
 
 
@@ -80,6 +83,13 @@ outbox.set_hand_over(_hand_over)
 set_gate_check(verdicts)
 
 _beating: list[heartbeat.Beating] = []
+
+
+@setup_logging.connect  # type: ignore[untyped-decorator]
+def _json_logs(**_: Any) -> None:
+    """Celery's messages and the jobs' events as the server's: JSON lines at INTEGRA_LOG_LEVEL
+    (connected, this signal keeps Celery from setting up logging of its own)."""
+    logs.configure(get_settings().log_level)
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

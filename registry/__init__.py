@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry import privacy as privacy
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 

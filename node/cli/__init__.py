@@ -1,9 +1,9 @@
 """The `integra` command: thin Typer commands over the services, one module per group.
 
 Commands and groups, by module: serve (serve, db), config, users (user, token), registry, practices
-(practices, study-visits, search), keys, feed, jobs, hub (hub, mirror), demo, verify, backup
-(backup, restore). What they share is in `files` (import and export) and `node.console` (output,
-errors, one transaction per step).
+(practices, study-visits, search), keys, feed, jobs, privacy, hub (hub, mirror), demo, verify,
+backup (backup, restore). What they share is in `files` (import and export) and `node.console`
+(output, errors, one transaction per step).
 """
 
 from typing import Annotated
@@ -19,16 +19,20 @@ from node.cli import (
     jobs,
     keys,
     practices,
+    privacy,
     registry,
     serve,
     users,
     verify,
 )
 from node.console import err
+from node.core import logs
 from node.core.settings import ConfigFileError, get_settings
 
 app = typer.Typer(
-    help="Integra Exchange: a national node of the federated registry.", no_args_is_help=True
+    help="Integra Exchange: a national node of the federated registry.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # a traceback must not print record text or secrets
 )
 
 
@@ -63,6 +67,8 @@ def _settings_first(
     except ConfigFileError as exc:
         err.print(f"bad configuration file: {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    logs.configure(settings.log_level)
+    serve.keep_private(settings)
     if ctx.invoked_subcommand not in config.UNGUARDED and not ctx.resilient_parsing:
         config.refuse_if_node_differs(settings, ctx.invoked_subcommand)
 
@@ -79,6 +85,7 @@ app.add_typer(practices.search_app, name="search")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(feed.feed_app, name="feed")
 app.add_typer(jobs.jobs_app, name="jobs")
+app.add_typer(privacy.privacy_app, name="privacy")
 app.add_typer(hub.hub_app, name="hub")
 app.add_typer(hub.mirror_app, name="mirror")
 app.command("demo")(demo.demo_command)
