@@ -1,0 +1,343 @@
+"""The working pages in a real browser: registry editing with a stale edit, the review queue and
+the audit log, a password reset through its link, and the hub enrolling a node. One Greek node
+serves the module; the hub's journey stops it, so that journey stays last.
+
+Run alone: .venv/bin/pytest tests/web/test_admin_browser.py -m browser -n 0 (screenshots as in
+test_browser.py, under $INTEGRA_SCREENSHOTS or tests/web/screenshots/)."""
+
+import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from node import migrations
+from tests.conftest import run_cli
+
+ADMIN, EDITOR = "np-admin@example.org", "np-editor@example.org"
+BROWSER_PASSWORD = "a long enough password for tests"
+GREEK_ORG, OTHER_ORG = "gr-epanodos", "gr-ekam"
+
+
+def _users(db: str, data_dir: Path, env: dict[str, str], *users: tuple[str, ...]) -> None:
+    for email, role, *orgs in users:
+        extra = [a for org in orgs for a in ("--org", org)]
+        done = run_cli(
+            "user", "add", email, "--role", role, *extra, "--password-stdin",
+            database_url=db, data_dir=data_dir, env=env, stdin=BROWSER_PASSWORD + "\n",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A Greek node with its feed and the sample data, an administrator and an editor of one
+    organisation, and a practice the personal-data gate holds."""
+    from tests.web.test_browser import _cli, _serve
+
+    root = tmp_path_factory.mktemp("admin-node")
+    db = f"sqlite:///{root / 'gr.db'}"
+    migrations.upgrade(db)
+    env = {"INTEGRA_COUNTRY": "GR", "INTEGRA_SECRET_KEY": "x" * 40}
+    with ThreadPoolExecutor() as pool:  # each command starts a Python: side by side
+        keyed = pool.submit(_cli, db, root / "gr", "keys", "init", env=env)
+        _users(db, root / "gr", env, (ADMIN, "admin"))
+        fingerprint = re.search(r"fingerprint\s+([0-9a-z ]+)", keyed.result())
+    assert fingerprint
+    process, url = _serve(
+        "gr", root, env | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(root / "gr")},
+        "--sample-data",
+    )  # fmt: skip
+    try:
+        _users(db, root / "gr", env, (EDITOR, "editor", GREEK_ORG))  # once the sample is in
+        login = {"email": ADMIN, "password": BROWSER_PASSWORD}
+        token = httpx.post(f"{url}/api/v1/auth/token", json=login).json()["token"]
+        api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+        body = {
+            "kind": "practice",
+            "title": "Mentoring with a leaky contact line",
+            "language": "en",
+            "summary": "Mentors accompany released prisoners.",
+            "description": "Write to maria.k@probation.example.gr for the materials.",
+            "country": "GR",
+            "licence": "CC-BY-4.0",
+        }
+        created = api.post("/api/v1/practices", json=body)
+        assert created.status_code == 201, created.text
+        published = api.post(
+            f"/api/v1/practices/{created.json()['id']}/publish",
+            json={"confirm_no_person": True},
+            headers={"If-Match": created.headers["etag"]},
+        )
+        assert published.status_code == 200, published.text
+        orgs = {o["ref"]: o["id"] for o in _organisations(api)}
+        yield {
+            "url": url,
+            "api": api,
+            "own": orgs[GREEK_ORG],
+            "other": orgs[OTHER_ORG],
+            "fingerprint": fingerprint.group(1).strip(),
+            "process": process,  # the hub's journey stops it: that journey comes last
+        }
+        api.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _organisations(api: httpx.Client) -> list[dict[str, Any]]:
+    listed = api.get("/api/v1/organisations", params={"country": "GR", "limit": 200})
+    return list(listed.json()["items"])
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.web.test_browser import CHROMIUM
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+def _signed_in(chromium: Any, url: str, email: str, locale: str = "en-GB") -> Any:
+    from playwright.sync_api import expect
+
+    from tests.web.test_browser import DESKTOP
+
+    context = chromium.new_context(base_url=url, locale=locale, viewport=DESKTOP)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto("/sign-in")
+    page.locator("#email").fill(email)
+    page.locator("#password").fill(BROWSER_PASSWORD)
+    page.locator("form.stacked button").click()
+    expect(page.locator("header .who")).to_have_text(email)
+    page.errors = errors
+    return page
+
+
+@pytest.mark.browser
+def test_an_editor_meets_a_stale_edit_made_in_another_browser(
+    chromium: Any, node: dict[str, Any]
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.web.test_browser import look
+
+    editor = _signed_in(chromium, node["url"], EDITOR, locale="fr-FR")
+    editor.locator('header a[href="/registry/edit"]').click()
+    expect(editor.locator("h1")).to_have_text("Mon registre")
+    expect(editor.locator("#editable .hit")).to_have_count(1)
+    look(editor, "registry-edit")
+    editor.locator(f'a[href="/organisations/{node["own"]}/edit"]').click()
+    expect(editor.locator("#f-name")).to_be_visible()
+    look(editor, "organisation-edit")
+
+    admin = _signed_in(chromium, node["url"], ADMIN)  # meanwhile, in another browser
+    admin.goto(f"/organisations/{node['own']}/edit")
+    admin.locator("#f-region").fill("Attica and the islands")
+    admin.locator("#save").click()
+    expect(admin.locator("#saved")).to_be_visible()
+
+    editor.locator("#f-description").fill("Aftercare for released prisoners and their families.")
+    editor.locator("#f-website").fill("not a web address")
+    editor.locator("#save").click()
+    expect(editor.locator("#err-f-website, #err-website")).to_have_text(
+        "Ce n'est pas une adresse web (https://…)."
+    )
+    look(editor, "organisation-edit-refused")
+    editor.locator("#f-website").fill("")
+    editor.locator("#save").click()
+    expect(editor.locator("#stale")).to_be_visible()  # the admin's save came first
+    expect(editor.locator("#stale table")).to_contain_text("Attica and the islands")
+    expect(editor.locator("#stale table")).to_contain_text("Aftercare for released prisoners")
+    look(editor, "organisation-stale")
+    editor.locator("#save").click()  # apply again, over the new version
+    expect(editor.locator("#saved")).to_be_visible()
+    read = node["api"].get(f"/api/v1/organisations/{node['own']}").json()
+    assert read["description"].startswith("Aftercare") and read["region"] is None
+
+    editor.locator(f'a[href="/organisations/{node["own"]}/contact-points"]').first.click()
+    look(editor, "contact-points")
+    editor.locator("#new-contact").click()
+    editor.locator("#f-title").fill("Duty officer")
+    editor.locator("#f-phones-0-number").fill("210 555 0199")
+    editor.locator("#save").click()
+    expect(editor.locator("#saved")).to_be_visible()
+    expect(editor.locator("#f-phones-0-number")).to_have_value("21 0555 0199")
+    look(editor, "contact-point-edit")
+
+    for url in (f"/organisations/{node['other']}/edit", "/admin", "/admin/users"):
+        editor.goto(url)
+        expect(editor.locator("#not-allowed")).to_be_visible()
+    look(editor, "not-allowed")
+    assert editor.errors == [] and admin.errors == []
+    editor.context.close()
+    admin.context.close()
+
+
+@pytest.mark.browser
+def test_in_a_browser_an_admin_releases_a_held_record_and_finds_it_in_the_audit_log(
+    chromium: Any, node: dict[str, Any]
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.web.test_browser import look
+
+    admin = _signed_in(chromium, node["url"], ADMIN, locale="el-GR")
+    admin.locator('header a[href="/admin"]').click()
+    expect(admin.locator("#queue-size")).to_have_text("1")
+    look(admin, "admin")
+    admin.locator("#queue-link").click()
+    held = admin.locator(".held-item").first
+    expect(held.locator("mark")).to_have_text("maria.k@probation.example.gr")
+    expect(held).to_contain_text("μια διεύθυνση e-mail")
+    look(admin, "review-queue")
+    held.locator("textarea").fill("ok")
+    held.locator("button").click()
+    expect(admin.locator(".held-item .field-error")).to_contain_text("Τουλάχιστον 10")
+    look(admin, "review-queue-refused")
+    why = "A functional mailbox of the probation service, not a person's."
+    admin.locator(".held-item textarea").first.fill(why)
+    admin.locator(".held-item button").first.click()
+    expect(admin.locator("#released")).to_be_visible()
+    expect(admin.locator("#queue-size")).to_have_text("0")
+    admin.locator("#released a").click()
+    expect(admin.locator("#audit")).to_contain_text(why)
+    expect(admin.locator("#audit")).to_contain_text(ADMIN)
+    look(admin, "audit-log")
+    admin.locator('.subnav a[href="/admin/federation"]').click()
+    expect(admin.locator("#feed-state")).to_be_visible()
+    look(admin, "node-feed")
+
+    admin.locator('header a[href="/registry/edit"]').click()  # the administrator's registry
+    look(admin, "registry-edit-admin")
+    admin.locator("#new-organisation").click()
+    admin.locator("#save").click()  # empty: every rule of the API said beside its field
+    expect(admin.locator("#problems")).to_be_visible()
+    expect(admin.locator("#err-name")).to_be_visible()
+    look(admin, "organisation-new-refused")
+    protocols = node["api"].get("/api/v1/protocols", params={"country": "GR"}).json()["items"]
+    admin.goto(f"/protocols/{protocols[0]['id']}/edit")
+    admin.locator("#f-signed_date").fill("2020-01-01")
+    admin.locator("#f-review_date").fill("1999-01-01")  # before the signing: refused
+    admin.locator("#save").click()
+    expect(admin.locator("#err-review_date")).to_be_visible()
+    look(admin, "protocol-edit-refused")
+    assert admin.errors == []
+    admin.context.close()
+
+
+@pytest.mark.browser
+def test_a_user_resets_a_forgotten_password_through_the_link(
+    chromium: Any, node: dict[str, Any]
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.web.test_browser import DESKTOP, look
+
+    admin = _signed_in(chromium, node["url"], ADMIN, locale="pt-PT")
+    admin.goto("/admin/users")
+    look(admin, "users")
+    admin.locator("#f-email").fill("forgetful@example.org")
+    admin.locator("#f-role").select_option("practitioner")
+    admin.locator("#add-user").click()
+    admin.locator("#issue-link").click()
+    link = admin.locator("#link").inner_text()
+    look(admin, "user")
+    admin.context.close()
+
+    context = chromium.new_context(base_url=node["url"], locale="bg-BG", viewport=DESKTOP)
+    user = context.new_page()
+    user.goto(link)
+    look(user, "reset")
+    new = "the harbour lights of Varna"
+    user.locator("#f-new").fill(new)
+    user.locator("#f-again").fill(new)
+    user.locator("#set-password").click()
+    expect(user.locator("#reset-done")).to_be_visible()
+    user.goto(link)
+    expect(user.locator("#reset-invalid")).to_be_visible()  # once only
+    user.goto("/sign-in")
+    user.locator("#email").fill("forgetful@example.org")
+    user.locator("#password").fill(new)
+    user.locator("form.stacked button").click()
+    user.locator('header a[href="/account"]').click()
+    expect(user.locator("#token-list .hit")).to_have_count(1)
+    look(user, "account")
+    context.close()
+
+
+@pytest.mark.browser
+def test_the_hub_enrols_a_node_by_fingerprint_and_shows_it_failing_once_stopped(
+    chromium: Any, node: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The hub enrols the Greek node, then the node stops: this journey ends the node, so it
+    is the module's last."""
+    from playwright.sync_api import expect
+
+    from tests.web.test_browser import _cli, _serve, look
+
+    root = tmp_path_factory.mktemp("admin-hub")
+    db = f"sqlite:///{root / 'hub.db'}"
+    migrations.upgrade(db)
+    env = {"INTEGRA_COUNTRY": "EU", "INTEGRA_ROLE": "hub", "INTEGRA_HUB_SYNC_INTERVAL": "PT1S"}
+    with ThreadPoolExecutor() as pool:
+        keyed = pool.submit(_cli, db, root / "hub", "keys", "init", env=env)
+        _users(db, root / "hub", env, (ADMIN, "admin"))
+        keyed.result()
+    hub, hub_url = _serve(
+        "hub", root, env | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(root / "hub")}
+    )
+    try:
+        admin = _signed_in(chromium, hub_url, ADMIN)
+        admin.goto("/admin/federation")
+        expect(admin.locator("#no-peers")).to_be_visible()
+        admin.locator("#f-country").fill("GR")
+        admin.locator("#f-url").fill(node["url"])
+        admin.locator("#f-fingerprint").fill("0000 " + node["fingerprint"][5:])
+        admin.locator("#enrol").click()
+        expect(admin.locator("#err-fingerprint")).to_be_visible()  # a key swapped on the way
+        look(admin, "hub-enrol-refused")
+        admin.locator("#f-fingerprint").fill(node["fingerprint"])
+        admin.locator("#enrol").click()
+        expect(admin.locator("#done")).to_be_visible()
+        status = admin.locator("#peer-GR .peer-status")
+        _reload_until(admin, status, "in step")
+        look(admin, "hub-nodes")
+
+        node["process"].terminate()  # the node stops meanwhile
+        node["process"].wait(timeout=20)
+        _reload_until(admin, status, "failing")
+        expect(admin.locator("#peer-GR")).to_contain_text(node["url"].removeprefix("http://"))
+        look(admin, "hub-nodes-failing")
+        admin.locator('#peer-GR a[href="/admin/federation/nodes/GR"]').click()
+        expect(admin.locator("#node-status")).to_have_text("failing")
+        look(admin, "hub-node")
+        admin.locator('input[name="confirm"]').first.check()
+        admin.locator("button.danger").first.click()
+        expect(admin.locator("#done")).to_contain_text("Revoked")
+        assert admin.errors == []
+        admin.context.close()
+    finally:
+        hub.terminate()
+        hub.wait(timeout=20)
+
+
+def _reload_until(page: Any, locator: Any, text: str, seconds: float = 60) -> None:
+    """Reload the page until the locator says `text` (the hub syncs every second)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if locator.count() and locator.inner_text().strip() == text:
+            return
+        page.wait_for_timeout(500)
+        page.reload()
+    raise AssertionError(f"never {text!r}: {locator.inner_text() if locator.count() else None}")

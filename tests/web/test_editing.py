@@ -1,0 +1,333 @@
+"""Practices and study-visit reports written, reviewed and published in the browser.
+
+The journeys run in Debian's chromium on a real node that federates (its personal-data gate
+is on); every page is checked with axe and saved at desktop width and at 320 px, as in
+test_browser.py:
+
+    .venv/bin/pytest tests/web/test_editing.py -m browser -n 0
+
+The permission and CSRF rules are checked without a browser, on both databases, in
+test_editing_rules.py (an async test beside Playwright's sync API in one module would share
+its event loop).
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from node import migrations
+from tests.conftest import REQUIRE_SERVICES, free_port, run_cli
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "a long enough password"
+SHOTS = Path(os.environ.get("INTEGRA_SCREENSHOTS") or Path(__file__).parent / "screenshots")
+DESKTOP = {"width": 1280, "height": 900}
+NARROW = {"width": 320, "height": 800}
+USERS = {  # email: (role, organisation refs of an editor)
+    "editor@example.net": ("editor", ["gr-epanodos"]),
+    "other-editor@example.net": ("editor", ["gr-arsis"]),
+    "admin@example.net": ("admin", []),
+    "professional@example.net": ("practitioner", []),
+}
+E_MAIL = "giorgos.papadopoulos@mail.example.gr"
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not REQUIRE_SERVICES,
+    reason="chromium is not installed (apt-get install -y chromium)",
+)
+
+
+# --- the browser journeys -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Greek node that federates (`keys init`, INTEGRA_COUNTRY=GR: the gate runs on every
+    publish), with its sample data and one user of each kind, in its own process."""
+    data_dir = tmp_path_factory.mktemp("editing")
+    db = f"sqlite:///{data_dir / 'node.db'}"
+    migrations.upgrade(db)
+    env = {"INTEGRA_COUNTRY": "GR"}
+    keys = run_cli("keys", "init", database_url=db, data_dir=data_dir, env=env)
+    assert keys.returncode == 0, keys.stdout + keys.stderr
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    clean |= env | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
+    log = (data_dir / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "node", "serve", "--sample-data", "--port", str(port)],
+        env=clean,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"node did not become ready:\n{(data_dir / 'serve.log').read_text()}")
+        adding = []  # the sample's organisations exist now; the four accounts at once
+        for email, (role, orgs) in USERS.items():
+            args = ["user", "add", email, "--role", role, "--password-stdin"]
+            args += [a for ref in orgs for a in ("--org", ref)]
+            adding.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "node", *args],
+                    env=clean | {"COLUMNS": "200"},
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
+        for added in adding:
+            out, _ = added.communicate(PASSWORD + "\n", timeout=120)
+            assert added.returncode == 0, out
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+class People:
+    """A browser context per user, each signed in once; every page's script errors kept."""
+
+    def __init__(self, browser: Browser, url: str) -> None:
+        self.browser, self.url = browser, url
+        self.contexts: list[Any] = []
+        self.errors: list[str] = []
+
+    def signed_in(self, email: str, locale: str = "en-GB") -> Page:
+        context = self.browser.new_context(base_url=self.url, locale=locale, viewport=DESKTOP)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.goto("/sign-in?next=/my-work")
+        page.locator("#email").fill(email)
+        page.locator("#password").fill(PASSWORD)
+        page.locator("form.stacked button").click()
+        page.wait_for_url(re.compile(r"/my-work$"))
+        return page
+
+
+@pytest.fixture
+def people(browser: Browser, node: str) -> Iterator[People]:
+    crowd = People(browser, node)
+    yield crowd
+    for context in crowd.contexts:
+        context.close()
+    # A refused form answers 403 or 422 with its page: the browser logs it, it is no error.
+    refused = "Failed to load resource: the server responded with a status of 4"
+    assert [e for e in crowd.errors if not e.startswith(refused)] == []
+
+
+def look(page: Page, name: str) -> None:
+    """As test_browser.look: axe (no serious or critical violation), no sideways scroll at
+    320 px, a screenshot at both widths."""
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in Axe().run(page).response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert violations == [], f"{name}: {violations}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / f"{name}-desktop.png", full_page=True)
+    page.set_viewport_size(NARROW)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    page.screenshot(path=SHOTS / f"{name}-320.png", full_page=True)
+    page.set_viewport_size(DESKTOP)
+    assert width <= NARROW["width"], f"{name} scrolls sideways at 320 px ({width} px wide)"
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_an_editor_submits_a_practice_the_gate_holds_and_the_national_point_decides(
+    people: People,
+) -> None:
+    editor = people.signed_in("editor@example.net", locale="fr-FR")
+    expect(editor.locator("html")).to_have_attribute("lang", "fr")
+    look(editor, "my-work-editor")
+    editor.locator("#new-practice").click()
+    editor.wait_for_url(re.compile(r"/practices/new$"))
+    look(editor, "practice-new")
+    editor.locator("#save").click()  # nothing filled: the refusals beside their fields
+    expect(editor.locator("#problems")).to_be_visible()
+    expect(editor.locator("#f-title")).to_have_attribute("aria-invalid", "true")
+    look(editor, "practice-new-refused")
+
+    editor.locator("#f-kind").select_option("practice")
+    editor.locator("#f-title").fill("Mentorat après la libération")
+    editor.locator("#f-summary").fill("Des mentors rencontrent chaque semaine les libérés.")
+    editor.locator("#f-responsible").select_option(index=1)  # the editor's organisation
+    editor.locator("#f-description").fill(f"Pour une place, écrire à {E_MAIL} avant lundi.")
+    editor.locator("#f-intervention_types-mentoring").check()
+    editor.locator("#save").click()
+    editor.wait_for_url(re.compile(r"/practices/[0-9a-f-]+/edit\?done=created"))
+    expect(editor.locator("#done")).to_be_visible()
+    edit_path = editor.url.removeprefix(people.url).split("?")[0]
+    look(editor, "practice-draft")
+
+    editor.locator("#submit-form button").click()  # the gate says at once what it holds
+    expect(editor.locator("#hold")).to_be_visible()
+    expect(editor.locator("#hold .words")).to_have_text(E_MAIL)
+    expect(editor.locator("#hold .context")).to_contain_text("écrire à")
+    look(editor, "practice-submitted-held")
+
+    other = people.signed_in("other-editor@example.net")  # another organisation's editor
+    answer = other.goto(edit_path)
+    assert answer is not None and answer.status == 403
+    expect(other.locator("#not-allowed")).to_be_visible()
+    assert other.locator("#practice-form").count() == 0
+
+    admin = people.signed_in("admin@example.net", locale="el-GR")
+    admin.goto(edit_path)
+    admin.locator("#publish-form button").click()  # without the publisher's confirmation
+    expect(admin.locator("#err-confirm_no_person")).to_be_visible()
+    look(admin, "practice-publish-unconfirmed")
+    admin.locator("#a-confirm").check()
+    admin.locator("#publish-form button").click()
+    expect(admin.locator("#hold .words")).to_have_text(E_MAIL)  # held from the federation
+    expect(admin.locator("#status")).to_contain_text("Δημοσιε")
+    look(admin, "practice-published-held")
+
+    admin.locator("#a-scope").select_option("national")
+    admin.locator("#scope-form button").click()
+    admin.wait_for_url(re.compile(r"done=scope"))
+    expect(admin.locator("#a-scope")).to_have_value("national")
+
+    admin.locator("#a-reason").fill("Names a person in its contact details.")
+    admin.locator("#a-personal").check()  # the personal-data reason: the text is erased
+    admin.locator("#withdraw-form button").click()
+    admin.wait_for_url(re.compile(r"done=withdrawn"))
+    admin.goto(edit_path.removesuffix("/edit"))
+    expect(admin.locator(".record")).to_contain_text("Names a person in its contact details.")
+    expect(admin.locator(".record")).not_to_contain_text(E_MAIL)
+    look(admin, "practice-withdrawn")
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_a_professional_writes_a_report_in_steps_and_the_national_point_reviews_it(
+    people: People,
+) -> None:
+    author = people.signed_in("professional@example.net", locale="pt-PT")
+    author.locator("#new-report").click()
+    author.wait_for_url(re.compile(r"/study-visits/new$"))
+    author.locator("#f-title").fill("Visita de estudo ao serviço de reinserção de Lisboa")
+    author.locator("#f-organising_authority").fill("EPANODOS")
+    author.locator("#f-host_country").fill("pt")
+    author.locator("#f-start_date").fill("2026-10-01")
+    author.locator("#f-end_date").fill("2026-09-30")  # before the first day: refused
+    author.locator("#f-purpose").fill("Conhecer o trabalho dos mentores.")
+    author.locator("#save-next").click()
+    expect(author.locator("#problems")).to_be_visible()
+    look(author, "visit-step-1-refused")
+    author.locator("#f-end_date").fill("2026-10-03")
+    author.locator("#save-next").click()
+    author.wait_for_url(re.compile(r"/edit/2$"))
+    report = author.url.removeprefix(people.url).split("/edit/")[0]
+    look(author, "visit-step-2")
+
+    author.locator("#f-host_organisations").fill("DGRSP Lisboa\nEquipa de reinserção")
+    author.locator("#f-programme").fill("Dia 1: prisão. Dia 2: reinserção.")
+    author.locator("#save-next").click()
+    author.wait_for_url(re.compile(r"/edit/3\?saved=1"))
+    author.locator("#f-delegation-0-profession").fill("técnico de reinserção")
+    author.locator("#f-delegation-0-count").fill("3")
+    author.locator("#f-delegation-1-profession").fill("assistente social")
+    author.locator("#f-delegation-1-count").fill("2")
+    author.locator("#save").click()
+    author.wait_for_url(re.compile(r"/edit/3\?saved=1"))
+    author.reload()  # the draft is saved: a reload shows it as it was
+    expect(author.locator("#f-delegation-1-profession")).to_have_value("assistente social")
+    author.goto(f"{report}/edit/1")
+    expect(author.locator("#f-organising_authority")).to_have_value(re.compile("EPANODOS"))
+    look(author, "visit-step-1")
+    author.goto(f"{report}/edit/3")
+    look(author, "visit-step-3")
+    author.locator("#save-next").click()
+
+    author.wait_for_url(re.compile(r"/edit/4\?saved=1"))
+    author.locator("#f-pq").fill("education")  # the practice database
+    author.locator("#search-practices").click()
+    author.wait_for_url(re.compile(r"pq=education"))
+    author.locator('#found input[name="observed_practice_ids"]').first.check()
+    look(author, "visit-step-4")
+    author.locator("#save-next").click()
+    author.wait_for_url(re.compile(r"/edit/5\?saved=1"))
+    author.locator("#f-findings").fill("Os mentores ajudam.")
+    author.locator("#save-next").click()
+    author.wait_for_url(re.compile(r"/edit/6\?saved=1"))
+    author.locator("#f-recommendations").fill("Financiar mentores.")
+    author.locator("#f-aq").fill("ministry")  # addressees from the registry
+    author.locator("#search-addressees").click()
+    author.wait_for_url(re.compile(r"aq=ministry"))
+    author.locator('#found input[name="addressed_to"]').first.check()
+    author.locator("#save").click()
+    author.wait_for_url(re.compile(r"/edit/6\?saved=1$"))
+    expect(author.locator('#found input[name="addressed_to"]:checked')).to_have_count(1)
+    look(author, "visit-step-6")
+
+    author.locator('nav a[href$="/participants"]').click()  # apart: personal data
+    author.locator("#f-participant_names").fill("Eleni Markou\nNikos Pappas")
+    author.locator("#save").click()
+    author.wait_for_url(re.compile(r"/participants\?saved=1"))
+    look(author, "visit-participants")
+    author.goto(f"{report}/edit/6")
+    author.locator("#submit-report").click()
+    author.wait_for_url(re.compile(rf"{report}\?submitted=1$"))
+    expect(author.locator("#participants")).to_contain_text("Eleni Markou")
+
+    admin = people.signed_in("admin@example.net")
+    admin.locator(f'#reports-to-review a[href="{report}/review"]').click()
+    admin.wait_for_url(re.compile(r"/review$"))
+    look(admin, "visit-review")
+    admin.locator("#a-changes").fill("Diga quanto custa um mentor.")
+    admin.locator("#request-changes").click()
+    admin.wait_for_url(re.compile(r"done=request-changes"))
+    expect(admin.locator("#comments")).to_contain_text("Diga quanto custa um mentor.")
+    look(admin, "visit-changes-requested")
+
+    author.goto(f"{report}/edit/5")
+    expect(author.locator("#changes-requested")).to_be_visible()
+    expect(author.locator("#comments")).to_contain_text("Diga quanto custa um mentor.")
+    author.locator("#f-findings").fill("Os mentores ajudam. Custo: dois postos.")
+    author.locator("#save").click()
+    author.wait_for_url(re.compile(r"/edit/5\?saved=1"))
+    look(author, "visit-step-5-changes")
+    author.goto(f"{report}/edit/6")
+    author.locator("#submit-report").click()
+    author.wait_for_url(re.compile(r"submitted=1"))
+
+    admin.goto(f"{report}/review")
+    admin.locator("#a-confirm").check()
+    admin.locator("#publish").click()
+    admin.wait_for_url(re.compile(r"done=publish"))
+    expect(admin.locator("#status")).to_contain_text("Published")
+    look(admin, "visit-published")
+    author.goto(f"{report}/edit/1")  # published: the author's form is closed
+    expect(author.locator("#not-allowed")).to_be_visible()
