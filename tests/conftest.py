@@ -192,7 +192,11 @@ def run_cli(
     """Run `integra` in its own process, as an operator would (with only the `INTEGRA_`
     settings given in `env`, none of the caller's)."""
     extra = env or {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= {"DATABASE_URL": database_url, "INTEGRA_DATA_DIR": str(data_dir), "COLUMNS": "200"}
     env |= extra
     return subprocess.run(

@@ -47,7 +47,11 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     keys = run_cli("keys", "init", database_url=db, data_dir=data_dir, env=federating)
     assert keys.returncode == 0, keys.stderr
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir), **federating}
     args = ["serve", "--sample-data", "--port", str(port), "--workers", "1"]
     process = subprocess.Popen(

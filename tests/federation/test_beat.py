@@ -48,7 +48,11 @@ def test_celery_beat_pulls_each_enrolled_node_and_the_worker_applies_it(
     )
     assert enrolled.returncode == 0, enrolled.stderr
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= {
         "DATABASE_URL": db,
         "INTEGRA_DATA_DIR": str(data),

@@ -87,7 +87,11 @@ def cursor(db: str) -> int:
 
 
 def serve_hub(db: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= HUB | {
         "DATABASE_URL": db,
         "INTEGRA_DATA_DIR": str(data),

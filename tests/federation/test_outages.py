@@ -121,7 +121,11 @@ def test_redis_stopped_for_30_s_during_a_sync_then_the_worker_catches_up(
     port = free_port()
     redis_log, log = tmp_path / "redis.log", tmp_path / "worker.log"
     broker = redis_server(port, redis_log)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= HUB | {
         "DATABASE_URL": db,
         "INTEGRA_DATA_DIR": str(data),
@@ -184,7 +188,11 @@ INTERVAL, MISSED = 1.0, 5
 
 
 def serve_hub(db: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= HUB | {
         "DATABASE_URL": db,
         "INTEGRA_DATA_DIR": str(data),

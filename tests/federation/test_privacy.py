@@ -226,7 +226,11 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     cli(db, data, *add, stdin="a long enough password\n")
     token = cli(db, data, "token", "create", ADMIN_EMAIL, "--name", "test").strip()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data), "INTEGRA_COUNTRY": COUNTRY}
     log = (tmp_path / "node.log").open("wb")
     process = subprocess.Popen(

@@ -132,7 +132,11 @@ def background_sync(db: str, data: Path, workers: dict[str, str], log: Path) -> 
 
 
 def hub_env(db: str, data: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     return env | HUB | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data)}
 
 

@@ -91,7 +91,11 @@ def enrol(db: str, origin: str, url: str, public: str, kind: str) -> None:
 
 
 def serve(name: str, tmp: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     clean.pop("DATABASE_URL", None)
     with (tmp / f"{name}.log").open("wb") as log:
         return subprocess.Popen(

@@ -205,7 +205,11 @@ def test_a_running_hub_pulls_by_itself_and_searches_the_eu_pool(
     node: dict[str, Any], hub: dict[str, Any], tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= {
         "DATABASE_URL": hub["db"],
         "INTEGRA_DATA_DIR": str(hub["data"]),
@@ -245,7 +249,11 @@ def test_a_running_hub_pulls_by_itself_and_searches_the_eu_pool(
 def start(name: str, tmp_path: Path, env: dict[str, str], *args: str) -> tuple[Any, str]:
     """`python -m node serve` as a real process on a free port, once it answers /readyz."""
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     clean.pop("DATABASE_URL", None)
     with (tmp_path / f"{name}.log").open("wb") as log:
         process = subprocess.Popen(

@@ -29,7 +29,11 @@ def integra(
 ) -> subprocess.CompletedProcess[str]:
     """`integra` with nothing from this environment but the data directory (the node's
     configuration file, which `config init` wrote, says the rest)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     clean.pop("DATABASE_URL", None)
     clean |= {"INTEGRA_DATA_DIR": str(data), "COLUMNS": "200"} | (env or {})
     return subprocess.run(
@@ -48,7 +52,11 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def serve(data: Path, port: int, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     clean.pop("DATABASE_URL", None)
     with log.open("ab") as out:
         process = subprocess.Popen(

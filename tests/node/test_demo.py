@@ -49,7 +49,11 @@ class Demo:
     """`python -m node demo` in its own process, its output collected as it comes."""
 
     def __init__(self, base_port: int, root: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        }
         # A developer's settings must not leak into the demo's members.
         env |= {"DATABASE_URL": "sqlite:////nonexistent/leak.db", "INTEGRA_COUNTRY": "ZZ"}
         env |= {"COLUMNS": "200"}
@@ -167,7 +171,11 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", base + 2))
         squatter.listen()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        }
         result = subprocess.run(
             demo_command(base, tmp_path / "demo"),
             env=env | {"COLUMNS": "200"},

@@ -209,7 +209,11 @@ def env(database: Database, tmp_path: Path) -> dict[str, str]:
         if REQUIRE_SERVICES:
             pytest.fail("Redis is required here (CI) but does not answer on 127.0.0.1:6379")
         pytest.skip("Redis not reachable on 127.0.0.1:6379 (set CI=true to require it)")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     return base | {
         "DATABASE_URL": database.fresh_copy(),
         "INTEGRA_DATA_DIR": str(tmp_path),

@@ -18,7 +18,11 @@ from tests.conftest import Database, free_port
 @pytest.fixture
 def node_url(database: Database, tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= {"DATABASE_URL": database.fresh_copy(), "INTEGRA_DATA_DIR": str(tmp_path)}
     process = subprocess.Popen(
         [sys.executable, "-m", "node", "serve", "--sample-data", "--port", str(port)],
@@ -93,7 +97,11 @@ def test_several_workers_answer_and_background_work_runs_in_one_of_them(
 ) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= {"DATABASE_URL": database.fresh_copy(), "INTEGRA_DATA_DIR": str(tmp_path)}
     with log.open("w") as out:
         process = subprocess.Popen(

@@ -59,7 +59,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )  # fmt: skip
     assert added.returncode == 0, added.stdout + added.stderr
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
     log = (data_dir / "serve.log").open("w")
     process = subprocess.Popen(
@@ -89,7 +93,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _serve(name: str, data_dir: Path, env: dict[str, str], *args: str) -> tuple[Any, str]:
     """`python -m node serve` in its own process, once it answers /readyz."""
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     with (data_dir / f"{name}.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "node", "serve", "--port", str(port), *args],

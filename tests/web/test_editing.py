@@ -60,7 +60,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     keys = run_cli("keys", "init", database_url=db, data_dir=data_dir, env=env)
     assert keys.returncode == 0, keys.stdout + keys.stderr
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
     clean |= env | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
     log = (data_dir / "serve.log").open("w")
     process = subprocess.Popen(
