@@ -65,8 +65,11 @@ def test_a_fresh_node_serves_the_sample_registry_without_contact_data(node_url: 
     assert embedded.status_code == 401
     assert "example.org" not in greek.text and "example.org" not in embedded.text
 
+    # Greek capitals without accents find the Greek records first; the concept (reintegration)
+    # brings other countries' records after them.
     search = httpx.get(f"{node_url}/api/v1/practices/search", params={"q": "ΕΠΑΝΕΝΤΑΞΗ"}).json()
-    assert search["total"] >= 1 and {f["value"] for f in search["facets"]["country"]} == {"GR"}
+    assert search["total"] >= 1 and search["items"][0]["country"] == "GR"
+    assert "GR" in {f["value"] for f in search["facets"]["country"]}
     everything = httpx.get(f"{node_url}/api/v1/practices/search", params={"limit": 1}).json()
     assert everything["total"] >= 55
     assert {f["value"] for f in everything["facets"]["language"]} >= {"en", "fr", "pt", "bg", "el"}
