@@ -274,6 +274,7 @@ def run(args: argparse.Namespace) -> None:
         work = Path(tmp)
         data = http.seeded(backend, args, work)
         try:
+            analyse(http, data.cleanup)
             node_env = http.node_env(data.node_url, work / "node", hub=False, workers=args.workers)
             hub_env = http.node_env(data.hub_url, work / "hub", hub=True, workers=args.workers)
             for env in (node_env, hub_env):
@@ -308,6 +309,17 @@ def run(args: argparse.Namespace) -> None:
         finally:
             for name in data.cleanup:
                 http._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def analyse(http: ModuleType, databases: list[str]) -> None:
+    """Planner statistics for the seeded copies, as autovacuum would have gathered them on a
+    running node (bulk-seeded tables have none: the planner then guesses, and may read every
+    practice where an index of a handful would do)."""
+    import psycopg
+
+    for name in databases:
+        with psycopg.connect(http._pg_url(name), autocommit=True) as conn:
+            conn.execute("ANALYZE")
 
 
 async def drive(

@@ -7,7 +7,9 @@ Greek, indexes them through the same path as `integra search reindex`, runs a fi
 queries (single words, prefixes, two-word phrases, facet filters, empty query with facets)
 through the search port (facet counts included in every timing), and prints indexing
 throughput, query latency percentiles, and the ratio of the p95 to a naive LIKE scan of the
-same data measured in the same run. Nothing here is a pass/fail test: it prints figures.
+same data measured in the same run, with the CPU time per query (every thread's: the
+database's work too), which other work on a shared machine disturbs less than the latencies.
+Nothing here is a pass/fail test: it prints figures.
 """
 
 import argparse
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -211,21 +214,31 @@ def like_baseline(session: Session, query: SearchQuery) -> None:
     ).all()
 
 
-async def timed_searches(url: str, queries: list[SearchQuery]) -> tuple[list[float], float]:
+@dataclass
+class Timings:
+    latencies: list[float]  # ms, each query
+    cpu_per_query: float  # ms of CPU (every thread of the process: the database's too)
+    warmup: float  # s, the first search after start
+    warmup_cpu: float
+
+
+async def timed_searches(url: str, queries: list[SearchQuery]) -> Timings:
     engine = create_engine(async_url(url))
     backend = SqlSearch()
     sessions = session_factory(engine)
     async with sessions() as session:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await backend.search(session, SearchQuery())  # loads the facet cache once
-        warmup = time.perf_counter() - started
+        warmup, warmup_cpu = time.perf_counter() - started, time.process_time() - cpu
         latencies = []
+        cpu = time.process_time()
         for query in queries:
             started = time.perf_counter()
             await backend.search(session, query)
             latencies.append((time.perf_counter() - started) * 1000)
+        cpu_per_query = (time.process_time() - cpu) * 1000 / max(1, len(queries))
     await engine.dispose()
-    return latencies, warmup
+    return Timings(latencies, cpu_per_query, warmup, warmup_cpu)
 
 
 def main() -> None:
@@ -254,14 +267,15 @@ def main() -> None:
             session.commit()
         loaded = time.perf_counter() - started
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         with Session(engine) as session:
             indexed = reindex_all(session, JobContext(search=SqlSearch()))
             session.commit()
-        indexing = time.perf_counter() - started
+        indexing, indexing_cpu = time.perf_counter() - started, time.process_time() - cpu
 
         queries = query_mix(random.Random(11), vocab, args.queries)
-        latencies, warmup = asyncio.run(timed_searches(url, queries))
+        timings = asyncio.run(timed_searches(url, queries))
+        latencies = timings.latencies
 
         baseline = []
         with Session(engine) as session:
@@ -276,15 +290,23 @@ def main() -> None:
     print(f"records                 {args.records:,} (loaded in {loaded:.1f} s, not counted)")
     print(
         f"indexing                {indexed / indexing:,.0f} records/s "
-        f"({indexed:,} in {indexing:.1f} s)   goal >= 2,000"
+        f"({indexed:,} in {indexing:.1f} s; {indexed / indexing_cpu:,.0f}/s of CPU)   "
+        "goal >= 4,000"
     )
-    print(f"facet cache warm-up     {warmup * 1000:.0f} ms (first search after start)")
+    print(
+        f"first search            {timings.warmup * 1000:.0f} ms, "
+        f"{timings.warmup_cpu * 1000:.0f} ms of CPU (the facet cache loaded)   goal <= 1,000 ms"
+    )
     print(f"queries                 {len(latencies):,}, facet counts included")
     print(
         f"latency p50 / p95 / p99 {percentile(latencies, 50):.1f} / {p95:.1f} / "
-        f"{percentile(latencies, 99):.1f} ms   goal p95 <= 50"
+        f"{percentile(latencies, 99):.1f} ms   goal p95 <= 25"
     )
     print(f"mean                    {statistics.fmean(latencies):.1f} ms")
+    print(
+        f"CPU per query           {timings.cpu_per_query:.1f} ms (all threads: less sensitive "
+        "than the latencies to other work on the machine)"
+    )
     print(
         f"LIKE baseline p95       {base_p95:.1f} ms over the first {len(baseline)} queries "
         f"(index p95 on those: {percentile(same_mix, 95):.1f} ms)"

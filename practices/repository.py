@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_, update
+from sqlalchemy import Select, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, selectinload
 
@@ -94,14 +94,26 @@ def set_held(session: Session, practice_id: uuid.UUID, held: bool) -> None:
     )
 
 
+# The published practices an anonymous reader may not find:
+# the condition word for word as the partial index `ix_practice_hidden` (migration 0023) has
+# it, without parameters, so that both databases read that index of a handful of rows rather
+# than every practice (0.6 s per search at 100,000 practices on PostgreSQL).
+# SQLite, which has no statistics to choose by, is told which index to read.
+HIDDEN_CONDITION = "status = 'published' AND (held OR scope <> 'public')"
+HIDDEN = {
+    dialect: text(f"SELECT id FROM practice {hint} WHERE {HIDDEN_CONDITION}").columns(
+        Practice.__table__.c.id
+    )
+    for dialect, hint in (("sqlite", "INDEXED BY ix_practice_hidden"), ("postgresql", ""))
+}
+
+
 async def held_practice_ids(session: AsyncSession) -> frozenset[uuid.UUID]:
     """The published practices an anonymous reader may not find: those the gate holds, and
     those whose scope is `network` or `national` (signed-in readers only). Few (a review queue,
-    the exceptions to the default scope), read per search."""
-    stmt = select(Practice.id).where(
-        (Practice.held.is_(True)) | (Practice.scope != "public"), Practice.status == "published"
-    )
-    return frozenset((await session.scalars(stmt)).all())
+    the exceptions to the default scope), read per search through their partial index."""
+    dialect = (await session.connection()).dialect.name
+    return frozenset((await session.scalars(HIDDEN[dialect])).all())
 
 
 async def responsible_for(

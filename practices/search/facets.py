@@ -4,28 +4,54 @@ Each (facet, value) is a Python int used as a bitset over document numbers; coun
 value under any filter is an AND and a popcount, microseconds even at 100,000 documents. The
 cache follows the index through `search_document.seq`: a search first reads the newest sequence
 number and folds in only the documents changed since its last look.
+
+Loading it is a few statements whatever the index's size: each facet value's documents come
+as one aggregated string (`group_concat`/`string_agg`) rather than a row per pair, the
+documents as one row each of two integers, ordered newest first by the database. A record's
+id is looked up when one of its documents is first shown (a page holds twenty), not loaded
+for the whole index. At 100,000 documents this is some hundreds of milliseconds, where rows
+read through the ORM took five seconds.
 """
 
+import asyncio
 import gc
 import uuid
+from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.core.db import offloaded
-from practices.search.models import SearchDocument, SearchFacet, SearchState
+from practices.search.models import SearchState
 
 CHUNK = 5000
-# A cache of this many documents or more holds some hundreds of thousands of objects for the
-# life of the process: they are moved out of the garbage collector's sight once loaded.
+# A cache of this many documents or more is moved out of the garbage collector's sight once
+# loaded (see `_freeze`).
 FREEZE_AT = 10_000
+# More documents changed than this share of the index (a reindex): read it all again.
+RELOAD_SHARE = 0.2
 # Read before every search: a Core statement built once (no ORM work per request).
 SEARCH_STATE: Any = SearchState.__table__
 CURRENT_SEQ = select(SEARCH_STATE.c.seq).where(SEARCH_STATE.c.id == 1)
+
+# Dates as day numbers (`date.toordinal`), 0 for none: read as such from either database.
+_DAY = {
+    "sqlite": "CAST(julianday(sort_date) - 1721424.5 AS INTEGER)",
+    "postgresql": "(sort_date - DATE '0001-01-01' + 1)",
+}
+_AGGREGATE = {
+    "sqlite": "group_concat(doc_no)",
+    "postgresql": "string_agg(doc_no::text, ',')",
+}
+
+
+def _documents_sql(dialect: str, where: str) -> str:
+    return f"SELECT doc_no, active, COALESCE({_DAY[dialect]}, 0) FROM search_document WHERE {where}"
 
 
 @dataclass
@@ -33,88 +59,175 @@ class FacetCache:
     seq: int = -1
     active: int = 0
     bits: dict[tuple[str, str], int] = field(default_factory=dict)
-    doc_facets: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    # Each document's date (a day number, 0 when undated), and the record ids of the documents
+    # shown so far (looked up as needed, `record_ids_of`).
+    dates: dict[int, int] = field(default_factory=dict)
     record_ids: dict[int, uuid.UUID] = field(default_factory=dict)
-    dates: dict[int, date | None] = field(default_factory=dict)
-    by_date: list[int] | None = None
+    # The active documents, newest first (`date_key` order), kept in step with the changes.
+    by_date: list[int] = field(default_factory=list)
+    by_facet: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    size: int = 0  # the highest document number seen
+    # The refresh under way in this process, if any: (its event loop, the state it reads, done)
+    pending: tuple[asyncio.AbstractEventLoop, int, "asyncio.Future[None]"] | None = None
 
     async def refresh(self, session: AsyncSession) -> None:
+        """Bring the cache to the index's newest state. Concurrent searches of one process
+        share one refresh (the first one's) rather than each reading the same changes."""
         current = (await session.execute(CURRENT_SEQ)).scalar() or 0
         if current == self.seq:
             return
-        with offloaded():  # the first load reads the whole index: not on the event loop
-            rows = (
-                await session.execute(
-                    select(
-                        SearchDocument.doc_no,
-                        SearchDocument.record_id,
-                        SearchDocument.active,
-                        SearchDocument.sort_date,
-                    ).where(SearchDocument.seq > self.seq, SearchDocument.seq <= current)
+        loop = asyncio.get_running_loop()
+        pending = self.pending
+        if pending is not None and pending[0] is loop and pending[1] >= current:
+            await asyncio.shield(pending[2])  # done however that refresh ends
+            if self.seq == current:
+                return
+        done: asyncio.Future[None] = loop.create_future()
+        self.pending = (loop, current, done)
+        try:
+            await self._refresh(session, current)
+        finally:
+            done.set_result(None)
+            if self.pending is not None and self.pending[2] is done:
+                self.pending = None
+
+    async def _refresh(self, session: AsyncSession, current: int) -> None:
+        dialect = (await session.connection()).dialect.name
+        for _ in range(5):
+            start = self.seq
+            if start == current:
+                return
+            with offloaded():  # the first load reads the whole index: not on the event loop
+                if start < 0 or start > current:  # first, or a database other than the last
+                    loaded = await self._read_all(session, dialect, current)
+                    if self.seq == start:
+                        self._load(loaded[0], loaded[1], current)
+                        if len(self.dates) >= FREEZE_AT:
+                            _freeze()
+                        return
+                    continue
+                rows = (
+                    await session.execute(
+                        text(_documents_sql(dialect, "seq > :after AND seq <= :upto")),
+                        {"after": start, "upto": current},
+                    )
+                ).all()
+                if len(rows) > max(1000, RELOAD_SHARE * len(self.dates)):
+                    loaded = await self._read_all(session, dialect, current)
+                    if self.seq == start:
+                        self._load(loaded[0], loaded[1], current)
+                        return
+                    continue
+                facets = await self._facets_of(session, [r[0] for r in rows if r[1]])
+            if self.seq == start:  # else another search moved it meanwhile: read again
+                self._apply(rows, facets)
+                self.seq = current
+                return
+
+    async def _read_all(self, session: AsyncSession, dialect: str, current: int) -> tuple[Any, Any]:
+        """Everything, in two statements: the active documents newest first, and each facet
+        value's documents as one string."""
+        rows = (
+            await session.execute(
+                text(
+                    _documents_sql(dialect, "active AND seq <= :upto")
+                    + " ORDER BY 3 DESC, doc_no DESC"
+                ),
+                {"upto": current},
+            )
+        ).all()
+        aggregated = (
+            await session.execute(
+                text(
+                    f"SELECT facet, value, {_AGGREGATE[dialect]} FROM search_facet "
+                    "GROUP BY facet, value"
                 )
-            ).all()
-            facets = await self._facets_of(session, [r[0] for r in rows if r[2]])
-        if self.seq < 0:
-            self._load(rows, facets)
-            if len(rows) >= FREEZE_AT:
-                _freeze()
-        else:
-            self._apply(rows, facets)
+            )
+        ).all()
+        return rows, aggregated
+
+    def _load(self, rows: Any, aggregated: Any, current: int) -> None:
+        by_date = [r[0] for r in rows]
+        self.dates = {doc_no: day for doc_no, _, day in rows}
+        self.by_date = by_date
+        self.size = max(by_date, default=0)
+        self.active = bitset(by_date, self.size)
+        self.bits = {
+            (facet, value): bitset(map(int, doc_nos.split(",")), self.size)
+            for facet, value, doc_nos in aggregated
+            if doc_nos
+        }
+        self.record_ids = {}
         self.seq = current
-        self.by_date = None
+        self._index_facets()
 
     async def _facets_of(
         self, session: AsyncSession, doc_nos: list[int]
     ) -> dict[int, list[tuple[str, str]]]:
         out: dict[int, list[tuple[str, str]]] = defaultdict(list)
-        if self.seq < 0:  # first load: read everything in one pass
-            stmt: Any = select(SearchFacet.doc_no, SearchFacet.facet, SearchFacet.value)
-            for doc_no, facet, value in (await session.execute(stmt)).all():
-                out[doc_no].append((facet, value))
-            return out
         for start in range(0, len(doc_nos), CHUNK):
             chunk = doc_nos[start : start + CHUNK]
-            stmt = select(SearchFacet.doc_no, SearchFacet.facet, SearchFacet.value).where(
-                SearchFacet.doc_no.in_(chunk)
-            )
-            for doc_no, facet, value in (await session.execute(stmt)).all():
+            params = {f"d{i}": d for i, d in enumerate(chunk)}
+            names = ", ".join(f":{name}" for name in params)
+            stmt = text(f"SELECT doc_no, facet, value FROM search_facet WHERE doc_no IN ({names})")
+            for doc_no, facet, value in (await session.execute(stmt, params)).all():
                 out[doc_no].append((facet, value))
         return out
 
-    def _load(self, rows: Any, facets: dict[int, list[tuple[str, str]]]) -> None:
-        size = max((r[0] for r in rows), default=0) // 8 + 1
-        arrays: dict[tuple[str, str], bytearray] = defaultdict(lambda: bytearray(size))
-        active = bytearray(size)
-        for doc_no, record_id, is_active, sort_date in rows:
-            if not is_active:
-                continue
-            active[doc_no >> 3] |= 1 << (doc_no & 7)
-            self.record_ids[doc_no] = record_id
-            self.dates[doc_no] = sort_date
-            pairs = facets.get(doc_no, [])
-            self.doc_facets[doc_no] = pairs
-            for key in pairs:
-                arrays[key][doc_no >> 3] |= 1 << (doc_no & 7)
-        self.active = int.from_bytes(active, "little")
-        self.bits = {key: int.from_bytes(array, "little") for key, array in arrays.items()}
-
     def _apply(self, rows: Any, facets: dict[int, list[tuple[str, str]]]) -> None:
-        for doc_no, record_id, is_active, sort_date in rows:
-            bit = 1 << doc_no
-            for key in self.doc_facets.pop(doc_no, []):
-                self.bits[key] &= ~bit
-            self.active &= ~bit
+        """Fold in the documents changed since the last look: each leaves every bitset (one
+        AND per facet value for all of them together) and, when still active, joins its own
+        values again."""
+        self.size = max([self.size, *(r[0] for r in rows)])
+        changed = bitset((r[0] for r in rows), self.size)
+        keep = ~changed
+        self.active &= keep
+        self.bits = {key: bits & keep for key, bits in self.bits.items()}
+        for doc_no, _, _ in rows:
             self.record_ids.pop(doc_no, None)
-            self.dates.pop(doc_no, None)
+            day = self.dates.get(doc_no)
+            if day is not None:
+                at = bisect_left(self.by_date, date_key(day, doc_no), key=self._date_key_of)
+                if at < len(self.by_date) and self.by_date[at] == doc_no:
+                    del self.by_date[at]
+                del self.dates[doc_no]
+        for doc_no, is_active, day in rows:
             if not is_active:
                 continue
+            bit = 1 << doc_no
             self.active |= bit
-            self.record_ids[doc_no] = record_id
-            self.dates[doc_no] = sort_date
-            pairs = facets.get(doc_no, [])
-            self.doc_facets[doc_no] = pairs
-            for key in pairs:
+            self.dates[doc_no] = day
+            at = bisect_left(self.by_date, date_key(day, doc_no), key=self._date_key_of)
+            self.by_date.insert(at, doc_no)
+            for key in facets.get(doc_no, ()):
                 self.bits[key] = self.bits.get(key, 0) | bit
+        self.bits = {key: bits for key, bits in self.bits.items() if bits}
+        self._index_facets()
+
+    def _date_key_of(self, doc_no: int) -> tuple[int, int]:
+        return date_key(self.dates[doc_no], doc_no)
+
+    def _index_facets(self) -> None:
+        by_facet: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for (facet, value), bits in self.bits.items():
+            by_facet[facet].append((value, bits))
+        self.by_facet = dict(by_facet)
+
+    async def record_ids_of(self, session: AsyncSession, doc_nos: list[int]) -> list[uuid.UUID]:
+        """The record ids of these (active) documents, looked up once each."""
+        missing = [d for d in doc_nos if d not in self.record_ids]
+        if missing:
+            params = {f"d{i}": d for i, d in enumerate(missing)}
+            names = ", ".join(f":{name}" for name in params)
+            rows = await session.execute(
+                text(f"SELECT doc_no, record_id FROM search_document WHERE doc_no IN ({names})"),
+                params,
+            )
+            for doc_no, record_id in rows:
+                self.record_ids[doc_no] = (
+                    record_id if isinstance(record_id, uuid.UUID) else uuid.UUID(record_id)
+                )
+        return [self.record_ids[d] for d in doc_nos]
 
     def allowed(self, filters: dict[str, frozenset[str]], *, skip: str | None = None) -> int:
         """Documents passing every facet filter (OR within a facet, AND across facets)."""
@@ -131,24 +244,31 @@ class FacetCache:
     def counts(
         self, matched: int, filters: dict[str, frozenset[str]], facets: tuple[str, ...]
     ) -> dict[str, dict[str, int]]:
-        by_facet: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for (facet, value), bits in self.bits.items():
-            by_facet[facet].append((value, bits))
+        """Disjunctive counts: each facet's values among the matches passing every filter
+        but that facet's own (one AND and one popcount per value)."""
+        everything = matched & self.allowed(filters)
         out: dict[str, dict[str, int]] = {}
         for facet in facets:
-            base = matched & self.allowed(filters, skip=facet)
-            counted = ((value, (bits & base).bit_count()) for value, bits in by_facet[facet])
+            base = matched & self.allowed(filters, skip=facet) if facet in filters else everything
+            counted = [
+                (value, (bits & base).bit_count()) for value, bits in self.by_facet.get(facet, ())
+            ]
             out[facet] = dict(
                 sorted(((v, n) for v, n in counted if n), key=lambda x: (-x[1], x[0]))
             )
         return out
 
     def newest_first(self) -> list[int]:
-        if self.by_date is None:
-            self.by_date = sorted(
-                self.record_ids, key=lambda d: (self.dates[d] or date.min, d), reverse=True
-            )
         return self.by_date
+
+
+def date_key(day: int, doc_no: int) -> tuple[int, int]:
+    """Newest first, undated (0) last, then by document number, highest first."""
+    return (-day, -doc_no)
+
+
+def day_number(day: date | None) -> int:
+    return day.toordinal() if day else 0
 
 
 def _freeze() -> None:
@@ -157,16 +277,19 @@ def _freeze() -> None:
     measured, it doubled the cost of a search at 100,000 documents. Freezing leaves them to
     reference counting (what becomes unreachable is still freed) and keeps them out of the
     collector's passes; what is allocated later is collected as usual."""
-    gc.collect()
     gc.freeze()
 
 
-def bitset(doc_nos: list[int]) -> int:
-    if not doc_nos:
-        return 0
-    array = bytearray(max(doc_nos) // 8 + 1)
+def bitset(doc_nos: Iterable[int], size: int = 0) -> int:
+    """The bitset of these document numbers (``size``: the highest there may be, when known,
+    saves growing the buffer on the way)."""
+    array = bytearray(size // 8 + 1)
     for doc_no in doc_nos:
-        array[doc_no >> 3] |= 1 << (doc_no & 7)
+        try:
+            array[doc_no >> 3] |= 1 << (doc_no & 7)
+        except IndexError:
+            array.extend(bytes(max(doc_no >> 3, 2 * len(array)) + 1 - len(array)))
+            array[doc_no >> 3] |= 1 << (doc_no & 7)
     return int.from_bytes(array, "little")
 
 

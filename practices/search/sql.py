@@ -9,15 +9,20 @@ language or filed under it, ranked below; a word matching nothing is corrected a
 index's own terms (`typos.Corrector`). Each word is one full-text match in the database; the
 words are combined, and facet filters and counts run, on the in-memory bitsets of
 `FacetCache`, which both databases share.
+
+Speed (issues 16 and 18): a match comes back best first from the database, so a one-word
+query is not sorted again; on SQLite a match of more than `RANK_ALL` documents is ranked by
+BM25 among its title matches only (`Found`), the whole set read as one string; a process
+keeps the matches of the latest queries until the index changes, and the same query asked
+by many readers at once is matched once (`SqlSearch._match`); a page's record ids are looked
+up for that page alone (`FacetCache.record_ids_of`).
 """
 
-import heapq
+import asyncio
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import date
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import Table, delete, insert, select, text, update
@@ -25,12 +30,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from node.core.db import offloaded
-from node.core.errors import InvalidInput
-from node.core.pagination import decode_cursor, encode_cursor
 from practices.search import analysis
 from practices.search.analysis import AnalysedQuery, QueryWord, document_terms
 from practices.search.concepts import Concept, Phrase, expansion, find_concepts
-from practices.search.facets import FacetCache, bitset, contains, member_test
+from practices.search.facets import FacetCache, bitset, contains, date_key, member_test
+from practices.search.matches import (
+    Found,
+    Match,
+    Order,
+    Ranked,
+    members_of,
+    names_expression,
+    page_of,
+    word_expression,
+)
 from practices.search.models import SearchDocument, SearchFacet, SearchState
 from practices.search.port import FACETS, IndexDocument, SearchQuery, SearchResult
 from practices.search.typos import Corrector
@@ -53,59 +66,6 @@ SEARCH_DOCUMENT: Table = SearchDocument.__table__  # type: ignore[assignment]
 SEARCH_FACET: Table = SearchFacet.__table__  # type: ignore[assignment]
 
 
-Key = tuple[int | float, ...]
-
-
-@dataclass
-class Order:
-    """A ranking: each document's sort key (ascending), and the candidates in key order when
-    they are already sorted (newest first), so a page can stop early."""
-
-    key: Callable[[int], Key]
-    candidates: Iterable[int]
-    presorted: bool
-
-    def after(self, last: Key | None, n: int) -> list[int]:
-        """The ``n`` best documents ranked after ``last`` (a keyset: stable when others move)."""
-        remaining = (d for d in self.candidates if last is None or self.key(d) > last)
-        if self.presorted:
-            return list(islice(remaining, n))
-        return heapq.nsmallest(n, remaining, key=self.key)
-
-
-def _page(order: Order, query: SearchQuery) -> tuple[list[int], str | None]:
-    last = None
-    if query.cursor:
-        decoded = decode_cursor(query.cursor, 1)[0]
-        if not isinstance(decoded, list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in decoded
-        ):
-            raise InvalidInput("cursor", "not a cursor this server issued")
-        last = tuple(decoded)
-    ranked = order.after(last, query.limit + 1)
-    page = ranked[: query.limit]
-    more = len(ranked) > query.limit
-    return page, encode_cursor([list(order.key(page[-1]))]) if more and page else None
-
-
-@dataclass
-class Match:
-    """What the index matched for one text, at one state of the index: each document's score,
-    the matches as a bitset, and (once asked) the matches best first."""
-
-    seq: int
-    scores: dict[int, float]
-    bits: int
-    best_first: list[int] | None = None
-    corrected: str | None = None
-
-    def ranked(self) -> list[int]:
-        if self.best_first is None:
-            scores = self.scores
-            self.best_first = sorted(scores, key=lambda d: (-scores[d], d))
-        return self.best_first
-
-
 # Texts whose matches a process keeps (the latest ones asked), and how many matched documents
 # in all (some tens of MB): the next page of a result, and a text many people search, cost no
 # second full-text match until the index changes.
@@ -113,6 +73,26 @@ MATCH_CACHE = 64
 MATCH_CACHE_DOCUMENTS = 400_000
 COUNTED_CACHE = 256
 EXPRESSION_CACHE = 256
+
+
+# One full-text match: each matching document with its rank, best first (then by number);
+# on SQLite, `RANK_ALL` of them at most (more: `Found`), and all of them as one string.
+RANK_ALL = 2000
+MATCH_SQLITE = text(
+    "SELECT rowid, -bm25(practice_fts, :w, 1.0) FROM practice_fts WHERE practice_fts MATCH :m "
+    "LIMIT :n"
+)
+MATCH_SQLITE_ALL = text(
+    "SELECT rowid, -bm25(practice_fts, :w, 1.0) AS score FROM practice_fts "
+    "WHERE practice_fts MATCH :m ORDER BY score DESC, rowid"
+)
+MATCHES_SQLITE = text(
+    "SELECT count(*), group_concat(rowid) FROM practice_fts WHERE practice_fts MATCH :m"
+)
+MATCH_POSTGRESQL = text(
+    "SELECT doc_no, ts_rank_cd(tsv, q)::float8 AS score FROM search_document, "
+    "to_tsquery('simple', :q) q WHERE active AND tsv @@ q ORDER BY score DESC, doc_no"
+)
 
 
 class SqlSearch:
@@ -124,11 +104,14 @@ class SqlSearch:
         # The total and facet counts of a query, at an index state: the same query again (a
         # next page, a popular search, the empty search's facets) counts nothing again.
         self.counted: OrderedDict[Any, tuple[int, int, dict[str, dict[str, int]]]] = OrderedDict()
-        self.expressions: OrderedDict[tuple[str, str], tuple[int, dict[int, float]]] = OrderedDict()
+        self.expressions: OrderedDict[tuple[str, str], tuple[int, Found]] = OrderedDict()
         self.present: list[str] = []
         self.languages_seq = -1
         self.corrector: Corrector | None = None
         self.vocabulary_seq = -1
+        self.in_flight: dict[
+            Any, tuple[asyncio.AbstractEventLoop, int, asyncio.Future[Match | None]]
+        ] = {}
 
     # --- reading --------------------------------------------------------------------------
 
@@ -158,10 +141,9 @@ class SqlSearch:
             self.counted[counted_key] = (self.cache.seq, total, facets)
             while len(self.counted) > COUNTED_CACHE:
                 self.counted.popitem(last=False)
-        page, next_cursor = _page(order, query)
-        return SearchResult(
-            [self.cache.record_ids[d] for d in page], total, facets, next_cursor, corrected
-        )
+        page, next_cursor = page_of(order, query)
+        record_ids = await self.cache.record_ids_of(session, page)
+        return SearchResult(record_ids, total, facets, next_cursor, corrected)
 
     def _languages(self, asked: tuple[str, ...]) -> list[str]:
         """The languages a query is analysed in: the reader's, then those of the records the
@@ -197,8 +179,38 @@ class SqlSearch:
         if cached is not None and cached.seq == self.cache.seq:
             self.matches.move_to_end(key)
             return cached
-        scores, corrected = await self._combined(session, dialect, analysed, reader)
-        match = Match(self.cache.seq, scores, bitset(list(scores)), corrected=corrected)
+        # The same query asked again while it is being matched (many readers at once, a
+        # popular search after a change): the second waits for the first's answer.
+        loop = asyncio.get_running_loop()
+        seq = self.cache.seq
+        flight = self.in_flight.get(key)
+        if flight is not None and flight[0] is loop and flight[1] == seq:
+            waited = await asyncio.shield(flight[2])
+            if waited is not None and waited.seq == seq:
+                return waited
+        # None for the others when this one fails: each then matches for itself
+        done: asyncio.Future[Match | None] = loop.create_future()
+        self.in_flight[key] = (loop, seq, done)
+        match = None
+        try:
+            match = await self._new_match(session, dialect, analysed, reader, key)
+        finally:
+            done.set_result(match)
+            if self.in_flight.get(key, (None, None, None))[2] is done:
+                del self.in_flight[key]
+        return match
+
+    async def _new_match(
+        self,
+        session: AsyncSession,
+        dialect: str,
+        analysed: AnalysedQuery,
+        reader: str | None,
+        key: tuple[str, AnalysedQuery, str | None],
+    ) -> Match:
+        seq = self.cache.seq
+        scores, bits, complete, corrected = await self._combined(session, dialect, analysed, reader)
+        match = Match(seq, scores, bits, corrected=corrected, complete=complete)
         self.matches[key] = match
         self.matches.move_to_end(key)
         kept = sum(len(m.scores) for m in self.matches.values())
@@ -208,7 +220,7 @@ class SqlSearch:
 
     async def _combined(
         self, session: AsyncSession, dialect: str, analysed: AnalysedQuery, reader: str | None
-    ) -> tuple[dict[int, float], str | None]:
+    ) -> tuple[dict[int, float], int, bool, str | None]:
         """Every word must match: in one of its forms (or as the prefix being typed), or, when
         it is part of a concept's name, through that concept. A document's score adds, word by
         word: found as typed, 1 + its full-text rank (saturated below 1); the concept named in
@@ -222,16 +234,16 @@ class SqlSearch:
                 concept_match.concept
             )
         naming = {i for start, end in runs for i in range(start, end)}
-        found: list[dict[int, float]] = []
+        found: list[Found] = []
         typed: list[str] = []
         corrected = False
         for i, word in enumerate(words):
-            scores = await self._scores(session, dialect, _word_expression(word, dialect))
+            scores = await self._scores(session, dialect, word_expression(word, dialect))
             # a word matching nothing, as typed or as a concept's name: a typo?
             fixed = None if scores or i in naming else await self._correct(session, word.typed)
             if fixed is not None:
                 fixed_word = QueryWord(fixed, frozenset({fixed}))
-                scores = await self._scores(session, dialect, _word_expression(fixed_word, dialect))
+                scores = await self._scores(session, dialect, word_expression(fixed_word, dialect))
                 corrected = corrected or bool(scores)
             typed.append(fixed if fixed is not None and scores else word.typed)
             found.append(scores)
@@ -254,15 +266,16 @@ class SqlSearch:
         readable = self.cache.bits.get(("language", reader), 0) if reader else 0
         if len(words) == 1 and not runs and not readable:
             # one word, naming no concept, no reader's language: its full-text ranks order it
-            return found[0], (" ".join(typed) if corrected else None)
+            only = found[0]
+            return only.scores, only.bits, only.complete, (" ".join(typed) if corrected else None)
 
         def candidates(i: int) -> Iterable[int]:
             if i not in named and not filed.get(i):
-                return found[i]
-            return {*found[i], *named.get(i, {}), *_members(filed.get(i, 0))}
+                return found[i].members()
+            return {*found[i].members(), *named.get(i, {}), *members_of(filed.get(i, 0))}
 
         sizes = [
-            len(found[i]) + len(named.get(i, {})) + filed.get(i, 0).bit_count()
+            found[i].count + len(named.get(i, {})) + filed.get(i, 0).bit_count()
             for i in range(len(words))
         ]
         first = min(range(len(words)), key=sizes.__getitem__)
@@ -272,7 +285,7 @@ class SqlSearch:
         for d in candidates(first):
             score = 0.0
             for i in range(len(words)):
-                rank = found[i].get(d)
+                rank = found[i].rank(d)
                 if rank is not None:
                     score += 1.0 + rank / (rank + 1.0)
                     continue
@@ -286,7 +299,7 @@ class SqlSearch:
                 if reader_table and contains(reader_table, d):
                     score += READABLE
                 out[d] = score
-        return out, (" ".join(typed) if corrected else None)
+        return out, bitset(out, self.cache.size), True, (" ".join(typed) if corrected else None)
 
     async def _named(
         self, session: AsyncSession, dialect: str, concepts: list[Concept], reader: str | None
@@ -302,8 +315,10 @@ class SqlSearch:
                         phrases += [p for p in names if p and p not in phrases]
             if not phrases:
                 continue
-            expression = _names_expression(phrases, dialect)
-            for d, rank in (await self._scores(session, dialect, expression)).items():
+            expression = names_expression(phrases, dialect)
+            found = await self._scores(session, dialect, expression)
+            for d in found.members():
+                rank = found.scores.get(d, 0.0)
                 out.setdefault(d, value + NAMED_RANK * rank / (rank + 1.0))
         return out
 
@@ -328,8 +343,10 @@ class SqlSearch:
                 sql = (
                     "SELECT word, ndoc FROM ts_stat('SELECT tsv FROM search_document WHERE active')"
                 )
-            rows = await session.execute(text(sql))
-            self.corrector = Corrector({term: int(n) for term, n in rows})
+            rows = (await session.execute(text(sql))).all()
+            # some hundreds of thousands of keys: built beside the event loop, not on it
+            vocabulary = {term: int(n) for term, n in rows}
+            self.corrector = await asyncio.to_thread(Corrector, vocabulary)
         else:
             changed = await session.execute(
                 select(SearchDocument.title_norm, SearchDocument.body_norm).where(
@@ -343,9 +360,7 @@ class SqlSearch:
                     self.corrector.add(term)
         self.vocabulary_seq = seq
 
-    async def _scores(
-        self, session: AsyncSession, dialect: str, expression: str
-    ) -> dict[int, float]:
+    async def _scores(self, session: AsyncSession, dialect: str, expression: str) -> Found:
         """One full-text match (a word's forms, a concept's names), kept while the index stays
         as it is: the words of one query come back in the next (a word typed on, a filter
         chosen, a second word added)."""
@@ -357,31 +372,30 @@ class SqlSearch:
         scores = await self._match_text(session, dialect, expression)
         self.expressions[key] = (self.cache.seq, scores)
         self.expressions.move_to_end(key)
-        held = sum(len(v[1]) for v in self.expressions.values())
+        held = sum(v[1].count for v in self.expressions.values())
         while len(self.expressions) > EXPRESSION_CACHE or (
             held > MATCH_CACHE_DOCUMENTS and len(self.expressions) > 1
         ):
-            held -= len(self.expressions.popitem(last=False)[1][1])
+            held -= self.expressions.popitem(last=False)[1][1].count
         return scores
 
-    async def _match_text(
-        self, session: AsyncSession, dialect: str, expression: str
-    ) -> dict[int, float]:
-        if dialect == "sqlite":
-            sql = text(
-                "SELECT rowid, -bm25(practice_fts, :w, 1.0) FROM practice_fts "
-                "WHERE practice_fts MATCH :m"
-            )
-            params: dict[str, Any] = {"m": expression, "w": TITLE_WEIGHT}
-        else:
-            sql = text(
-                "SELECT doc_no, ts_rank_cd(tsv, q) FROM search_document, "
-                "to_tsquery('simple', :q) q WHERE active AND tsv @@ q"
-            )
-            params = {"q": expression}
+    async def _match_text(self, session: AsyncSession, dialect: str, expression: str) -> Found:
         with offloaded():  # a short prefix matches much of the index: not on the event loop
-            rows = await session.execute(sql, params)
-        return {doc_no: float(score) for doc_no, score in rows}
+            if dialect != "sqlite":
+                rows = (await session.execute(MATCH_POSTGRESQL, {"q": expression})).all()
+                scores = Ranked(rows)
+                return Found(bitset(scores, self.cache.size), scores, True, len(scores))
+            params: dict[str, Any] = {"m": expression, "w": TITLE_WEIGHT, "n": RANK_ALL + 1}
+            # sorted here: SQLite sorting them costs more than ranking them
+            rows = (await session.execute(MATCH_SQLITE, params)).all()
+            scores = Ranked(sorted(rows, key=lambda row: (-row[1], row[0])))
+            if len(scores) <= RANK_ALL:
+                return Found(bitset(scores, self.cache.size), scores, True, len(scores))
+            count, doc_nos = (await session.execute(MATCHES_SQLITE, params)).one()
+            params["m"] = f"title_norm : ({expression})"
+            titles = Ranked((await session.execute(MATCH_SQLITE_ALL, params)).all())
+        bits = bitset(map(int, doc_nos.split(",")), self.cache.size)
+        return Found(bits, titles, False, int(count))
 
     def _newest_first(self, allowed: int) -> Order:
         """No text to rank by: newest first, walked lazily so page one stops early."""
@@ -389,24 +403,16 @@ class SqlSearch:
         dates = self.cache.dates
         newest = self.cache.newest_first()
         return Order(
-            key=lambda d: _date_key(dates.get(d), d),
+            key=lambda d: date_key(dates[d], d),
             candidates=(d for d in newest if contains(table, d)),
             presorted=True,
         )
 
     def _ranked(self, match: Match, hits: int, sort: str) -> Order:
-        table = member_test(hits)
-        scores = match.scores
         if sort == "date":
             dates = self.cache.dates
-            kept = [d for d in scores if contains(table, d)]
-            return Order(lambda d: _date_key(dates.get(d), d), kept, presorted=False)
-        best = match.ranked()
-        return Order(
-            lambda d: (-scores[d], d),
-            (d for d in best if contains(table, d)),
-            presorted=True,
-        )
+            return Order(lambda d: date_key(dates[d], d), members_of(hits), presorted=False)
+        return Order(match.key, match.ranked(hits), presorted=True)
 
     # --- writing (sync: runs in the outbox task, or via AsyncSession.run_sync) -------------
 
@@ -431,54 +437,70 @@ class SqlSearch:
         }
         if sqlite:
             _fts_delete_many(session, [r for r in existing.values() if r.active])
-        analysed = {d.record_id: document_terms(d) for d in documents}
-        rows = [
-            {
-                "record_id": d.record_id,
-                "active": True,
-                "seq": seq,
-                "sort_date": d.sort_date,
-                "title": d.title[:300],
-                "title_norm": analysed[d.record_id][0][:MAX_INDEXED_TEXT],
-                "body_norm": analysed[d.record_id][1][:MAX_INDEXED_TEXT],
-            }
-            for d in documents
-        ]
-        old = [
-            r | {"doc_no": existing[r["record_id"]].doc_no}
-            for r in rows
-            if r["record_id"] in existing
-        ]
-        new = [r for r in rows if r["record_id"] not in existing]
-        if old:
-            session.execute(update(SearchDocument), old)
-            session.execute(
-                delete(SearchFacet).where(SearchFacet.doc_no.in_([r["doc_no"] for r in old]))
+        # Rows as the driver takes them (executemany without SQLAlchemy's work per value):
+        # SQLite holds a UUID as its hex digits and a date as its ISO form.
+        day: Callable[[date | None], Any] = (
+            (lambda d: d.isoformat() if d else None) if sqlite else (lambda d: d)
+        )
+        rows = []
+        for d in documents:
+            title_norm, body_norm = document_terms(d)
+            rows.append(
+                (
+                    d.record_id,
+                    day(d.sort_date),
+                    d.title[:300],
+                    title_norm[:MAX_INDEXED_TEXT],
+                    body_norm[:MAX_INDEXED_TEXT],
+                )
             )
-        doc_nos = {r["record_id"]: r["doc_no"] for r in old}
-        if new:
+        old = [(*r[1:], existing[r[0]].doc_no) for r in rows if r[0] in existing]
+        new = [r for r in rows if r[0] not in existing]
+        if old:
+            _many(
+                session,
+                "UPDATE search_document SET active = ?, seq = ?, sort_date = ?, title = ?, "
+                "title_norm = ?, body_norm = ? WHERE doc_no = ?",
+                [(True, seq, *r) for r in old],
+            )
+            session.execute(delete(SearchFacet).where(SearchFacet.doc_no.in_([r[-1] for r in old])))
+        doc_nos = {record_id: row.doc_no for record_id, row in existing.items()}
+        if new and sqlite:
+            # numbered here (SQLite's own rowids would be the same: the highest plus one); the
+            # search state's row, updated above, keeps any other writer out meanwhile
+            last = session.scalar(text("SELECT COALESCE(MAX(doc_no), 0) FROM search_document"))
+            numbered = [(int(last or 0) + 1 + i, r) for i, r in enumerate(new)]
+            _many(
+                session,
+                "INSERT INTO search_document (doc_no, record_id, active, seq, sort_date, title, "
+                "title_norm, body_norm) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(n, r[0].hex, True, seq, *r[1:]) for n, r in numbered],
+            )
+            doc_nos |= {r[0]: n for n, r in numbered}
+        elif new:
+            keys = ("record_id", "sort_date", "title", "title_norm", "body_norm")
             inserted = session.execute(
                 insert(SEARCH_DOCUMENT).returning(
                     SearchDocument.doc_no, SearchDocument.record_id, sort_by_parameter_order=True
                 ),
-                new,
+                [dict(zip(keys, r, strict=True)) | {"active": True, "seq": seq} for r in new],
             )
             doc_nos |= {record_id: doc_no for doc_no, record_id in inserted}
         facets = [
-            {"doc_no": doc_nos[d.record_id], "facet": facet, "value": value}
+            (doc_nos[d.record_id], facet, value)
             for d in documents
             for facet, values in d.facets.items()
             for value in dict.fromkeys(values)
         ]
         if facets:
-            session.execute(insert(SEARCH_FACET), facets)
+            _many(
+                session, "INSERT INTO search_facet (doc_no, facet, value) VALUES (?, ?, ?)", facets
+            )
         if sqlite:
-            session.execute(
-                text(
-                    "INSERT INTO practice_fts(rowid, title_norm, body_norm) "
-                    "VALUES (:doc_no, :title_norm, :body_norm)"
-                ),
-                [r | {"doc_no": doc_nos[r["record_id"]]} for r in rows],
+            _many(
+                session,
+                "INSERT INTO practice_fts(rowid, title_norm, body_norm) VALUES (?, ?, ?)",
+                [(doc_nos[r[0]], r[3], r[4]) for r in rows],
             )
         session.expire_all()
 
@@ -514,50 +536,6 @@ class SqlSearch:
         mark_analysed(session)  # what is indexed from now on is analysed by this code
 
 
-def _word_expression(word: QueryWord, dialect: str) -> str:
-    """A full-text expression matching any form of one query word (or its prefix, for the word
-    being typed). Index forms are word characters only: quoted, nothing reads as syntax."""
-    if dialect == "sqlite":
-        parts = [f'"{f}"' for f in sorted(word.forms)]
-        if word.prefix:
-            parts.append(f'"{word.prefix}"*')
-        return " OR ".join(parts)
-    parts = [f"'{f}'" for f in sorted(word.forms)]
-    if word.prefix:
-        parts.append(f"'{word.prefix}':*")
-    return " | ".join(parts)
-
-
-def _names_expression(phrases: list[Phrase], dialect: str) -> str:
-    """Any of these names, each a sequence of words (any of each word's forms), all present."""
-    either, both, quote = (" OR ", " AND ", '"') if dialect == "sqlite" else (" | ", " & ", "'")
-    return either.join(
-        "("
-        + both.join(
-            "(" + either.join(f"{quote}{f}{quote}" for f in sorted(forms)) + ")" for forms in phrase
-        )
-        + ")"
-        for phrase in phrases
-    )
-
-
-def _members(bits: int) -> list[int]:
-    """The document numbers of a bitset."""
-    out = []
-    for index, byte in enumerate(member_test(bits)):
-        while byte:
-            low = byte & -byte
-            out.append(index * 8 + low.bit_length() - 1)
-            byte ^= low
-    return out
-
-
-def _date_key(day: date | None, doc_no: int) -> Key:
-    """Newest first, undated last, then by document number: the same order as
-    `FacetCache.newest_first`."""
-    return (-(day.toordinal() if day else 0), -doc_no)
-
-
 def analysis_current(session: Session) -> bool:
     """Whether the index was made with this code's analysis (`analysis.ANALYSIS_VERSION`)."""
     version = session.scalar(select(SearchState.analysis_version).where(SearchState.id == 1))
@@ -571,6 +549,15 @@ def mark_analysed(session: Session) -> None:
         .where(SearchState.id == 1)
         .values(analysis_version=analysis.ANALYSIS_VERSION)
     )
+
+
+def _many(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """One statement for many rows, straight to the driver (`?` placeholders; psycopg's `%s`
+    on PostgreSQL)."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    connection.exec_driver_sql(sql, rows)
 
 
 def _next_seq(session: Session) -> int:
