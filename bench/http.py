@@ -307,6 +307,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Each running server's process (a session leader: its workers share its session id).
+LEADERS: dict[str, int] = {}
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(url: str) -> float | None:
+    """CPU time (user + system) of a server's processes so far: the one started and every
+    worker in its session (Linux's /proc; None elsewhere). CPU time per request moves far less
+    than requests per second when other work shares the machine."""
+    leader = LEADERS.get(url)
+    if leader is None or not Path("/proc/self/stat").exists():
+        return None
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[3]) == leader:  # the session id (field 6 of stat)
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / TICK
+
+
 @contextlib.contextmanager
 def server(command: list[str], env: dict[str, str], ready_path: str) -> Iterator[str]:
     port = free_port()
@@ -332,8 +355,10 @@ def server(command: list[str], env: dict[str, str], ready_path: str) -> Iterator
                 log.seek(0)
                 raise SystemExit(f"{command} did not start:\n{log.read().decode()[-3000:]}")
             time.sleep(0.3)
+        LEADERS[url] = process.pid
         yield url
     finally:
+        LEADERS.pop(url, None)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -366,6 +391,22 @@ class Figure:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_ms: float | None = None  # the server's CPU milliseconds per request
+
+
+def measured(server_url: str, url: str, seconds: int, connections: int) -> Figure:
+    """wrk's figures for ``url``, with the CPU the server at ``server_url`` spent per request."""
+    before = cpu_seconds(server_url)
+    figure = wrk(url, seconds, connections)
+    after = cpu_seconds(server_url)
+    if before is not None and after is not None and figure.requests:
+        figure.cpu_ms = (after - before) * 1000 / figure.requests
+    return figure
+
+
+def _cpu(figure: Figure) -> str:
+    return f"{figure.cpu_ms:.2f}" if figure.cpu_ms is not None else "?"
 
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -396,6 +437,7 @@ def wrk(url: str, seconds: int, connections: int) -> Figure:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = 0
     if match := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output):
         errors += int(match.group(1))
@@ -403,7 +445,7 @@ def wrk(url: str, seconds: int, connections: int) -> Figure:
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     ):
         errors += sum(int(g) for g in match.groups())
-    return Figure(rps, p50, p99, errors)
+    return Figure(rps, p50, p99, errors, requests)
 
 
 def ensure_wrk() -> None:
@@ -482,10 +524,11 @@ def run(backend: str, args: argparse.Namespace) -> None:
             ]
             with server(bare_cmd, dict(os.environ), "/") as bare:
                 wrk(bare + "/", 2, args.connections)  # warm-up
-                baseline = wrk(bare + "/", args.seconds, args.connections)
+                baseline = measured(bare, bare + "/", args.seconds, args.connections)
                 print(
                     f"bare FastAPI app: {baseline.rps:,.0f} requests/s, "
-                    f"p50 {baseline.p50_ms:.1f} ms, p99 {baseline.p99_ms:.1f} ms"
+                    f"p50 {baseline.p50_ms:.1f} ms, p99 {baseline.p99_ms:.1f} ms, "
+                    f"{_cpu(baseline)} ms of CPU per request"
                 )
                 for workers in args.workers:
                     measure_node(backend, args, data, work, workers, bare)
@@ -513,22 +556,34 @@ def measure_node(
         found = totals(targets)
         print(f"\n{backend}, {workers} worker(s)\n")
         print(
-            "| endpoint | requests/s | p50 | p99 | bare app's requests/s | ratio to bare | errors |"
+            "| endpoint | requests/s | p50 | p99 | bare app's requests/s | ratio to bare | errors "
+            "| server CPU ms/request | bare app's | CPU ratio |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, url in targets:
             settle(node, hub)
             wrk(url, 1, args.connections)  # warm every worker
-            beside = wrk(bare + "/", max(2, args.seconds // 3), args.connections)
-            figure = wrk(url, args.seconds, args.connections)
+            beside = measured(bare, bare + "/", max(2, args.seconds // 3), args.connections)
+            figure = measured(
+                hub if url.startswith(hub + "/") else node, url, args.seconds, args.connections
+            )
             total = found.get(name)
             label = name + (f" [{total:,} hits]" if total is not None else "")
             print(
                 f"| {label} | {figure.rps:,.0f} | {figure.p50_ms:.0f} ms | "
                 f"{figure.p99_ms:.0f} ms | {beside.rps:,.0f} | {figure.rps / beside.rps:.3f} | "
-                f"{figure.errors} |",
+                f"{figure.errors} | {_cpu(figure)} | {_cpu(beside)} | "
+                f"{cpu_ratio(beside, figure)} |",
                 flush=True,
             )
+
+
+def cpu_ratio(bare: Figure, figure: Figure) -> str:
+    """The bare app's CPU per request over the endpoint's: the ratio of requests/s the two
+    would reach with the same processor time, whatever else the machine runs meanwhile."""
+    if bare.cpu_ms is None or not figure.cpu_ms:
+        return "?"
+    return f"{bare.cpu_ms / figure.cpu_ms:.3f}"
 
 
 def main() -> None:

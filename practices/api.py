@@ -21,7 +21,7 @@ from node.core.errors import (
     responses,
 )
 from node.core.pagination import PRINTABLE, CountryParam, decode_keyset, encode_cursor
-from node.core.schemas import Page
+from node.core.schemas import Page, serialised
 from node.core.settings import Settings
 from practices import repository, service
 from practices.models import Practice
@@ -97,7 +97,7 @@ async def search_practices(
     sort: Literal["relevance", "date"] = "relevance",
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Limit = 20,
-) -> SearchPage:
+) -> Response:
     """Search published practices. Filters: AND across facets, OR within one (repeat it).
     Facet counts for a facet apply every filter but that facet's own. Records the
     personal-data gate holds are found by signed-in users only (marked `held`)."""
@@ -118,13 +118,14 @@ async def search_practices(
         text=q, filters=filters, sort=sort, limit=limit, cursor=cursor, languages=languages
     )
     results = await search.search(session, request.app.state.search, search.LOCAL, query, by=by)
-    return SearchPage(
+    page = SearchPage.model_construct(
         items=results.items,
         total=results.total,
         facets=results.facets,
         next_cursor=results.next_cursor,
         corrected=results.corrected,
     )
+    return serialised(page, SearchPage)
 
 
 # --- practices ----------------------------------------------------------------------------
@@ -193,11 +194,11 @@ async def create_practice(
     responses=responses(NotFound),
 )
 async def get_practice(
-    practice_id: uuid.UUID, session: SessionDep, by: CurrentPrincipal, response: Response
-) -> PracticeRead:
+    practice_id: uuid.UUID, session: SessionDep, by: CurrentPrincipal
+) -> Response:
     practice = await service.get_practice(session, practice_id, by=by)
-    response.headers["ETag"] = etag(practice.version)
-    return (await service.practice_reads(session, [practice]))[0]
+    read = (await service.practice_reads(session, [practice]))[0]
+    return serialised(read, PracticeRead, headers={"ETag": etag(practice.version)})
 
 
 @router.patch(

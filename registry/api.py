@@ -20,7 +20,7 @@ from node.core.errors import (
     responses,
 )
 from node.core.pagination import PRINTABLE, CountryParam, decode_keyset, encode_cursor
-from node.core.schemas import Page
+from node.core.schemas import Page, serialised
 from node.core.settings import get_settings
 from registry import repository, service
 from registry.repository import OrganisationFilter
@@ -192,12 +192,11 @@ async def get_organisation(
     organisation_id: uuid.UUID,
     session: SessionDep,
     by: CurrentPrincipal,
-    response: Response,
     include: Annotated[
         list[Literal["contact_points"]],
         Query(description="`contact_points` embeds them (signed-in users only)."),
     ] = [],  # noqa: B006
-) -> OrganisationRead:
+) -> Response:
     with_contacts = "contact_points" in include
     if with_contacts and not by.is_signed_in:
         raise Unauthorized("Contact points are shown only to signed-in users.")
@@ -207,8 +206,9 @@ async def get_organisation(
         contacts = await service.list_contact_points(
             session, organisation_id, include_archived=False, by=by
         )
-    response.headers["ETag"] = etag(organisation.version)
-    return service.organisation_read(organisation, contact_points=contacts)
+    read = service.organisation_read(organisation, contact_points=contacts)
+    headers = {"ETag": etag(organisation.version)}
+    return serialised(read, OrganisationRead, exclude_unset=True, headers=headers)
 
 
 @router.patch(

@@ -77,7 +77,9 @@ async def organisation_page_rows(
     stmt: Select[Any] = (
         select(*LISTED_COLUMNS).order_by(Organisation.name, Organisation.id).limit(limit)
     )
-    rows: Sequence[Row[Any]] = (await session.execute(_filtered(stmt, filters, after))).all()
+    # On the session's connection: a Core statement needs none of the ORM's execution steps.
+    connection = await session.connection()
+    rows: Sequence[Row[Any]] = (await connection.execute(_filtered(stmt, filters, after))).all()
     return rows
 
 
@@ -91,13 +93,14 @@ async def organisation_children(
     if not ids:
         return identifiers, terms
     identifier, term = OrganisationIdentifier.__table__.c, OrganisationTerm.__table__.c
-    for org_id, scheme, value in await session.execute(
+    connection = await session.connection()
+    for org_id, scheme, value in await connection.execute(
         select(identifier.organisation_id, identifier.scheme, identifier.value)
         .where(identifier.organisation_id.in_(ids))
         .order_by(identifier.scheme, identifier.id)
     ):
         identifiers.setdefault(org_id, []).append((scheme, value))
-    for org_id, facet, value in await session.execute(
+    for org_id, facet, value in await connection.execute(
         select(term.organisation_id, term.facet, term.term)
         .where(term.organisation_id.in_(ids))
         .order_by(term.term)

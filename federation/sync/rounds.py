@@ -59,13 +59,15 @@ def run_round(
     assert isinstance(engine, Engine)
     if workers is None:
         workers = settings.sync_workers if settings else 1
-    job = Job(engine.url.render_as_string(hide_password=False), interval, timeout, settings)
-    with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client:
-        large, small, helpers = plan(client, engine, due, workers, Limits.of(settings))
-        if helpers:
-            outcome = in_processes(job, sessions, engine, client, large, helpers, beside=small)
-        else:
-            outcome = in_threads(job, sessions, engine, client, large, small)
+    outcome: dict[str, Round | str] = {}
+    if due:  # no peer due (most rounds): no client built (its TLS context costs milliseconds)
+        job = Job(engine.url.render_as_string(hide_password=False), interval, timeout, settings)
+        with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client:
+            large, small, helpers = plan(client, engine, due, workers, Limits.of(settings))
+            if helpers:
+                outcome = in_processes(job, sessions, engine, client, large, helpers, beside=small)
+            else:
+                outcome = in_threads(job, sessions, engine, client, large, small)
     if search is not None and index:
         try:
             catch_up_index(sessions, search)

@@ -34,14 +34,17 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _body_headers(scope)
         if declared == -1:
             await _refuse(send, 400, "Bad request", "the Content-Length header is not a number")
             return
         if declared is not None and declared > self.max_bytes:
             await _refuse(send, 413, "Request body too large", self._detail())
             return
-        await self._bounded(scope, receive, send)
+        if declared is not None or chunked:
+            await self._bounded(scope, receive, send)
+        else:  # no body (HTTP/1.1 sends one only with a length or chunked): nothing to count
+            await self.app(scope, receive, send)
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         read, exceeded, started = 0, False, False
@@ -74,13 +77,19 @@ class BodyLimit:
         return f"the request body is larger than {self.max_bytes} bytes"
 
 
-def _content_length(scope: Scope) -> int | None:
-    """The declared length; None when there is none, -1 when it is not a number."""
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """The declared length (None when there is none, -1 when it is not a number), and whether
+    a body may come without one (`Transfer-Encoding`, or a protocol other than HTTP/1.x)."""
+    declared, chunked = None, not str(scope.get("http_version", "1.1")).startswith("1")
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             text = value.decode("latin-1").strip()
-            return int(text) if text.isdigit() and len(text) < 20 else -1
-    return None
+            declared = int(text) if text.isdigit() and len(text) < 20 else -1
+            if declared == -1:
+                return declared, chunked
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
 
 
 async def _refuse(send: Send, status: int, error: str, detail: str, *, close: bool = True) -> None:

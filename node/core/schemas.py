@@ -4,6 +4,7 @@ the bounded, printable text and code types that API payloads and import rows are
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import pycountry
+from fastapi import Response
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -91,3 +92,17 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
     )
+
+
+def serialised(
+    value: BaseModel,
+    schema: type[BaseModel],
+    *,
+    exclude_unset: bool = False,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A JSON answer of ``value`` as ``schema`` gives it, serialised once: what the route's
+    `response_model` of that schema would send, without validating again what was built from
+    stored, validated values (a subclass's own fields are left out, as the model would)."""
+    body = schema.__pydantic_serializer__.to_json(value, exclude_unset=exclude_unset)
+    return Response(body, media_type="application/json", headers=headers)
