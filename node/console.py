@@ -7,6 +7,8 @@ that `node.demo` and `node.sample`, which the commands import, never import the 
 
 import asyncio
 import getpass
+import os
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -33,6 +35,33 @@ out = Console()
 def fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
+
+
+TOKEN_ENV = "INTEGRA_TOKEN"
+TOKEN_HELP = (
+    "Read an administrator's API token from standard input (else from INTEGRA_TOKEN); "
+    "a token is never a command-line argument: shell history and the process list keep it."
+)
+
+
+def given_token(from_stdin: bool, argument: str | None, purpose: str) -> str:
+    """The API token a command needs for ``purpose``: from standard input or INTEGRA_TOKEN.
+
+    ``argument`` is what an old ``--token VALUE`` carried: refused with the way to do it, as
+    a token on the command line ends up in shell history and in every user's process list.
+    """
+    if argument is not None:
+        raise fail(
+            "a token is never a command-line argument (shell history, the process list): "
+            f"pipe it with --token-stdin or set {TOKEN_ENV}"
+        )
+    token = sys.stdin.readline().strip() if from_stdin else os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise fail(
+            f"{purpose} needs an administrator's API token: pipe it with --token-stdin "
+            f"or set {TOKEN_ENV}"
+        )
+    return token
 
 
 @contextmanager

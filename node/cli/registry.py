@@ -16,7 +16,7 @@ from node.cli.files import (
     run_import,
     write,
 )
-from node.console import fail, operator, run_in_session
+from node.console import TOKEN_HELP, fail, given_token, operator, run_in_session
 from node.core.auth import principal_for_token
 
 registry_app = typer.Typer(help="The National Registration Database.", no_args_is_help=True)
@@ -54,14 +54,12 @@ def registry_export(
     output: OutputOption = None,
     include_contacts: Annotated[
         bool,
-        typer.Option(help="Include contact points (personal data). Needs --token of an admin."),
-    ] = False,
-    token: Annotated[
-        str | None,
         typer.Option(
-            envvar="INTEGRA_TOKEN", help="An admin's API token, required with --include-contacts."
+            help="Include contact points (personal data). Needs an admin's token (--token-stdin)."
         ),
-    ] = None,
+    ] = False,
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help=TOKEN_HELP)] = False,
+    token_argument: Annotated[str | None, typer.Option("--token", hidden=True)] = None,
 ) -> None:
     """Export the registry. Without --include-contacts no personal data is written."""
     from registry import transfer
@@ -71,15 +69,18 @@ def registry_export(
         raise fail(
             "CSV export holds organisations only; use --format json or hsds with --include-contacts"
         )
-    if include_contacts and not token:
-        raise fail("--include-contacts needs --token with an administrator's API token")
+    token = (
+        given_token(token_stdin, token_argument, "--include-contacts")
+        if (include_contacts or token_argument is not None)
+        else ""
+    )
 
     async def _export(session: AsyncSession) -> str:
         by = None
         if include_contacts:
-            by = await principal_for_token(session, token or "")
+            by = await principal_for_token(session, token)
             if by is None or not by.is_admin:
-                raise fail("--token is not a valid administrator's token", 3)
+                raise fail("the token given is not a valid administrator's token", 3)
         organisations, protocols = await transfer.load_everything(
             session, with_contacts=include_contacts
         )

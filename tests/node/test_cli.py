@@ -48,8 +48,8 @@ def test_a_revoked_token_or_a_deactivated_admin_can_no_longer_export_contacts(
         "registry",
         "export",
         "--include-contacts",
-        "--token",
-        first,
+        "--token-stdin",
+        stdin=first + "\n",
         database_url=db,
         data_dir=tmp_path,
     )
@@ -58,8 +58,8 @@ def test_a_revoked_token_or_a_deactivated_admin_can_no_longer_export_contacts(
         "registry",
         "export",
         "--include-contacts",
-        "--token",
-        second,
+        "--token-stdin",
+        stdin=second + "\n",
         database_url=db,
         data_dir=tmp_path,
     )
@@ -71,8 +71,8 @@ def test_a_revoked_token_or_a_deactivated_admin_can_no_longer_export_contacts(
         "registry",
         "export",
         "--include-contacts",
-        "--token",
-        second,
+        "--token-stdin",
+        stdin=second + "\n",
         database_url=db,
         data_dir=tmp_path,
     )

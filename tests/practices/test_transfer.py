@@ -84,7 +84,7 @@ def test_participant_names_stay_home_unless_an_admin_asks(db: str, tmp_path: Pat
     refused = run_cli(
         "study-visits", "export", "--include-participants", database_url=db, data_dir=tmp_path
     )
-    assert refused.returncode != 0 and "--token" in refused.stderr
+    assert refused.returncode != 0 and "--token-stdin" in refused.stderr
     before = snapshot(db)["audit"]
     added = run_cli(
         "user",
@@ -99,6 +99,25 @@ def test_participant_names_stay_home_unless_an_admin_asks(db: str, tmp_path: Pat
     )
     assert added.returncode == 0
     token = cli(db, tmp_path, "token", "create", "np@example.org", "--name", "x").strip()
-    full = cli(db, tmp_path, "study-visits", "export", "--include-participants", "--token", token)
+    on_command_line = run_cli(
+        "study-visits",
+        "export",
+        "--include-participants",
+        "--token",
+        token,
+        database_url=db,
+        data_dir=tmp_path,
+    )
+    assert on_command_line.returncode != 0
+    assert "never a command-line argument" in on_command_line.stderr
+    assert token not in on_command_line.stdout + on_command_line.stderr
+    full = run_cli(
+        "study-visits",
+        "export",
+        "--include-participants",
+        database_url=db,
+        data_dir=tmp_path,
+        env={"INTEGRA_TOKEN": token},
+    ).stdout
     assert all(n in full for n in names)
     assert snapshot(db)["audit"] == before + 3  # user, token, and the export itself

@@ -161,7 +161,7 @@ def test_contact_export_needs_an_admin_token_and_is_audited(db: str, tmp_path: P
     no_token = run_cli(
         "registry", "export", "--include-contacts", database_url=db, data_dir=tmp_path
     )
-    assert no_token.returncode != 0 and "--token" in no_token.stderr
+    assert no_token.returncode != 0 and "--token-stdin" in no_token.stderr
 
     for role in ("practitioner", "admin"):
         added = run_cli(
@@ -192,8 +192,8 @@ def test_contact_export_needs_an_admin_token_and_is_audited(db: str, tmp_path: P
         "registry",
         "export",
         "--include-contacts",
-        "--token",
-        tokens["practitioner"],
+        "--token-stdin",
+        stdin=tokens["practitioner"] + "\n",
         database_url=db,
         data_dir=tmp_path,
     )
@@ -204,8 +204,8 @@ def test_contact_export_needs_an_admin_token_and_is_audited(db: str, tmp_path: P
         "registry",
         "export",
         "--include-contacts",
-        "--token",
-        tokens["admin"],
+        "--token-stdin",
+        stdin=tokens["admin"] + "\n",
         database_url=db,
         data_dir=tmp_path,
     )
