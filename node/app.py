@@ -33,6 +33,7 @@ from node.web.deps import SESSION_COOKIE
 from practices.api import router as practices_router
 from practices.search import make_backend
 from practices.search.port import SearchBackend, SearchQuery
+from practices.search_api import router as records_search_router
 from practices.study_visits.api import router as study_visits_router
 from registry.api import router as registry_router
 
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(privacy_router, dependencies=signed)
     app.include_router(registry_router, dependencies=signed)
     app.include_router(practices_router, dependencies=signed)
+    app.include_router(records_search_router, dependencies=signed)
     app.include_router(study_visits_router, dependencies=signed)
     app.include_router(federation_router, dependencies=signed)
     app.include_router(hub_router, dependencies=signed)
@@ -213,6 +215,7 @@ async def _pull_peers(settings: Settings) -> None:
     from node.core.db import create_sync_engine
 
     engine = create_sync_engine(settings.sqlalchemy_url)
+    search = make_backend(settings)  # one for every round
     log = structlog.get_logger()
     try:
         while True:
@@ -222,7 +225,7 @@ async def _pull_peers(settings: Settings) -> None:
                         run_round,
                         lambda: Session(engine),
                         interval=settings.hub_sync_interval,
-                        search=make_backend(settings),
+                        search=search,
                         settings=settings,
                     )
                 )

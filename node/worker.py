@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 import federation.tasks
 import node.core.accounts  # noqa: F401 - its sweeper forgets old sign-in attempts
-import practices.tasks  # noqa: F401 - registers the search handlers
+import practices.tasks  # registers the search handlers
+import practices.visit_index  # noqa: F401 - indexes study-visit reports, and its catch-up sweep
 from federation.publish import verdicts
 from node.core import heartbeat, logs, outbox
 from node.core.db import create_sync_engine

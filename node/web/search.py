@@ -1,13 +1,17 @@
 """The search page, landing page of node and hub: one box, facets, snippets, keyset paging.
 
-A node searches its own published practices; the hub searches the EU pool it holds, and a
-node that mirrors a hub offers both ("this country / EU-wide", `scope=eu`). Every choice is in
-the URL (`?q=…&kind=tool&country=GR&sort=date&scope=eu`), so a search is a link. With
+A node searches its own published practices, and its study-visit reports for a signed-in
+reader (who alone may read them); the hub searches the EU pool it holds (practices and
+reports), and a node that mirrors a hub offers both ("this country / EU-wide", `scope=eu`).
+The record type (`type=practice`, `type=study_visit`) is a facet with its counts, as the
+others (`practices.search.visits`). Every choice is in the URL
+(`?q=…&kind=tool&country=GR&sort=date&scope=eu&type=study_visit`), so a search is a link. With
 htmx, typing and ticking replace only the results (`_results.html`); without JavaScript the
 same URL is a plain GET form.
 """
 
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,12 +28,15 @@ from node.web.pool import mirrored_hubs
 from node.web.render import page
 from practices.search import service as search
 from practices.search.port import FACETS, SearchQuery, Sort
+from practices.search.visits import TYPE_FACET, TYPES, search_records, type_facet, with_types
+from practices.visit_index import LOCAL_VISITS
 
 router = APIRouter()
 CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 TWO_LETTERS = re.compile(r"^[A-Za-z]{2}$")
 PAGE_SIZE = 20
 FACET_TITLES = {
+    TYPE_FACET: N_("Practices and reports"),
     "country": N_("Country"),
     "kind": N_("Type of record"),
     "intervention_type": N_("Intervention type"),
@@ -59,6 +66,11 @@ def chosen_filters(request: Request, *, pooled: bool) -> dict[str, list[str]]:
     return chosen
 
 
+def chosen_types(request: Request) -> list[str]:
+    """The record types in the URL (`type=practice`, `type=study_visit`); others dropped."""
+    return list(dict.fromkeys(t for t in request.query_params.getlist(TYPE_FACET) if t in TYPES))
+
+
 def _link(q: str, sort: str, filters: dict[str, list[str]], scope: str, **extra: str) -> str:
     params: list[tuple[str, str]] = [("q", q)] if q else []
     params += [(f, v) for f, values in filters.items() for v in values]
@@ -80,6 +92,7 @@ async def search_page(request: Request, session: SessionDep, by: WebPrincipal) -
     sort: Sort = "date" if request.query_params.get("sort") == "date" else "relevance"
     cursor = request.query_params.get("cursor", "")[:200] or None
     filters = chosen_filters(request, pooled=pooled)
+    types = chosen_types(request)
     query = SearchQuery(
         text=q,
         filters=search.facet_filters(**filters),
@@ -90,21 +103,35 @@ async def search_page(request: Request, session: SessionDep, by: WebPrincipal) -
     )
     index = request.app.state.search
     results: search.Results[Any]
+    readable: tuple[str, ...] = TYPES
     if pooled:
         pool = pool_source(signed_in=by.is_signed_in)  # `network` records: signed in only
-        results = await search.search(session, index, pool, query)
+        typed = with_types(query.filters, types)
+        if typed is None:  # a kind of practice, of reports only: nothing
+            results = search.Results([], 0, {}, None)
+        else:
+            results = await search.search(session, index, pool, replace(query, filters=typed))
+        type_facet(results.facets)
     else:
-        results = await search.search(session, index, search.LOCAL, query, by=by)
+        found = await search_records(session, index, query, visits=LOCAL_VISITS, types=types, by=by)
+        results, readable = found.results, found.readable
+    chosen = filters | ({TYPE_FACET: types} if types else {})
     facets = [
         (
             facet,
             FACET_TITLES[facet],
             FACET_VOCABULARY.get(facet),
-            [(v.value, v.count, v.value in filters.get(facet, [])) for v in results.facets[facet]],
+            [(v.value, v.count, v.value in chosen.get(facet, [])) for v in results.facets[facet]],
         )
-        for facet in FACETS
-        if results.facets.get(facet)
+        for facet in (TYPE_FACET, *FACETS)
+        if results.facets.get(facet) and (facet != TYPE_FACET or len(readable) > 1)
     ]
+    if types == ["study_visit"]:
+        counting = "study_visit"
+    elif len(readable) > 1 and types != ["practice"]:
+        counting = "record"
+    else:
+        counting = "practice"
     context = {
         "q": q,
         "sort": sort,
@@ -114,11 +141,12 @@ async def search_page(request: Request, session: SessionDep, by: WebPrincipal) -
         "scope": scope,
         "results": results,
         "facets": facets,
-        "chosen": filters,
-        "next_link": _link(q, sort, filters, scope, cursor=results.next_cursor)
+        "chosen": chosen,
+        "counting": counting,
+        "next_link": _link(q, sort, chosen, scope, cursor=results.next_cursor)
         if results.next_cursor
         else None,
-        "first_link": _link(q, sort, filters, scope) if cursor else None,
+        "first_link": _link(q, sort, chosen, scope) if cursor else None,
     }
     partial = request.headers.get("hx-request") == "true" and not request.headers.get("hx-boosted")
     return page(request, "search/_partial.html" if partial else "search/page.html", context)
