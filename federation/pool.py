@@ -45,6 +45,10 @@ TEXT_FIELDS = (
 )
 
 
+# Record types that are figures, not records to find: never in the search index.
+NOT_SEARCHED = frozenset({"needs_summary"})
+
+
 def search_id(record_id: str) -> uuid.UUID:
     """A federated record's id in the search index."""
     return uuid.uuid5(SEARCH_NAMESPACE, record_id)
@@ -253,7 +257,11 @@ def reindex(session: Session, search: Any, records: list[FederatedRecord]) -> No
     gone = [r.search_id for r in latest if (r.withdrawn or r.redacted) and r.search_id is not None]
     if gone:
         search.remove(session, gone)
-    live = [index_document(r) for r in latest if not r.withdrawn and not r.redacted]
+    live = [
+        index_document(r)
+        for r in latest
+        if not r.withdrawn and not r.redacted and r.record_type not in NOT_SEARCHED
+    ]
     if live:
         search.upsert(session, live)
 
@@ -265,3 +273,21 @@ def catch_up_index(sessions: Callable[[], Session], search: Any) -> int:
         assert isinstance(engine, Engine)
         with lease(engine, INDEX_LEASE) as mine:
             return index_pending(session, search) if mine else 0
+
+
+# --- needs heard: every node's counts (issue 17 item 5) --------------------------------------
+
+
+async def needs_summaries(session: AsyncSession) -> list[FederatedRecord]:
+    """The needs summary of each node the pool holds one of (not withdrawn, not purged), by
+    country: counts only, as `projection.SharedNeedsSummary` allows."""
+    query = (
+        select(FederatedRecord)
+        .where(
+            FederatedRecord.record_type == "needs_summary",
+            FederatedRecord.withdrawn.is_(False),
+            FederatedRecord.redacted.is_(None),
+        )
+        .order_by(FederatedRecord.origin)
+    )
+    return list(await session.scalars(query))

@@ -36,8 +36,10 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import pycountry
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from practices.needs.vocabulary import FACETS as NEED_FACETS
+from practices.needs.vocabulary import NeedKind
 from practices.vocabulary import (
     EvaluationType,
     Ideology,
@@ -47,6 +49,7 @@ from practices.vocabulary import (
     OutcomeRating,
     PracticeKind,
     ProcessFocus,
+    RecommendationStatus,
     ReviewLabel,
     Setting,
 )
@@ -174,6 +177,9 @@ Rating = Annotated[str, Field(max_length=60), _terms("outcome rating", _of(Outco
 Review = Annotated[str, Field(max_length=60), _terms("review label", _of(ReviewLabel))]
 Licensed = Annotated[str, Field(max_length=60), _terms("licence", _of(Licence))]
 IsoDate = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+FollowUp = Annotated[
+    str, Field(max_length=60), _terms("recommendation status", _of(RecommendationStatus))
+]
 # The facets whose terms a hub counts, and the terms each knows (for `x-<term>`).
 FACET_TERMS: dict[str, frozenset[str]] = {
     "kind": frozenset(_of(PracticeKind)),
@@ -263,6 +269,26 @@ class DelegationGroup(Strict):
     home_organisation: Body | None = None
 
 
+class StatusStep(Strict):
+    """A step of a recommendation's follow-up: the status and the day (its note stays on
+    the node)."""
+
+    status: FollowUp
+    date: IsoDate
+
+
+class SharedRecommendation(Strict):
+    """A recommendation and what became of it, addressed to organisations by their public
+    name and country, or to the EU level (`{"name": "EU level", "country": "EU"}`): never a
+    contact point or a person."""
+
+    text: Text
+    addressees: list[Body] = []
+    status: FollowUp
+    status_date: IsoDate | None = None
+    history: list[StatusStep] = []
+
+
 class SharedStudyVisit(Strict):
     title: Short
     language: Language
@@ -280,10 +306,53 @@ class SharedStudyVisit(Strict):
     recommendations: Text | None = None
     transferability: Text | None = None
     addressed_to: list[Short] = []
+    recommendation_items: list[SharedRecommendation] = []
 
 
-RecordType = Literal["practice", "study_visit"]
-SCHEMAS: dict[str, type[Strict]] = {"practice": SharedPractice, "study_visit": SharedStudyVisit}
+# --- needs heard: counts only (issue 17 item 5) ---------------------------------------------
+NeedKindTerm = Annotated[str, Field(max_length=60), _terms("need kind", _of(NeedKind))]
+NEED_FACET_TERMS: dict[str, frozenset[str]] = {f: frozenset(_of(e)) for f, e in NEED_FACETS.items()}
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class NeedCount(Strict):
+    """How many needs of a kind (and, with `facet` and `term`, tagged with that term) a node
+    holds, open and addressed: a number, never a text or an organisation."""
+
+    kind: NeedKindTerm
+    facet: Literal["target_group", "setting", "area", "intervention_type"] | None = None
+    term: Annotated[str, Field(max_length=60)] | None = None
+    open: Count
+    addressed: Count
+
+    @model_validator(mode="after")
+    def _term_of_facet(self) -> "NeedCount":
+        if (self.facet is None) != (self.term is None):
+            raise ValueError("a facet and a term come together")
+        if self.facet is not None and self.term is not None:
+            term = self.term
+            if term not in NEED_FACET_TERMS[self.facet] and not EXTRA_TERM.fullmatch(term):
+                raise ValueError(
+                    f"'{printable(term, 60)}' is not a known {self.facet.replace('_', ' ')} term"
+                    " (a newer one travels as x-<term>)"
+                )
+        return self
+
+
+class SharedNeedsSummary(Strict):
+    """A node's needs as counts (one record per node, republished when they change): each
+    count made up of needs of at least `min_organisations` organisations of the registry."""
+
+    min_organisations: Annotated[int, Field(ge=1, le=100)]
+    counts: Annotated[list[NeedCount], Field(max_length=5000)] = []
+
+
+RecordType = Literal["practice", "study_visit", "needs_summary"]
+SCHEMAS: dict[str, type[Strict]] = {
+    "practice": SharedPractice,
+    "study_visit": SharedStudyVisit,
+    "needs_summary": SharedNeedsSummary,
+}
 
 
 def validate(record_type: str, body: Any) -> Strict:

@@ -8,6 +8,7 @@ Idempotent: an entry equal to the record's last one is not appended again.
 
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,10 +17,12 @@ from sqlalchemy.orm import Session
 
 from federation import feed, holds, keys, repository
 from federation.gate import Gate, name_of_address
-from federation.projection import SharedPractice, SharedStudyVisit
+from federation.projection import SharedNeedsSummary, SharedPractice, SharedStudyVisit
 from node.core.models import User
+from node.core.outbox import JobContext, handles, on_sweep
 from node.core.settings import Settings
 from practices import participant_names
+from practices.needs import NEEDS_CHANGED, shareable_cells
 from registry import people_names, public_organisations
 
 # The shared fields whose values are not a record's attribute of the same name, but built
@@ -41,6 +44,7 @@ VISIT_BUILT = {
     "observed_practices",
     "start_date",
     "end_date",
+    "recommendation_items",
 }
 
 
@@ -115,7 +119,34 @@ def study_visit_body(session: Session, visit: Any, origin: str) -> dict[str, Any
     values["observed_practices"] = [feed.record_id(origin, i) for i in visit.observed_practice_ids]
     values["start_date"] = visit.start_date.isoformat()
     values["end_date"] = visit.end_date.isoformat()
+    values["recommendation_items"] = recommendation_bodies(session, visit.recommendation_items)
     return SharedStudyVisit.model_validate(values).model_dump(mode="json", exclude_none=True)
+
+
+def recommendation_bodies(session: Session, items: list[Any]) -> list[dict[str, Any]]:
+    """A report's recommendations as the feed shares them: the text, the addressees by public
+    name and country (or the EU level), the status and the days of its steps; the notes of the
+    steps, and whoever wrote them, stay on the node."""
+    known = public_organisations(session, {o for item in items for o in item.organisation_ids})
+    out = []
+    for item in items:
+        addressees: list[dict[str, Any]] = [
+            {"name": known[o].name, "country": known[o].country}
+            for o in item.organisation_ids
+            if o in known
+        ]
+        if item.eu_level:
+            addressees.append({"name": "EU level", "country": "EU"})
+        out.append(
+            {
+                "text": item.text,
+                "addressees": addressees,
+                "status": item.status,
+                "status_date": item.status_date.isoformat() if item.status_date else None,
+                "history": [{"status": h["status"], "date": h["date"]} for h in item.history],
+            }
+        )
+    return out
 
 
 def delegation_group(session: Session, member: dict[str, Any]) -> dict[str, Any]:
@@ -251,3 +282,67 @@ def withdraw(
             op="withdraw",
             body=None,
         )
+
+
+# --- needs heard: a node's needs as counts, one shared record (issue 17 item 5) ---------------
+
+NEEDS_SUMMARY = "needs_summary"
+NEEDS_SUMMARY_ID = "needs-summary"  # its local id: one record per node, a new version per change
+# A count travels only when needs of at least this many organisations make it up: the text and
+# the organisation never travel, and a count made of one or two organisations' needs (in a
+# country with one juvenile prison, "training for juveniles") would say whose need it is.
+NEEDS_MIN_ORGANISATIONS = 3
+
+
+def needs_summary_body(session: Session) -> dict[str, Any]:
+    """This node's needs as the feed shares them: counts by kind and by kind and term, each of
+    needs of at least `NEEDS_MIN_ORGANISATIONS` organisations, without text."""
+    counts = [
+        {"kind": c.kind, "facet": c.facet, "term": c.term, "open": c.open, "addressed": c.addressed}
+        for c in shareable_cells(session)
+        if c.organisations >= NEEDS_MIN_ORGANISATIONS
+    ]
+    body = {"min_organisations": NEEDS_MIN_ORGANISATIONS, "counts": counts}
+    return SharedNeedsSummary.model_validate(body).model_dump(mode="json", exclude_none=True)
+
+
+def publish_needs_summary(session: Session, settings: Settings | None) -> bool:
+    """Append this node's needs summary when its counts changed, signed, of scope `public`
+    (figures of several organisations, with no text: what the seed's own survey published);
+    nothing while nothing was ever counted. Whether an entry was appended. Raises
+    `feed.FederationNotConfigured` without a signing key."""
+    if settings is None or not settings.country or settings.role == "hub":
+        return False
+    origin = settings.country
+    rid = feed.record_id(origin, NEEDS_SUMMARY_ID)
+    body = needs_summary_body(session)
+    last = feed.last_entry(session, rid)
+    if last is None and not body["counts"]:
+        return False
+    entry = feed.append(
+        session,
+        feed.active_key(session, settings),
+        origin=origin,
+        record_type=NEEDS_SUMMARY,
+        rid=rid,
+        version=last.version + 1 if last is not None else 1,
+        op="upsert",
+        body=body,
+        scope="public",
+    )
+    return entry is not None
+
+
+@handles(NEEDS_CHANGED)
+def feed_needs_summary(session: Session, entity_id: str, context: JobContext) -> None:
+    """A need changed: the shared counts follow (without a signing key yet, the sweep that
+    runs once there is one brings them)."""
+    with suppress(feed.FederationNotConfigured):
+        publish_needs_summary(session, context.settings)
+
+
+@on_sweep
+def sweep_needs_summary(session: Session, context: JobContext) -> None:
+    """At start and on every sweep: the shared counts catch up with what a job could not do."""
+    with suppress(feed.FederationNotConfigured):
+        publish_needs_summary(session, context.settings)

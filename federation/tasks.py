@@ -21,6 +21,7 @@ from practices import (
     PRACTICE_CORRECTED,
     PRACTICE_LEAKED,
     STUDY_VISIT_CHANGED,
+    STUDY_VISIT_LEAKED,
     published_practice,
 )
 
@@ -39,6 +40,12 @@ def feed_study_visit(session: Session, entity_id: str, context: JobContext) -> N
 def redact_leaked_practice(session: Session, entity_id: str, context: JobContext) -> None:
     """Withdrawn for personal data: every earlier body of it purged wherever it travelled."""
     redact_record(session, context.settings, "practice", uuid.UUID(entity_id), "personal_data")
+
+
+@handles(STUDY_VISIT_LEAKED)
+def redact_leaked_study_visit(session: Session, entity_id: str, context: JobContext) -> None:
+    """A report withdrawn for personal data: every earlier body purged wherever it travelled."""
+    redact_record(session, context.settings, "study_visit", uuid.UUID(entity_id), "personal_data")
 
 
 @handles(PRACTICE_CORRECTED)

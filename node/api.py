@@ -8,12 +8,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr, Field
 
+from federation.needs import router as hub_needs_router
 from node import migrations, readiness
 from node.core import accounts, audit
 from node.core.auth import AdminUser, CurrentUser, issue_token, principal_for_user
 from node.core.db import utcnow
 from node.core.deps import SessionDep, SettingsDep
 from node.core.errors import Unauthorized, responses
+from practices.needs.api import router as needs_router
 
 router = APIRouter(prefix="/api/v1")
 AuditText = Annotated[str, Query(max_length=320, pattern=r"^[^\x00-\x1f]*$")]
@@ -168,3 +170,8 @@ async def readyz(request: Request) -> JSONResponse:
     detail = readiness.failures(ready)
     body = readiness.NotReady(error="Not ready", detail=detail, **ready.model_dump())
     return JSONResponse(body.model_dump(), 503)
+
+
+# Needs heard (issue 17 item 5): a node's needs, and the hub's view of every node's counts.
+router.include_router(needs_router)
+router.include_router(hub_needs_router)

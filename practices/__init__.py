@@ -18,6 +18,7 @@ from practices.tasks import PRACTICE_CHANGED as PRACTICE_CHANGED
 from practices.tasks import PRACTICE_CORRECTED as PRACTICE_CORRECTED
 from practices.tasks import PRACTICE_LEAKED as PRACTICE_LEAKED
 from practices.tasks import STUDY_VISIT_CHANGED as STUDY_VISIT_CHANGED
+from practices.tasks import STUDY_VISIT_LEAKED as STUDY_VISIT_LEAKED
 from practices.tasks import locked_practice as locked_practice
 
 Record = TypeVar("Record")

@@ -29,7 +29,7 @@ from node.core.privacy import (
     words_in,
 )
 from practices.models import Practice, PracticeOrganisation
-from practices.study_visits.models import StudyVisit, StudyVisitComment
+from practices.study_visits.models import Recommendation, StudyVisit, StudyVisitComment
 from practices.tasks import PRACTICE_CHANGED, STUDY_VISIT_CHANGED
 
 PRACTICE_TEXT = (
@@ -67,7 +67,10 @@ VISIT_TEXT = (
 PERSONAL_DATA = {
     "study_visit": ("participant_names", "author_id"),
     "study_visit_comment": ("author_id", "author_label", "body"),
+    "recommendation": ("text", "history"),
 }
+# A recommendation's words and the notes of its follow-up (the text travels with the report).
+RECOMMENDATION_TEXT = ("text", "history")
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ def find(session: Session, matcher: Matcher) -> list[Place]:
         if visit.author_id in matcher.user_ids:
             value = {"study_visit": visit.title, "status": visit.status}
             places.append(Place("study_visit.author", str(visit.id), "author_id", value))
+    for item in session.scalars(select(Recommendation).order_by(Recommendation.position)):
+        fields = {name: getattr(item, name) for name in RECOMMENDATION_TEXT}
+        places += text_places(matcher, "recommendation", item.id, fields)
     for comment in session.scalars(select(StudyVisitComment).order_by(StudyVisitComment.id)):
         found = words_in(matcher, [comment.author_label, comment.body])
         if found or comment.author_id in matcher.user_ids:
@@ -140,6 +146,11 @@ def erase(session: Session, matcher: Matcher) -> tuple[Erased, list[Changed]]:
             session.flush()
             changed.append(Changed("practice", practice.id, practice.version, _published(practice)))
             queue(session, PRACTICE_CHANGED, practice.id)
+    reports: set[uuid.UUID] = set()  # whose recommendations named the person
+    for item in session.scalars(select(Recommendation)):
+        if scrub_fields(matcher, item, RECOMMENDATION_TEXT):
+            reports.add(item.study_visit_id)
+            erased.add("recommendation.text")
     for visit in session.scalars(select(StudyVisit)):
         count = scrub_fields(matcher, visit, VISIT_TEXT)
         participants = _participants(matcher, visit)
@@ -151,7 +162,8 @@ def erase(session: Session, matcher: Matcher) -> tuple[Erased, list[Changed]]:
             erased.add("study_visit.author")
         if count:
             erased.add("study_visit.text", count)
-        if count or participants:
+        if count or participants or visit.id in reports:
+            visit.updated_at = utcnow()
             session.flush()
             changed.append(Changed("study_visit", visit.id, visit.version, _published(visit)))
             queue(session, STUDY_VISIT_CHANGED, visit.id)

@@ -17,6 +17,7 @@ STUDY_VISIT_CHANGED = "study_visit.changed"
 # travelled), and one corrected because it leaked (the bodies of its earlier versions): the
 # federation reacts with a signed redaction.
 PRACTICE_LEAKED = "practice.leaked"
+STUDY_VISIT_LEAKED = "study_visit.leaked"  # withdrawn for personal data: bodies purged
 PRACTICE_CORRECTED = "practice.corrected"
 
 

@@ -109,3 +109,14 @@ class ReportStatus(StrEnum):
     submitted = "submitted"
     changes_requested = "changes_requested"
     published = "published"
+    withdrawn = "withdrawn"
+
+
+class RecommendationStatus(StrEnum):
+    """What became of a study-visit report's recommendation, as its addressee says."""
+
+    received = "received"
+    under_consideration = "under_consideration"
+    accepted = "accepted"
+    implemented = "implemented"
+    declined = "declined"

@@ -44,6 +44,28 @@ def public_organisations(
     return {row.id: PublicOrganisation(row.name, row.country) for row in rows}
 
 
+def primary_contact_emails(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The e-mail address of each of these organisations' active primary contact point (a
+    job's session): whom to tell that something is addressed to the organisation."""
+    from registry.models import ContactPoint
+
+    rows = session.execute(
+        select(ContactPoint.organisation_id, ContactPoint.email)
+        .where(
+            ContactPoint.organisation_id.in_(list(ids)),
+            ContactPoint.is_primary.is_(True),
+            ContactPoint.status == "active",
+            ContactPoint.email.is_not(None),
+        )
+        .order_by(ContactPoint.created_at)
+    )
+    found: dict[uuid.UUID, str] = {}
+    for organisation_id, email in rows:
+        if email:
+            found.setdefault(organisation_id, email)
+    return found
+
+
 # --- organisations, for the practice database (the registry's modules load on first call) --
 
 

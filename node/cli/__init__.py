@@ -18,6 +18,7 @@ from node.cli import (
     hub,
     jobs,
     keys,
+    needs,
     practices,
     privacy,
     registry,
@@ -86,6 +87,7 @@ app.add_typer(keys.keys_app, name="keys")
 app.add_typer(feed.feed_app, name="feed")
 app.add_typer(jobs.jobs_app, name="jobs")
 app.add_typer(privacy.privacy_app, name="privacy")
+app.add_typer(needs.needs_app, name="needs")
 app.add_typer(hub.hub_app, name="hub")
 app.add_typer(hub.mirror_app, name="mirror")
 app.command("demo")(demo.demo_command)

@@ -20,7 +20,7 @@ from node.cli.files import (
     run_import,
     write,
 )
-from node.console import err, fail, operator, out, run_in_session
+from node.console import TOKEN_HELP, err, fail, given_token, operator, out, run_in_session
 from node.core import audit
 from node.core.auth import principal_for_token
 from node.core.models import User
@@ -237,15 +237,12 @@ def visits_export(
     include_participants: Annotated[
         bool,
         typer.Option(
-            help="Include participant names (personal data): needs --token of an admin; JSON only."
+            help="Include participant names (personal data): needs an admin's token "
+            "(--token-stdin); JSON only."
         ),
     ] = False,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INTEGRA_TOKEN", help="An admin's API token, with --include-participants."
-        ),
-    ] = None,
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help=TOKEN_HELP)] = False,
+    token_argument: Annotated[str | None, typer.Option("--token", hidden=True)] = None,
 ) -> None:
     """Export study-visit reports. Participant names stay out unless asked for by an admin."""
     from practices.study_visits import transfer
@@ -254,14 +251,17 @@ def visits_export(
         raise fail("participant names are exported in JSON only")
     if format is ExportFormat.hsds:
         raise fail("export study-visit reports as json or csv")
-    if include_participants and not token:
-        raise fail("--include-participants needs --token with an administrator's API token")
+    token = (
+        given_token(token_stdin, token_argument, "--include-participants")
+        if (include_participants or token_argument is not None)
+        else ""
+    )
 
     async def _export(session: AsyncSession) -> str:
         if include_participants:
-            by = await principal_for_token(session, token or "")
+            by = await principal_for_token(session, token)
             if by is None or not by.is_admin:
-                raise fail("--token is not a valid administrator's token", 3)
+                raise fail("the token given is not a valid administrator's token", 3)
             audit.record(
                 session,
                 by,
@@ -276,6 +276,165 @@ def visits_export(
         return json.dumps({"study_visits": rows}, ensure_ascii=False, indent=2)
 
     write(run_in_session(_export), output)
+
+
+@visits_app.command("withdraw")
+def visits_withdraw(
+    visit_id: Annotated[str, typer.Argument(help="The report's id.")],
+    reason: Annotated[str, typer.Option(help="Why it is withdrawn; shown with the report.")],
+    personal_data: Annotated[
+        bool,
+        typer.Option(
+            "--personal-data",
+            help="It named someone: erase its free text here and purge every earlier body "
+            "of it at the hub and on mirrors.",
+        ),
+    ] = False,
+) -> None:
+    """Withdraw a published report: a signed tombstone takes it from the hub and mirrors."""
+    import uuid
+
+    import node.worker  # noqa: F401 - the feed's outbox handlers
+    from node.console import run_or_fail
+    from practices.study_visits import service as visits
+
+    try:
+        local_id = uuid.UUID(visit_id)
+    except ValueError:
+        raise fail(f"{visit_id[:80]} is not a report id (a UUID)") from None
+    if not reason.strip():
+        raise fail("--reason must say why it is withdrawn")
+
+    async def _withdraw(session: AsyncSession) -> str:
+        by = operator()
+        current = await visits.get_study_visit(session, local_id, by=by, audited=False)
+        visit = await visits.withdraw_study_visit(
+            session,
+            local_id,
+            reason.strip(),
+            expected_version=current.version,
+            by=by,
+            personal_data=personal_data,
+        )
+        return str(visit.id)
+
+    out.print(f"withdrew {run_or_fail(_withdraw)}", highlight=False)
+
+
+followup_app = typer.Typer(
+    help="Recommendations of reports, followed up by their addressees.", no_args_is_help=True
+)
+visits_app.add_typer(followup_app, name="recommendations")
+
+
+@followup_app.command("list")
+def recommendations_list(
+    report: Annotated[str | None, typer.Option(help="Only this report's (its id).")] = None,
+    addressee: Annotated[
+        str | None, typer.Option(help="Only those addressed to this organisation (id), or EU.")
+    ] = None,
+    status: Annotated[list[str] | None, typer.Option(help="Only in this status (repeat).")] = None,
+    open_only: Annotated[
+        bool, typer.Option("--open", help="Only those not yet implemented or declined.")
+    ] = False,
+) -> None:
+    """The recommendations of every report, one a line: id, status, day, addressees, report,
+    text."""
+    import uuid
+
+    from node.console import run_or_fail
+    from practices.study_visits import recommendations
+    from practices.vocabulary import RecommendationStatus
+
+    known = {s.value for s in RecommendationStatus}
+    for wanted in status or []:
+        if wanted not in known:
+            raise fail(f"--status {wanted[:40]}: one of {', '.join(sorted(known))}")
+    try:
+        visit_id = uuid.UUID(report) if report else None
+    except ValueError:
+        raise fail(f"--report {(report or '')[:80]}: not a report id (a UUID)") from None
+
+    async def _list(session: AsyncSession) -> list[Any]:
+        return await recommendations.find_recommendations(
+            session,
+            by=operator(),
+            addressee=addressee,
+            status=status or [],
+            visit_id=visit_id,
+            open_only=open_only,
+        )
+
+    for item in run_or_fail(_list):
+        names = "; ".join(a.name for a in item.addressees)
+        day = item.status_date.isoformat() if item.status_date else "-"
+        line = f"{item.id}  {item.status:<19} {day}  {names}  [{item.report_title}]  {item.text}"
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@followup_app.command("status")
+def recommendations_status(
+    recommendation_id: Annotated[str, typer.Argument(help="The recommendation's id.")],
+    status: Annotated[
+        str,
+        typer.Argument(help="received, under_consideration, accepted, implemented or declined."),
+    ],
+    note: Annotated[str | None, typer.Option(help="What was decided or done.")] = None,
+    day: Annotated[
+        str | None, typer.Option("--date", help="The day it took effect (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Record what became of a recommendation (audited); the shared report follows."""
+    import uuid
+
+    from pydantic import ValidationError
+
+    import node.worker  # noqa: F401 - the feed's outbox handlers
+    from node.console import run_or_fail
+    from practices.study_visits import recommendations
+    from practices.study_visits.schemas import StatusChange
+
+    try:
+        local_id = uuid.UUID(recommendation_id)
+    except ValueError:
+        raise fail(f"{recommendation_id[:80]} is not a recommendation id (a UUID)") from None
+    given = {"status": status, "note": note} | ({"date": day} if day else {})
+    try:
+        data = StatusChange.model_validate(given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+    async def _change(session: AsyncSession) -> str:
+        item, _ = await recommendations.change_status(session, local_id, data, by=operator())
+        return f"{item.id} is now {item.status} ({item.status_date})"
+
+    out.print(run_or_fail(_change), highlight=False)
+
+
+@followup_app.command("notices")
+def recommendations_notices(
+    visit_id: Annotated[str, typer.Argument(help="The report's id.")],
+) -> None:
+    """Whether each addressee of a published report was told by mail (sent; failed, with the
+    error, and tried again; or no primary contact point)."""
+    import uuid
+
+    from node.console import run_or_fail
+    from practices.study_visits import recommendations
+
+    try:
+        local_id = uuid.UUID(visit_id)
+    except ValueError:
+        raise fail(f"{visit_id[:80]} is not a report id (a UUID)") from None
+
+    async def _notices(session: AsyncSession) -> list[Any]:
+        return await recommendations.notices_of(session, local_id)
+
+    for notice in run_or_fail(_notices):
+        sent = notice.sent_at.isoformat() if notice.sent_at else ""
+        error = f"  {notice.last_error}" if notice.last_error else ""
+        out.print(f"{notice.name}: {notice.state} {sent}{error}", highlight=False, markup=False)
 
 
 @search_app.command("reindex")

@@ -15,6 +15,7 @@ from node.core import privacy as kernel
 from node.core.db import utcnow
 from node.core.settings import Settings
 from practices import privacy as practices_privacy
+from practices.needs import privacy as needs_privacy
 from registry import privacy as registry_privacy
 
 LEGAL_BASIS = (
@@ -98,6 +99,16 @@ def record(settings: Settings) -> dict[str, Any]:
             "recipients": ["signed-in users of this node"],
             "retention": f"participants' names: {_days(retention['study_visit.participant'])} "
             "after the visit",
+        },
+        {
+            "name": "Needs heard",
+            "purpose": "knowing what practitioners and agencies need (training, tools, guidance, "
+            "cooperation) to plan support; only counts of needs of three organisations or more "
+            "are shared, never their text",
+            "data_subjects": ["the users who record needs", "anyone a need's text may name"],
+            "data": _columns(needs_privacy.PERSONAL_DATA),
+            "recipients": ["the node's administrators", "members of the recording organisation"],
+            "retention": "for as long as the need is kept; erased on request",
         },
         {
             "name": "Practice database (free text)",

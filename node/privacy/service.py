@@ -28,6 +28,7 @@ from node.core.settings import Settings
 from node.privacy import shared
 from node.privacy.matching import PersonMatcher
 from practices import privacy as practices_privacy
+from practices.needs import privacy as needs_privacy
 from registry import privacy as registry_privacy
 
 REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}")
@@ -98,6 +99,7 @@ def places(session: Session, person: Person, settings: Settings | None) -> list[
         *kernel.find(session, matcher),
         *registry_privacy.find(session, matcher),
         *practices_privacy.find(session, matcher),
+        *needs_privacy.find(session, matcher),
         *shared.find(session, matcher, settings),
     ]
 
@@ -177,6 +179,7 @@ def erase(
     practice_erased, _changed = practices_privacy.erase(session, matcher)
     erased.merge(practice_erased)
     erased.merge(registry_privacy.erase(session, matcher))
+    erased.merge(needs_privacy.erase(session, matcher))  # never shared: nothing to republish
     held_erased, named = shared.erase(session, matcher, settings)
     erased.merge(held_erased)
     erased.merge(kernel.erase(session, matcher))

@@ -5,8 +5,9 @@ The first step starts the draft (`StudyVisitStart`: the delegation comes at step
 draft may be without one until it is submitted); every later step is a partial update of the
 same report through the API's service, with the version the page was drawn from (an edit
 made meanwhile elsewhere is said, not overwritten). A reload shows what was saved. Observed
-practices are found in the practice database and the addressees of the recommendations in
-the registry, by a search on the step's own page (no script needed). Participants are
+practices are found in the practice database, by a search on the step's own page (no script
+needed); each recommendation to follow up is a row addressed to organisations of the registry
+or the EU level, chosen from a list. Participants are
 personal data: entered apart, kept on this node (the federation's projection leaves them
 out), shown to its signed-in readers only.
 
@@ -62,10 +63,11 @@ STEP_FIELDS = {
     3: ("delegation",),
     4: ("observed_practice_ids",),
     5: ("observations", "findings", "transferability"),
-    6: ("recommendations", "addressed_to"),
+    6: ("recommendations", "recommendation_items"),
 }  # fmt: skip
 EDITABLE = ("draft", "changes_requested")
 ROWS_MORE = 2
+ITEM_ROWS_MORE = 1
 FOUND = 20
 REGISTRY_OFFERED = 2000
 FIELD_LABELS = {
@@ -85,6 +87,7 @@ FIELD_LABELS = {
     "transferability": N_("Transferability"),
     "recommendations": N_("Recommendations"),
     "addressed_to": N_("Addressed to"),
+    "recommendation_items": N_("Recommendations to follow up"),
     "participant_names": N_("Participants"),
     "comment": N_("Comment"),
     "confirm_no_person": N_("Confirmation"),
@@ -170,10 +173,16 @@ def _step_values(
         return {"observed_practice_ids": forms.chosen(form, "observed_practice_ids")}
     if step == 5:
         return {n: forms.text(form, n) for n in ("observations", "findings", "transferability")}
-    return {
-        "recommendations": forms.text(form, "recommendations"),
-        "addressed_to": list(dict.fromkeys(forms.chosen(form, "addressed_to"))),
-    }
+    items = []
+    drawn = forms.text(form, "item_rows") or ""
+    for index in range(min(int(drawn), 200) if drawn.isdigit() and len(drawn) < 4 else 0):
+        text = forms.text(form, f"recommendation_items.{index}.text")
+        addressees = list(
+            dict.fromkeys(forms.chosen(form, f"recommendation_items.{index}.addressees"))
+        )
+        if text or addressees:  # an empty row is no item
+            items.append({"text": text, "addressees": addressees})
+    return {"recommendations": forms.text(form, "recommendations"), "recommendation_items": items}
 
 
 def _problems(exc: ValidationError | AppError) -> dict[str, Problem]:
@@ -232,15 +241,16 @@ async def _step_page(
             session, by, shown.get("observed_practice_ids") or [], request
         )
     if step == 6:
-        q = request.query_params.get("aq", "").strip()[:200]
-        chosen = list(shown.get("addressed_to") or [])
-        found: list[str] = []
-        if q and q.isprintable():
-            matches = await registry_repository.list_organisations(
-                session, OrganisationFilter(q=q), after=None, limit=FOUND
-            )
-            found = [o.name for o in matches if o.name not in chosen]
-        context |= {"addressees": chosen, "addressees_found": found, "aq": q}
+        items = []
+        for item in shown.get("recommendation_items") or []:
+            chosen = [
+                str(a.get("organisation_id") or "EU") if isinstance(a, dict) else str(a)
+                for a in item.get("addressees") or []
+            ]
+            items.append((item.get("text") or "", chosen))
+        more = ITEM_ROWS_MORE + (2 if request.query_params.get("more") else 0)
+        organisations = sorted(((str(i), n) for i, n in known.values()), key=lambda o: fold(o[1]))
+        context |= {"items": items + [("", [])] * more, "organisations": organisations}
     context |= extra
     return page(request, "editing/visit_step.html", context, status_code=status_code)
 
@@ -333,12 +343,11 @@ async def save_step(
     here = f"/study-visits/{visit.id}/edit/{number}?saved=1"
     if go == "more":
         return RedirectResponse(here + "&more=1#delegation", status_code=303)
+    if go == "more-items":
+        return RedirectResponse(here + "&more=1#items", status_code=303)
     if go == "search-practices":
         query = (forms.text(form, "pq") or "")[:200]
         return RedirectResponse(here + "&" + _query("pq", query) + "#found", status_code=303)
-    if go == "search-addressees":
-        query = (forms.text(form, "aq") or "")[:200]
-        return RedirectResponse(here + "&" + _query("aq", query) + "#found", status_code=303)
     if go == "stay" or number == max(STEPS):
         return RedirectResponse(here, status_code=303)
     return RedirectResponse(f"/study-visits/{visit.id}/edit/{number + 1}?saved=1", status_code=303)
@@ -482,6 +491,7 @@ REVIEW_DONE = {
     "request-changes": N_("Sent back to the author with your request."),
     "publish": N_("Published, and sent to the bodies it is addressed to."),
     "scope": N_("Who may see it is changed."),
+    "withdraw": N_("Withdrawn: the hub and its mirrors remove their copies."),
 }
 
 
@@ -518,6 +528,16 @@ async def review_action(
             )
         if action == "comment":
             await service.comment_study_visit(session, visit.id, comment or "", by=by)
+        elif action == "withdraw":
+            reason = forms.text(form, "reason")
+            if not reason:
+                problems = {action: Problem(N_("Say why it is withdrawn."))}
+                return await _review_page(
+                    request, session, by, visit, problems=problems, status_code=422
+                )
+            await service.withdraw_study_visit(
+                session, visit.id, reason, expected_version=forms.version(form), by=by
+            )
         elif action == "scope":
             wanted = forms.text(form, "scope") or ""
             if wanted not in SCOPE_LABELS:

@@ -3,7 +3,8 @@
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.core import audit
@@ -15,20 +16,30 @@ from node.core.schemas import Page
 from node.core.settings import Settings
 from practices.api import WRITE_ERRORS, Limit
 from practices.schemas import GateFinding, ScopeChange
+from practices.search import visits as visit_search
 from practices.service import gate_verdicts
-from practices.study_visits import repository, service
+from practices.study_visits import recommendations, repository, service
 from practices.study_visits.models import StudyVisit
 from practices.study_visits.schemas import (
+    NoticeRead,
+    RecommendationRead,
     ReviewComment,
+    StatusChange,
     StudyVisitCreate,
     StudyVisitPublished,
     StudyVisitRead,
     StudyVisitUpdate,
     Transition,
+    VisitWithdrawal,
 )
-from practices.vocabulary import ReportStatus
+from practices.vocabulary import RecommendationStatus, ReportStatus
 
 router = APIRouter(prefix="/api/v1")
+VISIT_Q = (
+    "Words to look for in published reports (title, purpose, findings, recommendations, "
+    "observations, observed practices; never participants), in any word form; best first, "
+    "paged by the search's own cursor."
+)
 
 
 @router.get(
@@ -44,8 +55,26 @@ async def list_study_visits(
     host_country: Annotated[list[CountryParam], Query()] = [],  # noqa: B006
     cursor: str | None = None,
     limit: Limit = 50,
+    q: Annotated[str, Query(max_length=500, description=VISIT_Q)] = "",
+    searching: Annotated[visit_search.Searcher | None, Depends(visit_search.searcher)] = None,
 ) -> Page[StudyVisitRead]:
     """Published reports, and your own drafts (administrators see all). Signed-in users only."""
+    if q.strip() and searching is not None:  # the search index's order, its own cursor
+        if status and ReportStatus.published not in status:
+            return Page(items=[], next_cursor=None)
+        ids, following = await visit_search.matching_visits(
+            session,
+            searching.index,
+            q,
+            host_country=host_country,
+            languages=searching.languages,
+            cursor=cursor,
+            limit=limit,
+        )
+        found = [v for i in ids if (v := await repository.get_study_visit(session, i))]
+        audit.record_reads(session, by, "study_visit", (v.id for v in found))
+        items = [await service.study_visit_read(session, v, by=by) for v in found]
+        return Page(items=items, next_cursor=following)
     rows = await repository.list_study_visits(
         session,
         status=[str(s) for s in status],
@@ -162,6 +191,99 @@ async def change_study_visit_scope(
     )
     response.headers["ETag"] = etag(visit.version)
     return await service.study_visit_read(session, visit, by=by)
+
+
+@router.post(
+    "/study-visits/{visit_id}/withdraw",
+    response_model=StudyVisitRead,
+    tags=["study visits"],
+    responses=WRITE_ERRORS,
+)
+async def withdraw_study_visit(
+    visit_id: uuid.UUID,
+    data: VisitWithdrawal,
+    session: SessionDep,
+    by: CurrentUser,
+    version: IfMatch,
+    response: Response,
+) -> StudyVisitRead:
+    """Withdraw a published report (administrators), with the reason shown with it; the
+    federation sends a signed tombstone to the hub and every mirror."""
+    visit = await service.withdraw_study_visit(
+        session,
+        visit_id,
+        data.reason,
+        expected_version=version,
+        by=by,
+        personal_data=data.reason_code == "personal_data",
+    )
+    response.headers["ETag"] = etag(visit.version)
+    return await service.study_visit_read(session, visit, by=by)
+
+
+class FollowUp(BaseModel):
+    """A report's recommendations and the mails that told their addressees."""
+
+    recommendations: list[RecommendationRead]
+    notices: list[NoticeRead]
+
+
+@router.get(
+    "/study-visits/{visit_id}/recommendations",
+    response_model=FollowUp,
+    tags=["recommendations"],
+    responses=responses(Unauthorized, NotFound),
+)
+async def report_recommendations(
+    visit_id: uuid.UUID, session: SessionDep, by: CurrentUser
+) -> FollowUp:
+    """A report's recommendations, each with its addressees and what became of it, and
+    whether each addressee was told by mail (`notices`: National Point and author only)."""
+    visit = await service.get_study_visit(session, visit_id, by=by, audited=False)
+    told = by.is_admin or (by.user_id is not None and visit.author_id == by.user_id)
+    return FollowUp(
+        recommendations=await recommendations.reads_of(session, visit),
+        notices=await recommendations.notices_of(session, visit.id) if told else [],
+    )
+
+
+@router.get(
+    "/recommendations",
+    response_model=list[RecommendationRead],
+    tags=["recommendations"],
+    responses=responses(Unauthorized, InvalidInput),
+)
+async def list_recommendations(
+    session: SessionDep,
+    by: CurrentUser,
+    addressee: Annotated[
+        str | None, Query(description="An organisation's id, or `EU` (the EU level).")
+    ] = None,
+    status: Annotated[list[RecommendationStatus], Query()] = [],  # noqa: B006
+    open: Annotated[bool, Query(description="Only those not yet implemented or declined.")] = False,
+) -> list[RecommendationRead]:
+    """The recommendations of published reports (administrators: of every report), of one
+    addressee, in these statuses."""
+    return await recommendations.find_recommendations(
+        session, by=by, addressee=addressee, status=[str(s) for s in status], open_only=open
+    )
+
+
+@router.post(
+    "/recommendations/{recommendation_id}/status",
+    response_model=RecommendationRead,
+    tags=["recommendations"],
+    responses=WRITE_ERRORS,
+)
+async def change_recommendation_status(
+    recommendation_id: uuid.UUID, data: StatusChange, session: SessionDep, by: CurrentUser
+) -> RecommendationRead:
+    """Record what became of a recommendation, with the day and a note (the editors of an
+    organisation it is addressed to, or the National Point); audited. The report gets a new
+    version, and the status travels with it to the hub."""
+    item, visit = await recommendations.change_status(session, recommendation_id, data, by=by)
+    [read] = [r for r in await recommendations.reads_of(session, visit) if r.id == item.id]
+    return read
 
 
 @router.post(

@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,7 +25,7 @@ from practices.schemas import (
     Scope,
     check_dates,
 )
-from practices.vocabulary import ReportStatus
+from practices.vocabulary import RecommendationStatus, ReportStatus
 
 
 class DelegationMember(Schema):
@@ -59,7 +59,32 @@ class StudyVisitFields(Schema):
     scope: Scope = Field(Scope.network, description=SCOPE_HELP)
 
 
+EU_LEVEL = "EU"
+Day = date  # a field named `date` below
+ADDRESSEES_HELP = (
+    "Whom it is addressed to: organisations of the registry (by id) and/or `EU` (the EU level)."
+    " Their primary contact points are told by mail when the report is published."
+)
+
+
+class RecommendationItem(Schema):
+    """One recommendation of a report, addressed to organisations of the registry or the EU."""
+
+    text: Text
+    addressees: Annotated[
+        list[uuid.UUID | Literal["EU"]], Field(min_length=1, description=ADDRESSEES_HELP)
+    ]
+
+
 class StudyVisitCreate(StudyVisitFields):
+    recommendation_items: Annotated[
+        list[RecommendationItem],
+        Field(
+            description="The recommendations as items, each followed up by its addressees"
+            " (`recommendations` stays the report's own summary of them)."
+        ),
+    ] = []
+
     @model_validator(mode="after")
     def _dates(self) -> Self:
         check_dates(self.start_date, self.end_date)
@@ -94,6 +119,7 @@ class StudyVisitUpdate(PartialUpdate):
     recommendations: Text | None = None
     transferability: Text | None = None
     addressed_to: list[ShortText] | None = None
+    recommendation_items: list[RecommendationItem] | None = None
     scope: Scope | None = Field(None, description=SCOPE_HELP)
 
 
@@ -116,8 +142,72 @@ class CommentRead(BaseModel):
     created_at: datetime
 
 
+class AddresseeRead(BaseModel):
+    """An addressee: an organisation of the registry (its id and name), or the EU level
+    (`organisation_id` null, `eu_level` true)."""
+
+    organisation_id: uuid.UUID | None = None
+    name: str
+    eu_level: bool = False
+
+
+class StatusChangeRead(BaseModel):
+    status: RecommendationStatus
+    date: Day
+    note: str | None = None
+
+
+class RecommendationRead(BaseModel):
+    id: uuid.UUID
+    study_visit_id: uuid.UUID
+    report_title: str
+    report_status: ReportStatus
+    position: int
+    text: str
+    addressees: list[AddresseeRead]
+    status: RecommendationStatus
+    status_date: date | None
+    history: list[StatusChangeRead]
+
+
+class StatusChange(Schema):
+    """A recommendation's new status (by its addressee's editors or the National Point)."""
+
+    status: RecommendationStatus
+    note: Text | None = Field(None, description="What was decided or done; kept on this node.")
+    date: Annotated[Day | None, Field(description="The day it took effect (default: today).")] = (
+        None
+    )
+
+
+class NoticeRead(BaseModel):
+    """The mail telling an addressee of a published report: `pending`, `sent`, `failed`
+    (retried; `last_error` says why) or `no_contact` (no primary contact point with an
+    e-mail address)."""
+
+    organisation_id: uuid.UUID
+    name: str
+    state: str
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+
+
+class VisitWithdrawal(Schema):
+    reason: Annotated[Text, Field(description="Why it is withdrawn; shown with the report.")]
+    reason_code: Literal["personal_data"] | None = Field(
+        None,
+        description="`personal_data`: the report named someone. Its free text and participants"
+        " are erased on this node, and the federation purges every earlier body of it wherever"
+        " it travelled (a signed redaction to the hub and every mirror).",
+    )
+
+
 class StudyVisitRead(StudyVisitFields):
     model_config = ConfigDict(extra="ignore")
+
+    recommendation_items: list[RecommendationRead] = []
+    withdrawn_reason: str | None = None
 
     delegation: list[DelegationMember] = []  # a draft begun in steps may have none yet
 

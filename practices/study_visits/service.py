@@ -14,11 +14,18 @@ from node.core.schemas import given
 from node.core.settings import Settings
 from practices import repository as practices
 from practices.schemas import Scope, check_dates
-from practices.service import check_confirmed, check_links, check_scope, confirmation, scope_detail
-from practices.study_visits import repository
+from practices.service import (
+    ERASED_TITLE,
+    check_confirmed,
+    check_links,
+    check_scope,
+    confirmation,
+    scope_detail,
+)
+from practices.study_visits import recommendations, repository
 from practices.study_visits.models import StudyVisit, StudyVisitComment
 from practices.study_visits.schemas import StudyVisitCreate, StudyVisitRead, StudyVisitUpdate
-from practices.tasks import STUDY_VISIT_CHANGED
+from practices.tasks import STUDY_VISIT_CHANGED, STUDY_VISIT_LEAKED
 
 VISIT_TRANSITIONS = {
     # action: (from, to, who) — who: "author" or "admin"
@@ -48,7 +55,12 @@ async def study_visit_read(
 ) -> StudyVisitRead:
     """``by`` None: an export by the operator. Review comments are between the author and the
     National Point: others (and exports) see none."""
-    values = {k: getattr(visit, k) for k in StudyVisitRead.model_fields if k != "comments"}
+    values = {
+        k: getattr(visit, k)
+        for k in StudyVisitRead.model_fields
+        if k not in ("comments", "recommendation_items")
+    }
+    values["recommendation_items"] = await recommendations.reads_of(session, visit)
     if by is None or not (by.is_admin or _is_author(by, visit)):
         return StudyVisitRead.model_validate(values | {"comments": []})
     comments = await repository.comments_of(session, visit.id)
@@ -79,6 +91,8 @@ async def _check_visit_refs(
                 raise InvalidInput(
                     f"observed_practice_ids.{index}", f"no practice with id {practice_id}"
                 )
+    if data.recommendation_items:
+        await recommendations.check_items(session, data.recommendation_items)
 
 
 async def create_study_visit(
@@ -95,7 +109,9 @@ async def create_study_visit(
     await _check_visit_refs(session, data)
     if data.ref and await repository.ref_owner(session, data.ref):
         raise Conflict(f"The ref '{data.ref}' is already used by another report.")
-    values = data.model_dump(mode="json", exclude={"start_date", "end_date"})
+    values = data.model_dump(
+        mode="json", exclude={"start_date", "end_date", "recommendation_items"}
+    )
     visit = StudyVisit(
         author_id=author_id or by.user_id,
         is_sample=is_sample,
@@ -104,12 +120,16 @@ async def create_study_visit(
         end_date=data.end_date,
         **values,
     )
+    visit.recommendation_items = []  # a new report's collection, loaded (async: never lazily)
+    recommendations.set_items(visit, data.recommendation_items)
     if status in ("submitted", "published"):
         visit.submitted_at = utcnow()
     if status == "published":
         visit.published_at = utcnow()
     session.add(visit)
     await session.flush()
+    if status == "published":
+        recommendations.queue_notices(session, visit, ())
     audit.record(session, by, action="create", entity_type="study_visit", entity_id=visit.id)
     return visit
 
@@ -132,6 +152,7 @@ async def update_study_visit(
     await _check_visit_refs(session, data)
     values = given(data, mode="json")
     python = given(data)
+    values.pop("recommendation_items", None)
     for name in ("start_date", "end_date"):
         if name in values:
             values[name] = python[name]
@@ -145,6 +166,14 @@ async def update_study_visit(
     scope = scope_detail(visit.scope, values["scope"]) if "scope" in changed else {}
     for name in changed:
         setattr(visit, name, values[name])
+    if data.recommendation_items is not None and recommendations.set_items(
+        visit, data.recommendation_items
+    ):
+        changed.append("recommendation_items")
+        if visit.status == "published":  # a new addressee is told too
+            recommendations.queue_notices(
+                session, visit, await recommendations.notified(session, visit.id)
+            )
     if changed:
         visit.updated_at = utcnow()
         await session.flush()
@@ -234,6 +263,10 @@ async def transition_study_visit(
     if target == "published":
         visit.published_at = now
         outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
+        recommendations.mark_received(visit)
+        recommendations.queue_notices(
+            session, visit, await recommendations.notified(session, visit.id)
+        )
     visit.updated_at = now
     if comment:
         add_comment(session, visit, by, comment, action)
@@ -274,3 +307,71 @@ async def comment_study_visit(
     await session.flush()
     audit.record(session, by, action="comment", entity_type="study_visit", entity_id=visit.id)
     return visit
+
+
+async def withdraw_study_visit(
+    session: AsyncSession,
+    visit_id: uuid.UUID,
+    reason: str,
+    *,
+    expected_version: int,
+    by: Principal,
+    personal_data: bool = False,
+) -> StudyVisit:
+    """Withdraw a published report (the National Point), with the reason shown with it: it
+    leaves the lists of other users, and the federation sends a signed tombstone to the hub
+    and every mirror. For `personal_data` (the report named someone), its free text is
+    erased here too, and the federation purges every earlier body of it wherever it
+    travelled, as for a practice."""
+    if not by.is_admin:
+        raise Forbidden("Only the National Point's administrators withdraw reports.")
+    visit = await get_study_visit(session, visit_id, by=by, audited=False)
+    check_version(expected_version, visit.version, "report")
+    if visit.status != "published":
+        raise Conflict(f"A {visit.status} report cannot be withdrawn: only a published one.")
+    detail: dict[str, Any] = {"reason": reason}
+    if personal_data:  # no word of what leaked is kept, in the audit log either
+        detail = {"reason_code": "personal_data", "erased": await erase_free_text(session, visit)}
+    visit.status = "withdrawn"
+    visit.withdrawn_reason = reason
+    visit.updated_at = utcnow()
+    await session.flush()
+    outbox.enqueue(session, STUDY_VISIT_CHANGED, visit.id)
+    if personal_data:  # after the change's own work (the feed's tombstone, the index)
+        outbox.enqueue(session, STUDY_VISIT_LEAKED, visit.id)
+    audit.record(
+        session,
+        by,
+        action="withdraw",
+        entity_type="study_visit",
+        entity_id=visit.id,
+        detail={"version": visit.version, "status": visit.status, **detail},
+    )
+    return visit
+
+
+VISIT_FREE_TEXT = (
+    "purpose",
+    "programme",
+    "observations",
+    "findings",
+    "recommendations",
+    "transferability",
+)
+
+
+async def erase_free_text(session: AsyncSession, visit: StudyVisit) -> list[str]:
+    """Erase a report's free text (its title and purpose replaced by a marker, the rest and
+    its participants emptied, its recommendations' words and notes replaced), and return
+    the fields erased."""
+    for name in VISIT_FREE_TEXT:
+        setattr(visit, name, None)
+    visit.title, visit.purpose = ERASED_TITLE, ERASED_TITLE
+    visit.participant_names = []
+    items = await recommendations.erase_text(session, visit.id, ERASED_TITLE)
+    return [
+        "title",
+        *VISIT_FREE_TEXT,
+        "participant_names",
+        *(["recommendation_items"] if items else []),
+    ]

@@ -61,6 +61,7 @@ NOT_EXPORTED = {
     "author_id",
     "comments",
     "submitted_at",
+    "withdrawn_reason",
     "published_at",
     "observed_practice_ids",
 }
@@ -150,10 +151,30 @@ async def _resolve_refs(session: AsyncSession, raw: dict[str, Any]) -> None:
                     with_role=False,
                 )
             )[0]
+    for index, item in enumerate(raw.get("recommendation_items") or []):
+        if isinstance(item, dict) and isinstance(item.get("addressees"), list):
+            item["addressees"] = [
+                await _addressee(session, a, f"recommendation_items.{index}.addressees.{at}")
+                for at, a in enumerate(item["addressees"])
+            ]
     if "observed_practice_refs" in raw:
         raw["observed_practice_ids"] = await _practice_ids(
             session, raw.pop("observed_practice_refs")
         )
+
+
+async def _addressee(session: AsyncSession, value: Any, field: str) -> Any:
+    """A recommendation's addressee as the export names it: `EU`, an organisation's id, or
+    its ref (replaced by its id)."""
+    if not isinstance(value, str) or value == "EU":
+        return value
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        found = await registry.find_organisation_by_ref(session, value)
+        if found is None:
+            raise ValueError(f"{field}: no organisation with ref '{value}'") from None
+        return str(found.id)
 
 
 async def _practice_ids(session: AsyncSession, refs: Any) -> list[str]:
@@ -188,6 +209,14 @@ async def export_study_visits(
         for member in row["delegation"]:
             if member.get("home_organisation"):
                 member["home_organisation"] = _link_ref(member["home_organisation"], org_refs)
+        row["recommendation_items"] = [
+            {
+                "text": item.text,
+                "addressees": [org_refs.get(o, str(o)) for o in item.organisation_ids]
+                + (["EU"] if item.eu_level else []),
+            }
+            for item in visit.recommendation_items
+        ]
         row["observed_practice_refs"] = [
             practice_refs[i] for i in map(str, visit.observed_practice_ids) if i in practice_refs
         ]

@@ -25,6 +25,7 @@ from tests.conftest import Database, run_cli
 from tests.federation.forgery import BODY, NOW, Peer, due_now, enrolled_hub, held_records, rows
 from tests.federation.test_migrations import migrate
 from tests.federation.test_sync import cli, start, wait_for
+from tests.leaks import raw_traces
 
 LEAK = "Quorvex Blandry"  # a person no gate can know
 # The running hub pulls its node by itself, every second.
@@ -33,38 +34,8 @@ MIRROR = {"INTEGRA_COUNTRY": "FR"}
 
 
 def traces(db: str) -> list[str]:
-    """Where a word of the leak is in a database, case-insensitively: (SQLite) the raw bytes
-    of its files, the write-ahead log and its index included; (PostgreSQL) every column of
-    every table that holds text (text, json, arrays, full-text vectors)."""
-    words = [word.lower() for word in LEAK.split()]
-    if db.startswith("sqlite"):
-        path = Path(db.removeprefix("sqlite:///"))
-        found = []
-        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            data = file.read_bytes().lower() if file.exists() else b""
-            found += [f"{file.name}: {word}" for word in words if word.encode() in data]
-        return found
-    engine = create_engine(sync_url(db))
-    found = []
-    with engine.connect() as conn:
-        columns = conn.execute(
-            text(
-                "SELECT table_name, column_name FROM information_schema.columns"
-                " WHERE table_schema = 'public' AND data_type IN"
-                " ('text', 'character varying', 'character', 'json', 'jsonb', 'tsvector',"
-                " 'ARRAY', 'USER-DEFINED')"
-            )
-        ).all()
-        for table, column in columns:
-            for word in words:
-                hits = conn.scalar(
-                    text(f'SELECT count(*) FROM "{table}" WHERE lower("{column}"::text) LIKE :w'),
-                    {"w": f"%{word}%"},
-                )
-                if hits:
-                    found.append(f"{table}.{column}: {word}")
-    engine.dispose()
-    return found
+    """Where a word of the leak is in a database, case-insensitively, as stored."""
+    return raw_traces(db, LEAK.split())
 
 
 def whole_feed(url: str) -> tuple[str, list[dict[str, Any]]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import String, Text, create_engine, func, select, text
+from sqlalchemy import String, Text, create_engine, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.types import JSON
@@ -29,9 +29,10 @@ from node.core.models import (
 from node.core.settings import Settings, sync_url
 from node.core.text import fold
 from practices.models import Practice, PracticeOrganisation
-from practices.study_visits.models import StudyVisit, StudyVisitComment
+from practices.needs.models import Need
+from practices.study_visits.models import Recommendation, StudyVisit, StudyVisitComment
 from registry.models import ContactPoint, Organisation, Protocol, ProtocolParty
-from tests import factories
+from tests import factories, leaks
 from tests.conftest import Database
 from tests.federation.test_erasure import hub_process, node_process, whole_feed
 from tests.federation.test_sync import cli, wait_for
@@ -145,6 +146,22 @@ def plant(session: Session) -> dict[str, Any]:
     )
     session.add(visit)
     session.flush()
+    session.add(
+        Recommendation(
+            study_visit_id=visit.id,
+            text="Invite the Attica liaison officer to the network.",
+            eu_level=True,
+            status="under_consideration",
+            history=[
+                {"status": "received", "date": "2026-04-01", "note": None},
+                {
+                    "status": "under_consideration",
+                    "date": "2026-04-09",
+                    "note": f"Discussed with {LATIN} by phone.",
+                },
+            ],
+        )
+    )
     session.add_all(
         [
             StudyVisitComment(
@@ -164,6 +181,15 @@ def plant(session: Session) -> dict[str, Any]:
                 created_at=utcnow(),
             ),
         ]
+    )
+    session.add(
+        Need(
+            organisation_id=org.id,
+            kind="training",
+            description=f"Training on risk assessment; {GREEK} has the programme.",
+            recorded_by_id=maria.id,
+            recorded_by_label=EMAIL,
+        )
     )
     draft = Practice(
         kind="practice",
@@ -244,6 +270,9 @@ PLANTED = {
     ("study_visit.participant", "participant_names"),
     ("study_visit.author", "author_id"),
     ("study_visit_comment", "(comment)"),
+    ("need", "description"),
+    ("recommendation", "history"),
+    ("need.recorder", "recorded_by"),
 }
 
 
@@ -395,51 +424,9 @@ PT = {"INTEGRA_COUNTRY": "PT"}
 
 
 def raw_traces(db: str, *, vacuum: bool = True) -> list[str]:
-    """Every needle in a database as stored: (SQLite) the bytes of its files, the write-ahead
-    log included, after VACUUM (of a database nobody serves); (PostgreSQL) every column that
-    holds text (text, JSON, arrays, full-text vectors)."""
-    if db.startswith("sqlite"):
-        path = Path(db.removeprefix("sqlite:///"))
-        if vacuum:
-            engine = create_engine(db)
-            with engine.connect() as conn:
-                conn.exec_driver_sql("VACUUM")
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            engine.dispose()
-        found = []
-        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            data = file.read_bytes() if file.exists() else b""
-            lowered = data.lower()
-            for needle in NEEDLES:
-                for form in {needle, needle.lower(), fold(needle)}:
-                    if form.encode() in data or form.encode() in lowered:
-                        found.append(f"{file.name}: {form}")
-        return found
-    engine = create_engine(sync_url(db))
-    found = []
-    with engine.connect() as conn:
-        columns = conn.execute(
-            text(
-                "SELECT table_name, column_name FROM information_schema.columns"
-                " WHERE table_schema = 'public' AND data_type IN"
-                " ('text', 'character varying', 'character', 'json', 'jsonb', 'tsvector',"
-                " 'ARRAY', 'USER-DEFINED')"
-            )
-        ).all()
-        for table, column in columns:
-            for needle in NEEDLES:
-                hits = conn.scalar(
-                    text(
-                        f'SELECT count(*) FROM "{table}" WHERE strpos("{column}"::text, :n) > 0'
-                        f' OR strpos(lower("{column}"::text), :low) > 0'
-                        f' OR strpos("{column}"::text, :folded) > 0'
-                    ),
-                    {"n": needle, "low": needle.lower(), "folded": fold(needle)},
-                )
-                if hits:
-                    found.append(f"{table}.{column}: {needle}")
-    engine.dispose()
-    return found
+    """Every needle in a database as stored (the bytes of SQLite's files after VACUUM, every
+    text column of PostgreSQL), as written, lower-cased and folded."""
+    return leaks.raw_traces(db, NEEDLES, fold=fold, vacuum=vacuum)
 
 
 def plant_in(db: str) -> dict[str, Any]:
