@@ -12,7 +12,7 @@ that takes `WebPrincipal` (so the header knows who reads) and returns
 string goes through `_()` (templates) or `N_()` (Python, translated where shown) and into the
 five catalogues (`babel.cfg` says how); a vocabulary code is shown with `vocab(Enum, code)`.
 A form carries `<input type="hidden" name="csrf_token" value="{{ csrf_token }}">`. Then add
-the page to a journey in `tests/web/test_browser.py`, through `look()`.
+the page to a journey in `tests/web/test_browser.py`, through `look()` (tests/web/conftest.py).
 """
 
 from collections.abc import Awaitable, Callable
@@ -34,8 +34,10 @@ from node.web import (
     admin,
     directory,
     editing,
+    followup,
     guards,
     hubops,
+    needs,
     pool,
     records,
     registry_contacts,
@@ -81,6 +83,7 @@ def create_web(state: State) -> FastAPI:
     web.include_router(records.router, dependencies=csrf)
     web.include_router(directory.router, dependencies=csrf)
     web.include_router(visits.router, dependencies=csrf)
+    web.include_router(followup.router, dependencies=csrf)
     web.include_router(pool.router, dependencies=csrf)
     web.include_router(account.router, dependencies=csrf)
     web.include_router(registry_edit.router, dependencies=csrf)
@@ -88,6 +91,7 @@ def create_web(state: State) -> FastAPI:
     web.include_router(admin.router, dependencies=csrf)
     web.include_router(hubops.router, dependencies=csrf)
     web.include_router(accounts.router, dependencies=csrf)
+    web.include_router(needs.router, dependencies=csrf)
     guards.install(web)
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
     web.get("/docs", include_in_schema=False)(_docs)

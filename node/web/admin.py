@@ -22,7 +22,7 @@ from federation.schemas import Release
 from node.core import audit
 from node.core.deps import SessionDep
 from node.core.errors import AppError
-from node.web import forms
+from node.web import editing, forms, visit_form
 from node.web.guards import Admin
 from node.web.i18n import N_
 from node.web.render import page
@@ -35,6 +35,8 @@ AUDIT_PAGE = 50
 EDIT = {"practice": "/practices/{id}/edit", "study_visit": "/study-visits/{id}/edit/1"}
 READ = {"practice": "/practices/{id}", "study_visit": "/study-visits/{id}"}
 RECORD_TYPES = {"practice": N_("Practice"), "study_visit": N_("Study-visit report")}
+# Where a held word was found, as the record's form names the field.
+FIELD_LABELS = {"practice": editing.FIELD_LABELS, "study_visit": visit_form.FIELD_LABELS}
 # The gate's detectors (each hit names its own in English: the msgid), as a reviewer reads them.
 DETECTORS = {
     name: name
@@ -90,6 +92,7 @@ async def _queue_page(
         "read": READ,
         "record_types": RECORD_TYPES,
         "detectors": DETECTORS,
+        "field_labels": FIELD_LABELS,
         "problems": problems or {},
         "justification": justification or {},
         "released": released,

@@ -12,8 +12,10 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import update
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation.models import GateHold
 from node.core.auth import ANONYMOUS, Principal, hash_token, principal_for_token
 from node.core.db import utcnow
 from node.core.deps import SessionDep
@@ -62,15 +64,26 @@ async def check_csrf(request: Request) -> None:
         raise CsrfRefused()
 
 
+async def queue_size(session: AsyncSession) -> int:
+    """How many records the personal-data gate holds for an administrator's review."""
+    held = await session.scalar(
+        select(func.count()).select_from(GateHold).where(GateHold.status == "held")
+    )
+    return int(held or 0)
+
+
 async def web_principal(request: Request, session: SessionDep) -> Principal:
     """The signed-in user of this browser, or the anonymous reader (an expired or revoked
-    session reads as signed out)."""
+    session reads as signed out). An administrator's every page shows the size of the review
+    queue (`request.state.queue_size`)."""
     token = request.cookies.get(SESSION_COOKIE)
     principal = await principal_for_token(session, token) if token else None
     if token and principal is None:
         request.state.drop_session = True
     principal = principal or ANONYMOUS
     request.state.principal = principal
+    if principal.is_admin:
+        request.state.queue_size = await queue_size(session)
     return principal
 
 

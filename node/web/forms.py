@@ -8,14 +8,15 @@ by the form field's name (`phones.0.number`, `address.street`).
 """
 
 import re
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from node.core.errors import AppError, InvalidInput
+from node.core.errors import AppError, InvalidInput, NotFound, PreconditionFailed
 from node.web.i18n import N_
 
 LIST_SPLIT = re.compile(r"[\n,;]+")
@@ -76,6 +77,20 @@ BY_TEXT = [
     ("contains the account's e-mail", N_("The password contains the account's e-mail address.")),
     ("is not an e-mail address", N_("Not an e-mail address.")),
     ("is already used by", N_("This reference is already used by another record.")),
+    ("this party is listed twice", N_("This organisation is listed twice.")),
+    ("a peer's URL starts with https://", N_("Not a web address (https://…).")),
+    (
+        "is plain http:// to another machine",
+        N_("Another machine is reached over https:// (plain http:// only on this machine)."),
+    ),
+    (
+        "only where an organisation of yours is a party",
+        N_("Name at least one of your organisations among the parties."),
+    ),
+    (
+        "must still include an organisation you are",
+        N_("Name at least one of your organisations among the parties."),
+    ),
     (
         "is already registered to",
         N_("This identifier is already registered to another organisation."),
@@ -84,7 +99,8 @@ BY_TEXT = [
 OTHER = N_("Not accepted: %(reason)s")
 
 
-def _said(text: str) -> Problem:
+def said(text: str) -> Problem:
+    """A service's refusal in its own (English) words, as the catalogue's message for it."""
     for start, message in BY_TEXT:
         if start in text:
             return Problem(message)
@@ -100,7 +116,7 @@ def problems_of(error: ValidationError) -> dict[str, Problem]:
             context = {k: v for k, v in (item.get("ctx") or {}).items() if isinstance(v, int)}
             problem = Problem(BY_TYPE[item["type"]], context)
         else:
-            problem = _said(str(item["msg"]).removeprefix("Value error, "))
+            problem = said(str(item["msg"]).removeprefix("Value error, "))
         out.setdefault(name, problem)
     return out
 
@@ -108,8 +124,48 @@ def problems_of(error: ValidationError) -> dict[str, Problem]:
 def problem_of(error: AppError, default_field: str = "form") -> dict[str, Problem]:
     """A service's refusal, at its field (`InvalidInput`) or for the whole form."""
     if isinstance(error, InvalidInput):
-        return {f["field"]: _said(f["message"]) for f in error.fields}
-    return {default_field: _said(str(error))}
+        return {f["field"]: said(f["message"]) for f in error.fields}
+    return {default_field: said(str(error))}
+
+
+def refused(error: AppError) -> dict[str, Problem]:
+    """A registry service's refusal: a taken reference at the `ref` field, else the form's."""
+    return problem_of(error, "ref" if "ref '" in str(error) else "form")
+
+
+@dataclass
+class Outcome:
+    """What became of a form sent: the record stored, or the refusals by field, or `stale`
+    (someone else saved the record since the form was drawn: the service's 412)."""
+
+    record: Any = None
+    problems: dict[str, Problem] = field(default_factory=dict)
+    stale: bool = False
+
+
+async def submit(
+    schema: type[BaseModel], values: dict[str, Any], store: Callable[[Any], Awaitable[Any]]
+) -> Outcome:
+    """Validate the form's values with the API's schema, then `store` them with the service:
+    the same rules as the API, each refusal beside its field."""
+    try:
+        data = schema.model_validate(values)
+    except ValidationError as error:
+        return Outcome(problems=problems_of(error))
+    try:
+        return Outcome(record=await store(data))
+    except PreconditionFailed:
+        return Outcome(stale=True)
+    except AppError as error:
+        return Outcome(problems=refused(error))
+
+
+def parse_id(value: str, what: str) -> uuid.UUID:
+    """An id from the address (a malformed one is simply not found)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"No {what} with id {value[:60]}.") from None
 
 
 def text(form: FormData, name: str) -> str | None:

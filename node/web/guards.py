@@ -1,8 +1,8 @@
 """Who may open the working pages: signed-in users, editors and administrators.
 
 A reader who is not signed in is sent to the sign-in page (and back afterwards); a signed-in
-user without the role sees a page that says so (403), never the form. Administrators' pages
-carry the size of the review queue in the header (`request.state.queue_size`).
+user without the role sees a page that says so (403), never the form. Administrators see the
+size of the review queue on every page (`deps.web_principal`).
 """
 
 from typing import Annotated
@@ -10,11 +10,8 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
 
-from federation.models import GateHold
 from node.core.auth import Principal, UserRole
-from node.core.deps import SessionDep
 from node.web.deps import WebPrincipal
 from node.web.render import page
 
@@ -27,32 +24,23 @@ class NotAllowed(Exception):
     """The signed-in user may not open this page or change this record."""
 
 
-async def queue_size(session: SessionDep) -> int:
-    held = await session.scalar(
-        select(func.count()).select_from(GateHold).where(GateHold.status == "held")
-    )
-    return int(held or 0)
-
-
-async def signed_in(request: Request, session: SessionDep, by: WebPrincipal) -> Principal:
-    """Any signed-in user (the queue's size shown to administrators)."""
+async def signed_in(by: WebPrincipal) -> Principal:
+    """Any signed-in user."""
     if not by.is_signed_in:
         raise SignInNeeded()
-    if by.is_admin:
-        request.state.queue_size = await queue_size(session)
     return by
 
 
-async def staff(request: Request, session: SessionDep, by: WebPrincipal) -> Principal:
+async def staff(by: WebPrincipal) -> Principal:
     """An editor or an administrator."""
-    by = await signed_in(request, session, by)
+    by = await signed_in(by)
     if by.role not in (UserRole.admin, UserRole.editor):
         raise NotAllowed()
     return by
 
 
-async def admin(request: Request, session: SessionDep, by: WebPrincipal) -> Principal:
-    by = await staff(request, session, by)
+async def admin(by: WebPrincipal) -> Principal:
+    by = await staff(by)
     if not by.is_admin:
         raise NotAllowed()
     return by

@@ -180,7 +180,7 @@ async def enrol(request: Request, session: SessionDep, by: Admin) -> Response:
         problems["country"] = Problem(N_("Two letters, e.g. GR."))
     url_problem = peer_url_problem(given["url"], allow_insecure=settings.allow_insecure_peers)
     if url_problem:
-        problems["url"] = Problem(forms.OTHER, {"reason": url_problem})
+        problems["url"] = forms.said(url_problem)
     if not given["fingerprint"]:
         problems["fingerprint"] = Problem(N_("This field is required."))
     if not problems:

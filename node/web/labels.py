@@ -5,6 +5,7 @@ one catalogue per language holds every label. `tests/web/test_catalogues.py` che
 code of these vocabularies has a label and every label a translation.
 """
 
+import re
 from enum import StrEnum
 
 from node.web.i18n import N_
@@ -17,6 +18,7 @@ from practices.vocabulary import (
     OutcomeRating,
     PracticeKind,
     ProcessFocus,
+    RecommendationStatus,
     ReportStatus,
     ReviewLabel,
     Setting,
@@ -211,6 +213,14 @@ LABELS: dict[type[StrEnum], dict[str, str]] = {
         "submitted": N_("Submitted for review"),
         "changes_requested": N_("Changes requested"),
         "published": N_("Published"),
+        "withdrawn": N_("Withdrawn"),
+    },
+    RecommendationStatus: {
+        "received": N_("Received"),
+        "under_consideration": N_("Under consideration"),
+        "accepted": N_("Accepted"),
+        "implemented": N_("Implemented"),
+        "declined": N_("Declined"),
     },
 }
 
@@ -241,3 +251,121 @@ def label(vocabulary: type[StrEnum], code: str) -> str:
     if str(code) not in labels and vocabulary is PracticeKind:
         return RECORD_KINDS.get(str(code), str(code))
     return labels.get(str(code), str(code))
+
+
+# --- the service's own words: audit entries and the federation's refusals ----------------
+
+AUDIT_ACTIONS = {
+    "create": N_("created"),
+    "update": N_("changed"),
+    "read": N_("read"),
+    "submit": N_("submitted for review"),
+    "publish": N_("published"),
+    "withdraw": N_("withdrawn"),
+    "request-changes": N_("changes requested"),
+    "comment": N_("commented"),
+    "scope": N_("sharing scope changed"),
+    "archive": N_("archived"),
+    "erase": N_("erased"),
+    "release": N_("released from the review queue"),
+    "export": N_("exported"),
+    "retention": N_("removed at the end of its retention period"),
+    "privacy_export": N_("personal data exported on request"),
+    "privacy_erase": N_("personal data erased on request"),
+    "login": N_("signed in"),
+    "login_failed": N_("failed sign-in"),
+    "token_issue": N_("access token issued"),
+    "token_revoke": N_("access token revoked"),
+    "password_change": N_("password changed"),
+    "password_reset": N_("password reset through a link"),
+    "reset_link_issue": N_("password reset link issued"),
+    "key_create": N_("signing key created"),
+    "key_rotate": N_("signing key rotated"),
+    "key_confirm": N_("key confirmed"),
+    "key_rotation_held": N_("key rotation waiting for confirmation"),
+    "key_rotation_refused": N_("key rotation refused"),
+    "enrol": N_("node enrolled"),
+    "revoke": N_("key revoked"),
+    "ignore": N_("ignored"),
+}
+AUDIT_RECORDS = {
+    "practice": N_("Practice"),
+    "study_visit": N_("Study-visit report"),
+    "organisation": N_("Organisation"),
+    "contact_point": N_("Contact point"),
+    "protocol": N_("Cooperation protocol"),
+    "user": N_("User"),
+    "node_key": N_("Signing key of this node"),
+    "peer": N_("Enrolled node"),
+    "peer_key": N_("Key of an enrolled node"),
+    "privacy_request": N_("Request about personal data"),
+    "privacy": N_("Personal data"),
+}
+AUDIT_DETAILS = {
+    "version": N_("Version"),
+    "fields": N_("Fields"),
+    "status": N_("Status"),
+    "previous": N_("Before"),
+    "reason": N_("Reason"),
+    "justification": N_("Justification"),
+    "hold": N_("Entry of the review queue"),
+    "origin": N_("Origin"),
+    "role": N_("Role"),
+    "url": N_("Address"),
+    "count": N_("Number"),
+    "organisations": N_("Organisations"),
+}
+# The federation's refusals and sync errors (English, from the services), by what they say:
+# the first pattern found gives the sentence a reader is shown; the text itself stays beside
+# it as the technical detail.
+REFUSALS = [
+    (
+        (
+            r"ConnectError|ReadError|WriteError|RemoteProtocolError|NetworkError|"
+            r"connection (refused|reset)|connection attempts failed|Name or service not known"
+        ),
+        N_("The node could not be reached at its address."),
+    ),
+    (r"Timeout|too slow", N_("The node did not answer in time.")),
+    (r"answered [45]\d\d", N_("The node answered with an error.")),
+    (
+        r"feed waits here|awaiting confirmation",
+        N_("Signed by a new key not confirmed yet: the feed waits here."),
+    ),
+    (r"not enrolled here", N_("Signed by a key this hub does not know.")),
+    (r"after its revocation", N_("Signed by a revoked key.")),
+    (r"outside the validity window", N_("Signed outside its key's period of validity.")),
+    (
+        r"signature does not match|signature is not valid",
+        N_("The signature does not match: altered in transit or forged."),
+    ),
+    (r"altered in transit", N_("The content is not the one signed: altered in transit.")),
+    (r"sequence .* was due|not an integer", N_("An entry is missing or out of order in the feed.")),
+    (r"a replay of version", N_("An earlier version sent again.")),
+    (r"already held with other content", N_("The same version with different content.")),
+    (r"^personal data", N_("It looks like personal data.")),
+    (r"withheld", N_("Withheld: its origin removed this record's contents.")),
+    (
+        r"namespace|in the feed of|a node the hub's directory does not list",
+        N_("A record of another node."),
+    ),
+    (
+        r"not the federation schema|exactly the fields|unknown|not an envelope|carries",
+        N_("Not in the federation's format."),
+    ),
+    (
+        r"process syncing this peer stopped|ran past its limit",
+        N_("The sync stopped before its end; it is tried again."),
+    ),
+    (r"database is locked|OperationalError", N_("The database was busy; it is tried again.")),
+]
+OTHER_REFUSAL = N_("Refused (see the technical detail).")
+_REFUSALS = [(re.compile(pattern, re.IGNORECASE), message) for pattern, message in REFUSALS]
+
+
+def refusal(reason: str | None) -> str:
+    """The untranslated sentence (msgid) for a refusal or sync error of the federation."""
+    for pattern, message in _REFUSALS:
+        if pattern.search(reason or ""):
+            return message
+    return OTHER_REFUSAL

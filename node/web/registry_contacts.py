@@ -9,30 +9,34 @@ from typing import Any
 import phonenumbers
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from node.core.auth import Principal
 from node.core.deps import SessionDep
-from node.core.errors import AppError, NotFound, PreconditionFailed
+from node.core.errors import NotFound
 from node.web import forms
 from node.web.forms import Problem
 from node.web.guards import NotAllowed, Staff
 from node.web.i18n import N_
-from node.web.registry_edit import (
-    form_choices,
-    organisation_for,
-    parse_id,
-    refused,
-    stale_edit,
-    validated,
-)
+from node.web.labels import label
+from node.web.registry_edit import form_choices, form_state, organisation_for, stale_edit
 from node.web.render import page
 from registry import service
 from registry.models import ContactPoint, Organisation, Protocol
-from registry.schemas import ContactPointCreate, ContactPointUpdate, ProtocolUpdate
+from registry.schemas import (
+    ContactPointCreate,
+    ContactPointUpdate,
+    ProtocolCreate,
+    ProtocolUpdate,
+)
+from registry.vocabulary import PartyRole
 
 router = APIRouter()
+PARTY_ROWS = 4  # the parties' rows a new protocol's form offers
+PARTY_ROWS_MAX = 20  # rows read from a form sent
+PARTY_CHOICES = 1000  # organisations offered as parties
 PHONE_ROWS = 3  # phone lines a form offers beyond those recorded
 CONTACT_FIELDS = {
     "name": N_("Name"),
@@ -110,29 +114,23 @@ def contact_values(form: FormData) -> dict[str, Any]:
 
 def _contact_page(
     request: Request,
-    values: dict[str, Any],
-    *,
     organisation: Organisation,
     contact: ContactPoint | None,
-    version: int,
-    problems: dict[str, Problem] | None = None,
-    stale: dict[str, Any] | None = None,
-    saved: bool = False,
+    state: dict[str, Any],
     status_code: int = 200,
 ) -> HTMLResponse:
-    phones = list(values.get("phones") or [])
+    phones = list(state["values"].get("phones") or [])
     phones += [{"number": "", "type": "landline"}] * (PHONE_ROWS if not phones else 1)
-    context = form_choices(request) | {
-        "values": values,
-        "phones": phones,
-        "organisation": organisation,
-        "contact": contact,
-        "version": version,
-        "problems": problems or {},
-        "stale": stale,
-        "saved": saved,
-        "example_phone": example_number(organisation.country),
-    }
+    context = (
+        form_choices(request)
+        | state
+        | {
+            "phones": phones,
+            "organisation": organisation,
+            "contact": contact,
+            "example_phone": example_number(organisation.country),
+        }
+    )
     return page(request, "registry_edit/contact_point.html", context, status_code=status_code)
 
 
@@ -154,7 +152,7 @@ async def new_contact(
 ) -> HTMLResponse:
     organisation = await organisation_for(session, organisation_id, by)
     values = {"status": "active", "languages": organisation.languages}
-    return _contact_page(request, values, organisation=organisation, contact=None, version=0)
+    return _contact_page(request, organisation, None, form_state(values, version=0))
 
 
 @router.post("/organisations/{organisation_id}/contact-points/new", response_class=HTMLResponse)
@@ -163,29 +161,21 @@ async def create_contact(
 ) -> Response:
     organisation = await organisation_for(session, organisation_id, by)
     values = contact_values(await request.form())
-    data, problems = await validated(ContactPointCreate, values)
-    if data is not None:
-        try:
-            contact = await service.create_contact_point(session, organisation.id, data, by=by)
-        except AppError as error:
-            problems = refused(error)
-        else:
-            return RedirectResponse(f"/contact-points/{contact.id}/edit?saved=1", 303)
-    return _contact_page(
-        request,
+    done = await forms.submit(
+        ContactPointCreate,
         values,
-        organisation=organisation,
-        contact=None,
-        version=0,
-        problems=problems,
-        status_code=422,
+        lambda data: service.create_contact_point(session, organisation.id, data, by=by),
     )
+    if done.record is not None:
+        return RedirectResponse(f"/contact-points/{done.record.id}/edit?saved=1", 303)
+    state = form_state(values, version=0, problems=done.problems)
+    return _contact_page(request, organisation, None, state, status_code=422)
 
 
 async def _contact_for(
     session: AsyncSession, contact_id: str, by: Principal
 ) -> tuple[ContactPoint, Organisation]:
-    contact = await session.get(ContactPoint, parse_id(contact_id, "contact point"))
+    contact = await session.get(ContactPoint, forms.parse_id(contact_id, "contact point"))
     if contact is None:
         raise NotFound(f"No contact point with id {contact_id}.")
     organisation = await organisation_for(session, str(contact.organisation_id), by)
@@ -208,14 +198,8 @@ async def edit_contact(
     contact, organisation = await _contact_for(session, contact_id, by)
     await service.read_contact_point(session, contact.id, by=by)  # audited as a read
     values = _contact_shown(contact, organisation.country)
-    return _contact_page(
-        request,
-        values,
-        organisation=organisation,
-        contact=contact,
-        version=contact.version,
-        saved=bool(saved),
-    )
+    state = form_state(values, version=contact.version, saved=bool(saved))
+    return _contact_page(request, organisation, contact, state)
 
 
 @router.post("/contact-points/{contact_id}/edit", response_class=HTMLResponse)
@@ -225,50 +209,47 @@ async def save_contact(
     contact, organisation = await _contact_for(session, contact_id, by)
     form = await request.form()
     values, sent = contact_values(form), forms.version(form)
-    data, problems = await validated(ContactPointUpdate, values)
-    if data is not None:
-        try:
-            await service.update_contact_point(
-                session, contact.id, data, expected_version=sent, by=by
-            )
-        except PreconditionFailed:
-            current = _contact_shown(contact, organisation.country) | {"version": contact.version}
-            stale = stale_edit(request, values, current, sent, CONTACT_FIELDS)
-            return _contact_page(
-                request,
-                values,
-                organisation=organisation,
-                contact=contact,
-                version=contact.version,
-                stale=stale,
-                status_code=412,
-            )
-        except AppError as error:
-            problems = refused(error)
-        else:
-            return RedirectResponse(f"/contact-points/{contact.id}/edit?saved=1", 303)
-    return _contact_page(
-        request,
+    done = await forms.submit(
+        ContactPointUpdate,
         values,
-        organisation=organisation,
-        contact=contact,
-        version=sent,
-        problems=problems,
-        status_code=422,
+        lambda data: service.update_contact_point(
+            session, contact.id, data, expected_version=sent, by=by
+        ),
     )
+    if done.stale:
+        current = _contact_shown(contact, organisation.country) | {"version": contact.version}
+        stale = stale_edit(request, values, current, sent, CONTACT_FIELDS)
+        state = form_state(values, version=contact.version, stale=stale)
+        return _contact_page(request, organisation, contact, state, status_code=412)
+    if done.record is not None:
+        return RedirectResponse(f"/contact-points/{contact.id}/edit?saved=1", 303)
+    state = form_state(values, version=sent, problems=done.problems)
+    return _contact_page(request, organisation, contact, state, status_code=422)
 
 
 # --- protocols ----------------------------------------------------------------------------
 
 
 def protocol_values(form: FormData) -> dict[str, Any]:
-    values = {name: forms.text(form, name) for name in PROTOCOL_FIELDS}
+    values: dict[str, Any] = {name: forms.text(form, name) for name in PROTOCOL_FIELDS}
     values["country"] = (values["country"] or "").upper() or None
     return values
 
 
+def party_values(form: FormData) -> list[dict[str, Any]]:
+    """The parties' rows of the new-protocol form (the rows left empty skipped)."""
+    parties = []
+    for index in range(PARTY_ROWS_MAX):
+        organisation = forms.text(form, f"parties.{index}.organisation_id")
+        if organisation is None:
+            continue
+        role = forms.text(form, f"parties.{index}.role") or "party"
+        parties.append({"organisation_id": organisation, "role": role, "row": index})
+    return parties
+
+
 async def _protocol_for(session: AsyncSession, protocol_id: str, by: Principal) -> Protocol:
-    protocol = await service.get_protocol(session, parse_id(protocol_id, "protocol"))
+    protocol = await service.get_protocol(session, forms.parse_id(protocol_id, "protocol"))
     if not (by.is_admin or any(by.may_edit(p.organisation_id) for p in protocol.parties)):
         raise NotAllowed()
     return protocol
@@ -278,23 +259,11 @@ async def _protocol_page(
     request: Request,
     session: AsyncSession,
     protocol: Protocol,
-    values: dict[str, Any],
-    *,
-    version: int,
-    problems: dict[str, Problem] | None = None,
-    stale: dict[str, Any] | None = None,
-    saved: bool = False,
+    state: dict[str, Any],
     status_code: int = 200,
 ) -> HTMLResponse:
     [read] = await service.protocol_reads(session, [protocol])
-    context = form_choices(request) | {
-        "values": values,
-        "protocol": read,
-        "version": version,
-        "problems": problems or {},
-        "stale": stale,
-        "saved": saved,
-    }
+    context = form_choices(request) | state | {"protocol": read}
     return page(request, "registry_edit/protocol.html", context, status_code=status_code)
 
 
@@ -303,15 +272,93 @@ async def _protocol_shown(session: AsyncSession, protocol: Protocol) -> dict[str
     return read.model_dump(mode="json")
 
 
+async def _party_choices(session: AsyncSession, by: Principal) -> dict[str, Any]:
+    """The organisations a new protocol may name, the editor's own first."""
+    rows = (
+        await session.execute(
+            select(Organisation.id, Organisation.name)
+            .where(Organisation.status != "archived")
+            .order_by(Organisation.name)
+            .limit(PARTY_CHOICES)
+        )
+    ).all()
+    own = [(str(r.id), r.name) for r in rows if by.may_edit(r.id)]
+    others = [(str(r.id), r.name) for r in rows if not by.may_edit(r.id)]
+    return {"own_organisations": own, "other_organisations": others}
+
+
+async def _new_protocol_page(
+    request: Request,
+    session: AsyncSession,
+    by: Principal,
+    values: dict[str, Any],
+    problems: dict[str, Problem] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    rows = {p["row"]: p for p in values.get("parties") or []}
+    parties = [
+        rows.get(index, {"organisation_id": "", "role": "party"}) for index in range(PARTY_ROWS)
+    ]
+    context = form_choices(request) | form_state(values, version=0, problems=problems)
+    context |= await _party_choices(session, by)
+    context |= {"parties": parties, "party_roles": _party_roles()}
+    return page(request, "registry_edit/protocol_new.html", context, status_code=status_code)
+
+
+def _party_roles() -> list[tuple[str, str]]:
+    return [(str(code), label(PartyRole, str(code))) for code in PartyRole]
+
+
+def _party_problems(problems: dict[str, Problem], parties: list[dict[str, Any]]) -> None:
+    """The refusals of `parties.<n>.…` (numbered among the rows filled) at the row shown."""
+    for name in [n for n in problems if n.startswith("parties.")]:
+        _, index, *rest = name.split(".")
+        if index.isdigit() and int(index) < len(parties):
+            row = parties[int(index)]["row"]
+            problems[f"parties.{row}.{rest[0] if rest else 'organisation_id'}"] = problems.pop(name)
+    if "parties" in problems and problems["parties"].message in (
+        forms.BY_TYPE["too_short"],
+        forms.BY_TYPE["missing"],
+    ):
+        problems["parties"] = Problem(N_("Name at least two parties."))
+
+
+@router.get("/registry/protocols/new", response_class=HTMLResponse)
+async def new_protocol(request: Request, session: SessionDep, by: Staff) -> HTMLResponse:
+    values = {"status": "draft", "country": request.app.state.settings.country}
+    return await _new_protocol_page(request, session, by, values)
+
+
+@router.post("/registry/protocols/new", response_class=HTMLResponse)
+async def create_protocol(request: Request, session: SessionDep, by: Staff) -> Response:
+    form = await request.form()
+    values = protocol_values(form)
+    parties = party_values(form)
+    sent = values | {
+        "status": values["status"] or "draft",
+        "parties": [{k: v for k, v in p.items() if k != "row"} for p in parties],
+    }
+    done = await forms.submit(
+        ProtocolCreate, sent, lambda data: service.create_protocol(session, data, by=by)
+    )
+    if done.record is not None:
+        return RedirectResponse(f"/protocols/{done.record.id}/edit?saved=1", 303)
+    problems = done.problems
+    if "form" in problems and "parties" not in problems:  # who may record it: the parties
+        problems["parties"] = problems.pop("form")
+    _party_problems(problems, parties)
+    values["parties"] = parties
+    return await _new_protocol_page(request, session, by, values, problems, status_code=422)
+
+
 @router.get("/protocols/{protocol_id}/edit", response_class=HTMLResponse)
 async def edit_protocol(
     request: Request, session: SessionDep, by: Staff, protocol_id: str, saved: str = ""
 ) -> HTMLResponse:
     protocol = await _protocol_for(session, protocol_id, by)
     values = await _protocol_shown(session, protocol)
-    return await _protocol_page(
-        request, session, protocol, values, version=protocol.version, saved=bool(saved)
-    )
+    state = form_state(values, version=protocol.version, saved=bool(saved))
+    return await _protocol_page(request, session, protocol, state)
 
 
 @router.post("/protocols/{protocol_id}/edit", response_class=HTMLResponse)
@@ -321,26 +368,19 @@ async def save_protocol(
     protocol = await _protocol_for(session, protocol_id, by)
     form = await request.form()
     values, sent = protocol_values(form), forms.version(form)
-    data, problems = await validated(ProtocolUpdate, values)
-    if data is not None:
-        try:
-            await service.update_protocol(session, protocol.id, data, expected_version=sent, by=by)
-        except PreconditionFailed:
-            current = await _protocol_shown(session, protocol)
-            stale = stale_edit(request, values, current, sent, PROTOCOL_FIELDS)
-            return await _protocol_page(
-                request,
-                session,
-                protocol,
-                values,
-                version=protocol.version,
-                stale=stale,
-                status_code=412,
-            )
-        except AppError as error:
-            problems = refused(error)
-        else:
-            return RedirectResponse(f"/protocols/{protocol.id}/edit?saved=1", 303)
-    return await _protocol_page(
-        request, session, protocol, values, version=sent, problems=problems, status_code=422
+    done = await forms.submit(
+        ProtocolUpdate,
+        values,
+        lambda data: service.update_protocol(
+            session, protocol.id, data, expected_version=sent, by=by
+        ),
     )
+    if done.stale:
+        current = await _protocol_shown(session, protocol)
+        stale = stale_edit(request, values, current, sent, PROTOCOL_FIELDS)
+        state = form_state(values, version=protocol.version, stale=stale)
+        return await _protocol_page(request, session, protocol, state, status_code=412)
+    if done.record is not None:
+        return RedirectResponse(f"/protocols/{protocol.id}/edit?saved=1", 303)
+    state = form_state(values, version=sent, problems=done.problems)
+    return await _protocol_page(request, session, protocol, state, status_code=422)

@@ -10,21 +10,18 @@ field. Every form carries the version it was drawn from: when someone else saved
 them again over the new version.
 """
 
-import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from node.core.auth import Principal
 from node.core.deps import SessionDep
-from node.core.errors import AppError, NotFound, PreconditionFailed
 from node.core.text import fold
 from node.web import forms, i18n
 from node.web.forms import Problem
@@ -93,15 +90,27 @@ ORGANISATION_FIELDS = {
 }
 
 
-def parse_id(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound(f"No {what} with id {value[:60]}.") from None
-
-
 def _choices(vocabulary: Any) -> list[tuple[str, str]]:
     return [(str(code), label(vocabulary, str(code))) for code in vocabulary]
+
+
+def form_state(
+    values: dict[str, Any],
+    *,
+    version: int,
+    problems: dict[str, Problem] | None = None,
+    stale: dict[str, Any] | None = None,
+    saved: bool = False,
+) -> dict[str, Any]:
+    """What every registry form's page shows of the form: its values, the version it was
+    drawn from, the refusals by field, an overtaken edit, or that it was saved."""
+    return {
+        "values": values,
+        "version": version,
+        "problems": problems or {},
+        "stale": stale,
+        "saved": saved,
+    }
 
 
 def form_choices(request: Request) -> dict[str, Any]:
@@ -152,15 +161,6 @@ def _show(request: Request) -> Callable[[str, Any], str]:
     return shown
 
 
-async def validated(
-    schema: type[BaseModel], values: dict[str, Any]
-) -> tuple[Any, dict[str, Problem]]:
-    try:
-        return schema.model_validate(values), {}
-    except ValidationError as error:
-        return None, forms.problems_of(error)
-
-
 def stale_edit(
     request: Request,
     mine: dict[str, Any],
@@ -180,10 +180,6 @@ def stale_edit(
         for name in forms.differences(mine, current, labels)
     ]
     return {"sent": sent_version, "current": current["version"], "rows": rows}
-
-
-def refused(error: AppError) -> dict[str, Problem]:
-    return forms.problem_of(error, "ref" if "ref '" in str(error) else "form")
 
 
 # --- the registry page: what an editor keeps, and what is due for a check ------------------
@@ -283,30 +279,24 @@ def organisation_values(form: FormData) -> dict[str, Any]:
 
 def _organisation_page(
     request: Request,
-    values: dict[str, Any],
-    *,
     organisation: Organisation | None,
-    version: int,
-    problems: dict[str, Problem] | None = None,
-    stale: dict[str, Any] | None = None,
-    saved: bool = False,
+    state: dict[str, Any],
     status_code: int = 200,
 ) -> HTMLResponse:
-    context = form_choices(request) | {
-        "values": values,
-        "organisation": organisation,
-        "version": version,
-        "problems": problems or {},
-        "labels": ORGANISATION_FIELDS,
-        "stale": stale,
-        "saved": saved,
-    }
+    context = (
+        form_choices(request)
+        | state
+        | {
+            "organisation": organisation,
+            "labels": ORGANISATION_FIELDS,
+        }
+    )
     return page(request, "registry_edit/organisation.html", context, status_code=status_code)
 
 
 async def organisation_for(session: AsyncSession, organisation_id: str, by: Principal) -> Any:
     organisation = await service.get_organisation(
-        session, parse_id(organisation_id, "organisation")
+        session, forms.parse_id(organisation_id, "organisation")
     )
     if not by.may_edit(organisation.id):
         raise NotAllowed()
@@ -316,23 +306,19 @@ async def organisation_for(session: AsyncSession, organisation_id: str, by: Prin
 @router.get("/registry/organisations/new", response_class=HTMLResponse)
 async def new_organisation(request: Request, by: Admin) -> HTMLResponse:
     values = {"status": "active", "country": request.app.state.settings.country}
-    return _organisation_page(request, values, organisation=None, version=0)
+    return _organisation_page(request, None, form_state(values, version=0))
 
 
 @router.post("/registry/organisations/new", response_class=HTMLResponse)
 async def create_organisation(request: Request, session: SessionDep, by: Admin) -> Response:
     values = organisation_values(await request.form())
-    data, problems = await validated(OrganisationCreate, values)
-    if data is not None:
-        try:
-            created = await service.create_organisation(session, data, by=by)
-        except AppError as error:
-            problems = refused(error)
-        else:
-            return RedirectResponse(f"/organisations/{created.id}/edit?saved=1", status_code=303)
-    return _organisation_page(
-        request, values, organisation=None, version=0, problems=problems, status_code=422
+    done = await forms.submit(
+        OrganisationCreate, values, lambda data: service.create_organisation(session, data, by=by)
     )
+    if done.record is not None:
+        return RedirectResponse(f"/organisations/{done.record.id}/edit?saved=1", status_code=303)
+    state = form_state(values, version=0, problems=done.problems)
+    return _organisation_page(request, None, state, status_code=422)
 
 
 @router.get("/organisations/{organisation_id}/edit", response_class=HTMLResponse)
@@ -341,9 +327,8 @@ async def edit_organisation(
 ) -> HTMLResponse:
     organisation = await organisation_for(session, organisation_id, by)
     values = service.organisation_read(organisation).model_dump(mode="json")
-    return _organisation_page(
-        request, values, organisation=organisation, version=organisation.version, saved=bool(saved)
-    )
+    state = form_state(values, version=organisation.version, saved=bool(saved))
+    return _organisation_page(request, organisation, state)
 
 
 @router.post("/organisations/{organisation_id}/edit", response_class=HTMLResponse)
@@ -353,32 +338,19 @@ async def save_organisation(
     organisation = await organisation_for(session, organisation_id, by)
     form = await request.form()
     values, sent = organisation_values(form), forms.version(form)
-    data, problems = await validated(OrganisationUpdate, values)
-    if data is not None:
-        try:
-            await service.update_organisation(
-                session, organisation.id, data, expected_version=sent, by=by
-            )
-        except PreconditionFailed:
-            current = service.organisation_read(organisation).model_dump(mode="json")
-            stale = stale_edit(request, values, current, sent, ORGANISATION_FIELDS)
-            return _organisation_page(
-                request,
-                values,
-                organisation=organisation,
-                version=organisation.version,
-                stale=stale,
-                status_code=412,
-            )
-        except AppError as error:
-            problems = refused(error)
-        else:
-            return RedirectResponse(f"/organisations/{organisation.id}/edit?saved=1", 303)
-    return _organisation_page(
-        request,
+    done = await forms.submit(
+        OrganisationUpdate,
         values,
-        organisation=organisation,
-        version=sent,
-        problems=problems,
-        status_code=422,
+        lambda data: service.update_organisation(
+            session, organisation.id, data, expected_version=sent, by=by
+        ),
     )
+    if done.stale:
+        current = service.organisation_read(organisation).model_dump(mode="json")
+        stale = stale_edit(request, values, current, sent, ORGANISATION_FIELDS)
+        state = form_state(values, version=organisation.version, stale=stale)
+        return _organisation_page(request, organisation, state, status_code=412)
+    if done.record is not None:
+        return RedirectResponse(f"/organisations/{organisation.id}/edit?saved=1", 303)
+    state = form_state(values, version=sent, problems=done.problems)
+    return _organisation_page(request, organisation, state, status_code=422)

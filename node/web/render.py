@@ -15,7 +15,14 @@ from starlette.responses import HTMLResponse
 
 from node.web import i18n
 from node.web.deps import csrf_token
-from node.web.labels import VOCABULARIES, label
+from node.web.labels import (
+    AUDIT_ACTIONS,
+    AUDIT_DETAILS,
+    AUDIT_RECORDS,
+    VOCABULARIES,
+    label,
+    refusal,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -50,6 +57,10 @@ def _environment(language: str) -> Environment:
     def vocab(vocabulary: type[StrEnum], code: str) -> str:
         return gettext(label(vocabulary, code))
 
+    def said(table: dict[str, str]) -> Any:
+        """A code of the service (an audit action, a record type) as a reader reads it."""
+        return lambda code: gettext(table[code]) if code in table else code
+
     env.globals |= {
         "vocab": vocab,
         "marked": marked,
@@ -58,6 +69,12 @@ def _environment(language: str) -> Environment:
         "day": lambda value: i18n.format_day(value, language),
         "day_text": lambda value: i18n.format_day(_iso_day(value), language),
         "number": lambda value: i18n.format_number(value, language),
+        "audit_action": said(AUDIT_ACTIONS),
+        "audit_record": said(AUDIT_RECORDS),
+        "audit_detail": said(AUDIT_DETAILS),
+        "refusal": lambda reason: gettext(refusal(reason)),
+        "AUDIT_ACTIONS": AUDIT_ACTIONS,
+        "AUDIT_RECORDS": AUDIT_RECORDS,
         "LANGUAGES": i18n.LANGUAGES,
         **VOCABULARIES,
     }

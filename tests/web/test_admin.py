@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation import keys
 from node.core.settings import Settings
-from node.web import accounts, admin, hubops, registry_contacts, registry_edit
+from node.web import accounts, admin, hubops, i18n, labels, registry_contacts, registry_edit
 from tests.conftest import Database, free_port
 from tests.factories import create_contact, create_organisation, make_user, publish_practice
 from tests.federation.conftest import signing_key
@@ -194,6 +194,91 @@ async def test_every_form_refuses_a_request_without_its_token(
     assert (await client.get(f"/api/v1/organisations/{own}")).json()["version"] == 1
 
 
+async def test_an_editor_adds_a_protocol_one_of_their_organisations_is_party_to(
+    client: httpx.AsyncClient, registry: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The API's rules beside their fields, and the editor's own rule: one of their
+    organisations among the parties."""
+    own, other = registry["own"]["id"], registry["other"]["id"]
+    await sign_in(client, "reader@example.org")
+    assert (await client.get("/registry/protocols/new")).status_code == 403
+    await sign_in(client, "editor@example.org")
+    assert 'id="new-protocol"' in (await client.get("/registry/edit")).text
+    page = await client.get("/registry/protocols/new")
+    assert page.status_code == 200
+    token = {"csrf_token": csrf_of(page.text)}
+
+    empty = await client.post("/registry/protocols/new", data=token)
+    assert empty.status_code == 422
+    assert 'id="err-title"' in empty.text and 'id="err-parties"' in empty.text
+    assert "Name at least two parties." in empty.text
+    sent = token | {"title": "Athens exit protocol", "country": "gr"}
+    theirs = sent | {"parties.0.organisation_id": other, "parties.1.organisation_id": other}
+    refused = await client.post("/registry/protocols/new", data=theirs)
+    assert refused.status_code == 422 and 'id="err-parties"' in refused.text
+    assert "Name at least one of your organisations among the parties." in refused.text
+    twice = sent | {"parties.0.organisation_id": own, "parties.2.organisation_id": own}
+    refused = await client.post("/registry/protocols/new", data=twice)
+    assert 'id="err-parties-2-organisation_id"' in refused.text  # at the row the user filled
+    assert "This organisation is listed twice." in refused.text
+    both = sent | {
+        "parties.0.organisation_id": own,
+        "parties.1.organisation_id": other,
+        "parties.1.role": "lead",
+        "signed_date": "2026-01-10",
+    }
+    refused = await client.post(
+        "/registry/protocols/new", data=both | {"review_date": "2025-01-01"}
+    )
+    assert refused.status_code == 422 and 'id="err-review_date"' in refused.text
+    assert f'<option value="{other}" selected>' in refused.text  # nothing typed is lost
+
+    created = await client.post(
+        "/registry/protocols/new", data=both | {"review_date": "2027-01-10"}
+    )
+    assert created.status_code == 303, created.text[:2000]
+    assert created.headers["location"].endswith("/edit?saved=1")
+    protocol_id = created.headers["location"].split("/")[2]
+    read = (await client.get(f"/api/v1/protocols/{protocol_id}")).json()
+    assert read["title"] == "Athens exit protocol" and read["country"] == "GR"
+    assert {(p["organisation_id"], p["role"]) for p in read["parties"]} == {
+        (own, "party"),
+        (other, "lead"),
+    }
+    assert (await client.get(created.headers["location"])).status_code == 200  # theirs to edit
+
+
+async def test_every_admin_page_shows_the_review_queues_size(
+    client: httpx.AsyncClient, registry: dict[str, Any], signing_key: Any
+) -> None:
+    await publish_practice(
+        client,
+        registry["admin"],
+        title="Leaky mentoring",
+        description="Ask Eleni Papadopoulou for the training materials.",
+    )
+    await sign_in(client, "admin@example.org")
+    users = await client.get("/admin/users")
+    user_page = re.search(r'href="(/admin/users/[0-9a-f-]+)"', users.text).group(1)  # type: ignore[union-attr]
+    for url in (
+        "/admin",
+        "/admin/review",
+        "/admin/users",
+        user_page,
+        "/admin/audit",
+        "/admin/federation",
+        "/registry/edit",
+        "/registry/protocols/new",
+        "/my-work",
+        "/",
+    ):
+        shown = await client.get(url)
+        assert shown.status_code == 200, url
+        assert '<span class="queue-size" id="queue-size">1</span>' in shown.text, url
+        if url.startswith("/admin"):  # and beside the administration's own menu
+            assert 'id="subnav-queue-size">1</span>' in shown.text, url
+
+
 async def test_enrolment_refuses_an_address_where_no_node_answers(
     client: httpx.AsyncClient, registry: dict[str, Any], signing_key: Any
 ) -> None:
@@ -257,6 +342,11 @@ async def test_an_admin_releases_a_held_record_and_finds_it_in_the_audit_log(
     assert '<span class="queue-size" id="queue-size">0</span>' in after.text
     log = await client.get("/admin/audit", params={"action": "release"})
     assert why in log.text and "admin@example.org" in log.text
+    assert "released from the review queue" in log.text and "<code>release</code>" not in log.text
+    french = await client.get(
+        "/admin/audit", params={"action": "release"}, headers={"Accept-Language": "fr"}
+    )
+    assert "libéré de la file de revue" in french.text  # the action, as a reader says it
     again = await client.post(
         f"/admin/review/{hold_id}/release", data={"csrf_token": token, "justification": why}
     )
@@ -409,3 +499,16 @@ async def test_failed_web_sign_ins_are_audited_and_throttled(
         "/api/v1/audit-log", params={"action": "login_failed"}, headers=registry["admin"]
     )
     assert [e["detail"]["via"] for e in log.json()["items"]] == ["web"] * 3
+
+
+@pytest.mark.parametrize(
+    ("said", "french"),
+    [
+        ("ConnectError: All connection attempts failed", "Le nœud est injoignable à son adresse."),
+        ("sequence 7 where 5 was due", "Une entrée manque ou n'est pas à sa place dans le flux."),
+        ("personal data: an e-mail address in description", "Cela ressemble à des données"),
+        ("something nobody foresaw", "Refusé (voir le détail technique)."),
+    ],
+)
+def test_the_federations_refusals_are_told_in_the_readers_language(said: str, french: str) -> None:
+    assert i18n.gettext_for("fr")(labels.refusal(said)).startswith(french)

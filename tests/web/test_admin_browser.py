@@ -1,5 +1,6 @@
 """The working pages in a real browser: registry editing with a stale edit, the review queue and
-the audit log, a password reset through its link, and the hub enrolling a node. One Greek node
+the audit log, a password reset through its link, and the hub enrolling a node, receiving a
+practice published on it in the browser, and showing it failing once it stops. One Greek node
 serves the module; the hub's journey stops it, so that journey stays last.
 
 Run alone: .venv/bin/pytest tests/web/test_admin_browser.py -m browser -n 0 (screenshots as in
@@ -9,51 +10,40 @@ import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from node import migrations
-from tests.conftest import run_cli
+from tests.web.conftest import DESKTOP, add_users, cli, errors_of, look, serve, stop, wait_until
 
+pytestmark = pytest.mark.browser
 ADMIN, EDITOR = "np-admin@example.org", "np-editor@example.org"
 BROWSER_PASSWORD = "a long enough password for tests"
 GREEK_ORG, OTHER_ORG = "gr-epanodos", "gr-ekam"
-
-
-def _users(db: str, data_dir: Path, env: dict[str, str], *users: tuple[str, ...]) -> None:
-    for email, role, *orgs in users:
-        extra = [a for org in orgs for a in ("--org", org)]
-        done = run_cli(
-            "user", "add", email, "--role", role, *extra, "--password-stdin",
-            database_url=db, data_dir=data_dir, env=env, stdin=BROWSER_PASSWORD + "\n",
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A Greek node with its feed and the sample data, an administrator and an editor of one
     organisation, and a practice the personal-data gate holds."""
-    from tests.web.test_browser import _cli, _serve
-
     root = tmp_path_factory.mktemp("admin-node")
     db = f"sqlite:///{root / 'gr.db'}"
     migrations.upgrade(db)
     env = {"INTEGRA_COUNTRY": "GR", "INTEGRA_SECRET_KEY": "x" * 40}
     with ThreadPoolExecutor() as pool:  # each command starts a Python: side by side
-        keyed = pool.submit(_cli, db, root / "gr", "keys", "init", env=env)
-        _users(db, root / "gr", env, (ADMIN, "admin"))
+        keyed = pool.submit(cli, db, root / "gr", "keys", "init", env=env)
+        add_users(db, root / "gr", env, [(ADMIN, "admin", [])], BROWSER_PASSWORD)
         fingerprint = re.search(r"fingerprint\s+([0-9a-z ]+)", keyed.result())
     assert fingerprint
-    process, url = _serve(
+    process, url = serve(
         "gr", root, env | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(root / "gr")},
         "--sample-data",
     )  # fmt: skip
-    try:
-        _users(db, root / "gr", env, (EDITOR, "editor", GREEK_ORG))  # once the sample is in
+    try:  # the editor once the sample's organisations are in
+        add_users(db, root / "gr", env, [(EDITOR, "editor", [GREEK_ORG])], BROWSER_PASSWORD)
         login = {"email": ADMIN, "password": BROWSER_PASSWORD}
         token = httpx.post(f"{url}/api/v1/auth/token", json=login).json()["token"]
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
@@ -85,8 +75,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         }
         api.close()
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)
 
 
 def _organisations(api: httpx.Client) -> list[dict[str, Any]]:
@@ -94,45 +83,22 @@ def _organisations(api: httpx.Client) -> list[dict[str, Any]]:
     return list(listed.json()["items"])
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from tests.web.test_browser import CHROMIUM
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
-
-
-def _signed_in(chromium: Any, url: str, email: str, locale: str = "en-GB") -> Any:
-    from playwright.sync_api import expect
-
-    from tests.web.test_browser import DESKTOP
-
-    context = chromium.new_context(base_url=url, locale=locale, viewport=DESKTOP)
+def _signed_in(browser: Any, url: str, email: str, locale: str = "en-GB") -> Any:
+    context = browser.new_context(base_url=url, locale=locale, viewport=DESKTOP)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors_of(page)
     page.goto("/sign-in")
     page.locator("#email").fill(email)
     page.locator("#password").fill(BROWSER_PASSWORD)
     page.locator("form.stacked button").click()
     expect(page.locator("header .who")).to_have_text(email)
-    page.errors = errors
     return page
 
 
-@pytest.mark.browser
 def test_an_editor_meets_a_stale_edit_made_in_another_browser(
-    chromium: Any, node: dict[str, Any]
+    browser: Any, node: dict[str, Any]
 ) -> None:
-    from playwright.sync_api import expect
-
-    from tests.web.test_browser import look
-
-    editor = _signed_in(chromium, node["url"], EDITOR, locale="fr-FR")
+    editor = _signed_in(browser, node["url"], EDITOR, locale="fr-FR")
     editor.locator('header a[href="/registry/edit"]').click()
     expect(editor.locator("h1")).to_have_text("Mon registre")
     expect(editor.locator("#editable .hit")).to_have_count(1)
@@ -141,7 +107,7 @@ def test_an_editor_meets_a_stale_edit_made_in_another_browser(
     expect(editor.locator("#f-name")).to_be_visible()
     look(editor, "organisation-edit")
 
-    admin = _signed_in(chromium, node["url"], ADMIN)  # meanwhile, in another browser
+    admin = _signed_in(browser, node["url"], ADMIN)  # meanwhile, in another browser
     admin.goto(f"/organisations/{node['own']}/edit")
     admin.locator("#f-region").fill("Attica and the islands")
     admin.locator("#save").click()
@@ -175,6 +141,21 @@ def test_an_editor_meets_a_stale_edit_made_in_another_browser(
     expect(editor.locator("#f-phones-0-number")).to_have_value("21 0555 0199")
     look(editor, "contact-point-edit")
 
+    editor.locator('header a[href="/registry/edit"]').click()  # a protocol of theirs
+    editor.locator("#new-protocol").click()
+    editor.locator("#f-title").fill("Protocole de sortie d'Athènes")
+    editor.locator("#f-parties-0-organisation_id").select_option(node["other"])
+    editor.locator("#save").click()  # the editor's organisation is not among the parties
+    expect(editor.locator("#err-parties")).to_be_visible()
+    expect(editor.locator("#err-title")).to_have_count(0)
+    look(editor, "protocol-new-refused")
+    editor.locator("#f-parties-1-organisation_id").select_option(node["own"])
+    editor.locator("#f-parties-1-role").select_option("lead")
+    editor.locator("#save").click()
+    expect(editor.locator("#saved")).to_be_visible()
+    expect(editor.locator("#f-title")).to_have_value("Protocole de sortie d'Athènes")
+    look(editor, "protocol-new-saved")
+
     for url in (f"/organisations/{node['other']}/edit", "/admin", "/admin/users"):
         editor.goto(url)
         expect(editor.locator("#not-allowed")).to_be_visible()
@@ -184,15 +165,10 @@ def test_an_editor_meets_a_stale_edit_made_in_another_browser(
     admin.context.close()
 
 
-@pytest.mark.browser
 def test_in_a_browser_an_admin_releases_a_held_record_and_finds_it_in_the_audit_log(
-    chromium: Any, node: dict[str, Any]
+    browser: Any, node: dict[str, Any]
 ) -> None:
-    from playwright.sync_api import expect
-
-    from tests.web.test_browser import look
-
-    admin = _signed_in(chromium, node["url"], ADMIN, locale="el-GR")
+    admin = _signed_in(browser, node["url"], ADMIN, locale="el-GR")
     admin.locator('header a[href="/admin"]').click()
     expect(admin.locator("#queue-size")).to_have_text("1")
     look(admin, "admin")
@@ -213,6 +189,7 @@ def test_in_a_browser_an_admin_releases_a_held_record_and_finds_it_in_the_audit_
     admin.locator("#released a").click()
     expect(admin.locator("#audit")).to_contain_text(why)
     expect(admin.locator("#audit")).to_contain_text(ADMIN)
+    expect(admin.locator("#audit")).to_contain_text("αποδεσμεύτηκε από την ουρά ελέγχου")
     look(admin, "audit-log")
     admin.locator('.subnav a[href="/admin/federation"]').click()
     expect(admin.locator("#feed-state")).to_be_visible()
@@ -236,15 +213,10 @@ def test_in_a_browser_an_admin_releases_a_held_record_and_finds_it_in_the_audit_
     admin.context.close()
 
 
-@pytest.mark.browser
 def test_a_user_resets_a_forgotten_password_through_the_link(
-    chromium: Any, node: dict[str, Any]
+    browser: Any, node: dict[str, Any]
 ) -> None:
-    from playwright.sync_api import expect
-
-    from tests.web.test_browser import DESKTOP, look
-
-    admin = _signed_in(chromium, node["url"], ADMIN, locale="pt-PT")
+    admin = _signed_in(browser, node["url"], ADMIN, locale="pt-PT")
     admin.goto("/admin/users")
     look(admin, "users")
     admin.locator("#f-email").fill("forgetful@example.org")
@@ -255,7 +227,7 @@ def test_a_user_resets_a_forgotten_password_through_the_link(
     look(admin, "user")
     admin.context.close()
 
-    context = chromium.new_context(base_url=node["url"], locale="bg-BG", viewport=DESKTOP)
+    context = browser.new_context(base_url=node["url"], locale="bg-BG", viewport=DESKTOP)
     user = context.new_page()
     user.goto(link)
     look(user, "reset")
@@ -276,60 +248,88 @@ def test_a_user_resets_a_forgotten_password_through_the_link(
     context.close()
 
 
-@pytest.mark.browser
-def test_the_hub_enrols_a_node_by_fingerprint_and_shows_it_failing_once_stopped(
-    chromium: Any, node: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+def test_the_hub_enrols_a_node_gets_a_practice_published_on_it_and_shows_it_failing_once_stopped(
+    browser: Any, node: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """The hub enrols the Greek node, then the node stops: this journey ends the node, so it
-    is the module's last."""
-    from playwright.sync_api import expect
-
-    from tests.web.test_browser import _cli, _serve, look
-
+    """The hub enrols the Greek node by its key's fingerprint; the node's National Point
+    publishes a practice in the browser, and the hub's search page finds it after the hub's
+    round; then the node stops and the hub's status page says so. This journey ends the
+    node, so it is the module's last."""
     root = tmp_path_factory.mktemp("admin-hub")
     db = f"sqlite:///{root / 'hub.db'}"
     migrations.upgrade(db)
     env = {"INTEGRA_COUNTRY": "EU", "INTEGRA_ROLE": "hub", "INTEGRA_HUB_SYNC_INTERVAL": "PT1S"}
     with ThreadPoolExecutor() as pool:
-        keyed = pool.submit(_cli, db, root / "hub", "keys", "init", env=env)
-        _users(db, root / "hub", env, (ADMIN, "admin"))
+        keyed = pool.submit(cli, db, root / "hub", "keys", "init", env=env)
+        add_users(db, root / "hub", env, [(ADMIN, "admin", [])], BROWSER_PASSWORD)
         keyed.result()
-    hub, hub_url = _serve(
+    hub, hub_url = serve(
         "hub", root, env | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(root / "hub")}
     )
     try:
-        admin = _signed_in(chromium, hub_url, ADMIN)
-        admin.goto("/admin/federation")
-        expect(admin.locator("#no-peers")).to_be_visible()
-        admin.locator("#f-country").fill("GR")
-        admin.locator("#f-url").fill(node["url"])
-        admin.locator("#f-fingerprint").fill("0000 " + node["fingerprint"][5:])
-        admin.locator("#enrol").click()
-        expect(admin.locator("#err-fingerprint")).to_be_visible()  # a key swapped on the way
-        look(admin, "hub-enrol-refused")
-        admin.locator("#f-fingerprint").fill(node["fingerprint"])
-        admin.locator("#enrol").click()
-        expect(admin.locator("#done")).to_be_visible()
-        status = admin.locator("#peer-GR .peer-status")
-        _reload_until(admin, status, "in step")
-        look(admin, "hub-nodes")
+        operator = _signed_in(browser, hub_url, ADMIN)
+        operator.goto("/admin/federation")
+        expect(operator.locator("#no-peers")).to_be_visible()
+        operator.locator("#f-country").fill("GR")
+        operator.locator("#f-url").fill(node["url"])
+        operator.locator("#f-fingerprint").fill("0000 " + node["fingerprint"][5:])
+        operator.locator("#enrol").click()
+        expect(operator.locator("#err-fingerprint")).to_be_visible()  # a key swapped on the way
+        look(operator, "hub-enrol-refused")
+        operator.locator("#f-fingerprint").fill(node["fingerprint"])
+        operator.locator("#enrol").click()
+        expect(operator.locator("#done")).to_be_visible()
+        status = operator.locator("#peer-GR .peer-status")
+        _reload_until(operator, status, "in step")
+        look(operator, "hub-nodes")
 
+        publisher = _signed_in(browser, node["url"], ADMIN, locale="el-GR")  # on the node
+        publisher.goto("/practices/new")
+        publisher.locator("#f-kind").select_option("practice")
+        publisher.locator("#f-title").fill(PUBLISHED)
+        publisher.locator("#f-summary").fill("Released young people keep bees with mentors.")
+        publisher.locator("#f-description").fill("Weekly sessions at a community apiary.")
+        publisher.locator("#save").click()
+        publisher.wait_for_url(re.compile(r"/practices/[0-9a-f-]+/edit\?done=created"))
+        publisher.locator("#a-confirm").check()  # the publisher's word: no person named
+        publisher.locator("#publish-form button").click()
+        publisher.wait_for_url(re.compile(r"done=published"))
+        expect(publisher.locator("#status")).to_contain_text("Δημοσιε")
+        expect(publisher.locator("#hold")).to_have_count(0)  # nothing kept from the federation
+
+        found = {"q": "beekeeping"}  # the hub's next round brings it; its search finds it
+        wait_until(
+            lambda: httpx.get(f"{hub_url}/api/v1/eu/search", params=found).json()["total"],
+            "the published practice in the hub's pool",
+        )
+        operator.goto("/?q=beekeeping")
+        expect(operator.locator(".hit h3")).to_have_text([PUBLISHED])
+        expect(operator.locator(".hit .meta").first).to_contain_text("Greece")
+        look(operator, "hub-search-published")
+
+        operator.goto("/admin/federation")
         node["process"].terminate()  # the node stops meanwhile
         node["process"].wait(timeout=20)
-        _reload_until(admin, status, "failing")
-        expect(admin.locator("#peer-GR")).to_contain_text(node["url"].removeprefix("http://"))
-        look(admin, "hub-nodes-failing")
-        admin.locator('#peer-GR a[href="/admin/federation/nodes/GR"]').click()
-        expect(admin.locator("#node-status")).to_have_text("failing")
-        look(admin, "hub-node")
-        admin.locator('input[name="confirm"]').first.check()
-        admin.locator("button.danger").first.click()
-        expect(admin.locator("#done")).to_contain_text("Revoked")
-        assert admin.errors == []
-        admin.context.close()
+        _reload_until(operator, status, "failing")
+        expect(operator.locator("#peer-GR")).to_contain_text(
+            "The node could not be reached at its address."  # the error, as a reader says it
+        )
+        expect(operator.locator("#peer-GR")).to_contain_text(node["url"].removeprefix("http://"))
+        look(operator, "hub-nodes-failing")
+        operator.locator('#peer-GR a[href="/admin/federation/nodes/GR"]').click()
+        expect(operator.locator("#node-status")).to_have_text("failing")
+        look(operator, "hub-node")
+        operator.locator('input[name="confirm"]').first.check()
+        operator.locator("button.danger").first.click()
+        expect(operator.locator("#done")).to_contain_text("Revoked")
+        assert operator.errors == [] and publisher.errors == []
+        operator.context.close()
+        publisher.context.close()
     finally:
-        hub.terminate()
-        hub.wait(timeout=20)
+        stop(hub)
+
+
+PUBLISHED = "Beekeeping with mentors after release"
 
 
 def _reload_until(page: Any, locator: Any, text: str, seconds: float = 60) -> None:

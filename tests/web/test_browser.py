@@ -7,30 +7,22 @@ scroll sideways at 320 px, and is saved as a screenshot at desktop width and at 
     .venv/bin/pytest tests/web/test_browser.py -m browser -n 0
 """
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from node import migrations
 from node.web import i18n
-from tests.conftest import REQUIRE_SERVICES, free_port, run_cli
+from tests.conftest import REQUIRE_SERVICES
+from tests.web.conftest import CHROMIUM, DESKTOP, add_users, cli, look, serve, stop
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 EMAIL, PASSWORD = "reader@example.org", "a long enough password"
-SHOTS = Path(os.environ.get("INTEGRA_SCREENSHOTS") or Path(__file__).parent / "screenshots")
-DESKTOP = {"width": 1280, "height": 900}
-NARROW = {"width": 320, "height": 800}
 # A vocabulary code read as such (`post_release`) instead of its label.
 CODE = re.compile(r"\b[a-z]+_[a-z_]+\b")
 # Where the interface's own words are (record contents are the authors' words).
@@ -53,74 +45,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("web")
     db = f"sqlite:///{data_dir / 'node.db'}"
     migrations.upgrade(db)
-    added = run_cli(
-        "user", "add", EMAIL, "--role", "practitioner", "--password-stdin",
-        database_url=db, data_dir=data_dir, stdin=PASSWORD + "\n",
-    )  # fmt: skip
-    assert added.returncode == 0, added.stdout + added.stderr
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
-    }
-    env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
-    log = (data_dir / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "node", "serve", "--sample-data", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    add_users(db, data_dir, {}, [(EMAIL, "practitioner", [])], PASSWORD)
+    env = {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
+    process, url = serve("serve", data_dir, env, "--sample-data")
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"node did not become ready:\n{(data_dir / 'serve.log').read_text()}")
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-
-
-def _serve(name: str, data_dir: Path, env: dict[str, str], *args: str) -> tuple[Any, str]:
-    """`python -m node serve` in its own process, once it answers /readyz."""
-    port = free_port()
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
-    }
-    with (data_dir / f"{name}.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "node", "serve", "--port", str(port), *args],
-            env=clean | env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError((data_dir / f"{name}.log").read_text()[-3000:])
-
-
-def _cli(db: str, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    done = run_cli(*args, database_url=db, data_dir=data_dir, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+        stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -135,27 +66,27 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     processes = []
     try:
         pt_env = {"INTEGRA_COUNTRY": "PT"}
-        shown = _cli(dbs["pt"], root / "pt", "keys", "init", env=pt_env)
+        shown = cli(dbs["pt"], root / "pt", "keys", "init", env=pt_env)
         pt_key = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
-        pt, pt_url = _serve(
+        pt, pt_url = serve(
             "pt", root, pt_env | {"DATABASE_URL": dbs["pt"], "INTEGRA_DATA_DIR": str(root / "pt")},
             "--sample-data",
         )  # fmt: skip
         processes.append(pt)
         hub_env = {"INTEGRA_COUNTRY": "EU", "INTEGRA_ROLE": "hub"}
-        shown = _cli(dbs["hub"], root / "hub", "keys", "init", env=hub_env)
+        shown = cli(dbs["hub"], root / "hub", "keys", "init", env=hub_env)
         hub_key = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
-        _cli(dbs["hub"], root / "hub", "hub", "enrol", "--country", "PT", "--url", pt_url,
+        cli(dbs["hub"], root / "hub", "hub", "enrol", "--country", "PT", "--url", pt_url,
              "--key", pt_key, env=hub_env)  # fmt: skip
-        hub, hub_url = _serve(
+        hub, hub_url = serve(
             "hub", root,
             hub_env | fast | {"DATABASE_URL": dbs["hub"], "INTEGRA_DATA_DIR": str(root / "hub")},
         )  # fmt: skip
         processes.append(hub)
         fr_env = {"INTEGRA_COUNTRY": "FR"}
-        _cli(dbs["fr"], root / "fr", "mirror", "add", "--url", hub_url, "--key", hub_key)
-        _cli(dbs["fr"], root / "fr", "keys", "init", env=fr_env)
-        fr, fr_url = _serve(
+        cli(dbs["fr"], root / "fr", "mirror", "add", "--url", hub_url, "--key", hub_key)
+        cli(dbs["fr"], root / "fr", "keys", "init", env=fr_env)
+        fr, fr_url = serve(
             "fr", root,
             fr_env | fast | {"DATABASE_URL": dbs["fr"], "INTEGRA_DATA_DIR": str(root / "fr")},
             "--sample-data",
@@ -171,17 +102,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
             pytest.fail("the French node never mirrored the hub's pool")
         yield {"hub": hub_url, "fr": fr_url}
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
+        stop(*processes)
 
 
 @pytest.fixture
@@ -202,23 +123,6 @@ def page(browser: Browser, server: str) -> Iterator[Page]:
     yield page
     context.close()
     assert errors == []
-
-
-def look(page: Page, name: str) -> None:
-    """What every page must pass: axe, no sideways scroll at 320 px; saved at both widths."""
-    violations = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in Axe().run(page).response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert violations == [], f"{name}: {violations}"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SHOTS / f"{name}-desktop.png", full_page=True)
-    page.set_viewport_size(NARROW)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    page.screenshot(path=SHOTS / f"{name}-320.png", full_page=True)
-    page.set_viewport_size(DESKTOP)
-    assert width <= NARROW["width"], f"{name} scrolls sideways at 320 px ({width} px wide)"
 
 
 def test_a_practitioner_searches_in_greek_filters_and_follows_an_organisation(

@@ -11,28 +11,17 @@ test_editing_rules.py (an async test beside Playwright's sync API in one module 
 its event loop).
 """
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from node import migrations
-from tests.conftest import REQUIRE_SERVICES, free_port, run_cli
+from tests.web.conftest import DESKTOP, add_users, cli, look, serve, stop
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "a long enough password"
-SHOTS = Path(os.environ.get("INTEGRA_SCREENSHOTS") or Path(__file__).parent / "screenshots")
-DESKTOP = {"width": 1280, "height": 900}
-NARROW = {"width": 320, "height": 800}
 USERS = {  # email: (role, organisation refs of an editor)
     "editor@example.net": ("editor", ["gr-epanodos"]),
     "other-editor@example.net": ("editor", ["gr-arsis"]),
@@ -40,10 +29,8 @@ USERS = {  # email: (role, organisation refs of an editor)
     "professional@example.net": ("practitioner", []),
 }
 E_MAIL = "giorgos.papadopoulos@mail.example.gr"
-needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not REQUIRE_SERVICES,
-    reason="chromium is not installed (apt-get install -y chromium)",
-)
+# Chromium is looked for by the `browser` fixture (tests/web/conftest.py); kept as a marker.
+needs_chromium = pytest.mark.browser
 
 
 # --- the browser journeys -------------------------------------------------------------------
@@ -57,63 +44,15 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = f"sqlite:///{data_dir / 'node.db'}"
     migrations.upgrade(db)
     env = {"INTEGRA_COUNTRY": "GR"}
-    keys = run_cli("keys", "init", database_url=db, data_dir=data_dir, env=env)
-    assert keys.returncode == 0, keys.stdout + keys.stderr
-    port = free_port()
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
-    }
-    clean |= env | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
-    log = (data_dir / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "node", "serve", "--sample-data", "--port", str(port)],
-        env=clean,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"node did not become ready:\n{(data_dir / 'serve.log').read_text()}")
-        adding = []  # the sample's organisations exist now; the four accounts at once
-        for email, (role, orgs) in USERS.items():
-            args = ["user", "add", email, "--role", role, "--password-stdin"]
-            args += [a for ref in orgs for a in ("--org", ref)]
-            adding.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "node", *args],
-                    env=clean | {"COLUMNS": "200"},
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                )
-            )
-        for added in adding:
-            out, _ = added.communicate(PASSWORD + "\n", timeout=120)
-            assert added.returncode == 0, out
+    cli(db, data_dir, "keys", "init", env=env)
+    env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
+    process, url = serve("serve", data_dir, env, "--sample-data")
+    try:  # the sample's organisations exist now: the accounts that name them
+        users = [(email, role, orgs) for email, (role, orgs) in USERS.items()]
+        add_users(db, data_dir, {"INTEGRA_COUNTRY": "GR"}, users, PASSWORD)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
+        stop(process)
 
 
 class People:
@@ -149,26 +88,7 @@ def people(browser: Browser, node: str) -> Iterator[People]:
     assert [e for e in crowd.errors if not e.startswith(refused)] == []
 
 
-def look(page: Page, name: str) -> None:
-    """As test_browser.look: axe (no serious or critical violation), no sideways scroll at
-    320 px, a screenshot at both widths."""
-    violations = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in Axe().run(page).response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert violations == [], f"{name}: {violations}"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SHOTS / f"{name}-desktop.png", full_page=True)
-    page.set_viewport_size(NARROW)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    page.screenshot(path=SHOTS / f"{name}-320.png", full_page=True)
-    page.set_viewport_size(DESKTOP)
-    assert width <= NARROW["width"], f"{name} scrolls sideways at 320 px ({width} px wide)"
-
-
 @pytest.mark.browser
-@needs_chromium
 def test_an_editor_submits_a_practice_the_gate_holds_and_the_national_point_decides(
     people: People,
 ) -> None:
@@ -287,13 +207,14 @@ def test_a_professional_writes_a_report_in_steps_and_the_national_point_reviews_
     author.locator("#save-next").click()
     author.wait_for_url(re.compile(r"/edit/6\?saved=1"))
     author.locator("#f-recommendations").fill("Financiar mentores.")
-    author.locator("#f-aq").fill("ministry")  # addressees from the registry
-    author.locator("#search-addressees").click()
-    author.wait_for_url(re.compile(r"aq=ministry"))
-    author.locator('#found input[name="addressed_to"]').first.check()
+    # Each recommendation to follow up is a row addressed to the registry's bodies or the EU.
+    author.locator("#f-recommendation_items-0-text").fill("Financiar mentores por dois anos.")
+    author.locator("#f-recommendation_items-0-addressees").select_option(index=[0, 1])
     author.locator("#save").click()
     author.wait_for_url(re.compile(r"/edit/6\?saved=1$"))
-    expect(author.locator('#found input[name="addressed_to"]:checked')).to_have_count(1)
+    chosen = author.locator("#f-recommendation_items-0-addressees option:checked")
+    expect(chosen).to_have_count(2)
+    expect(author.locator("#f-recommendation_items-1-text")).to_have_value("")
     look(author, "visit-step-6")
 
     author.locator('nav a[href$="/participants"]').click()  # apart: personal data

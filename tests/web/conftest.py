@@ -1,0 +1,200 @@
+"""What the browser journeys share: a node (or hub) started in its own process, the accounts
+on it, one chromium for a run of browser tests, and `look()` — the checks every page passes.
+
+Chromium is started once and kept while browser tests follow one another (`--dist loadfile`
+gives a worker whole files); it is closed before the first test that is not a browser test,
+because Playwright's sync API leaves its event loop set as the running one, and an async
+test after it would fail to start its own.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REQUIRE_SERVICES, free_port, run_cli
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(os.environ.get("INTEGRA_SCREENSHOTS") or Path(__file__).parent / "screenshots")
+DESKTOP = {"width": 1280, "height": 900}
+NARROW = {"width": 320, "height": 800}
+READY_WITHIN = 90.0  # seconds for a server to answer /readyz
+
+
+def clean_env(env: dict[str, str]) -> dict[str, str]:
+    """The caller's environment without its `INTEGRA_` settings, then `env`."""
+    kept = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+    }
+    return kept | env
+
+
+def serve(name: str, root: Path, env: dict[str, str], *args: str) -> tuple[Any, str]:
+    """`python -m node serve` in its own process (log: `root/<name>.log`), once it answers
+    /readyz. `env` holds the server's settings (DATABASE_URL, INTEGRA_…)."""
+    port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f"{name}.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "node", "serve", "--port", str(port), *args],
+            env=clean_env(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_WITHIN
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    process.wait(timeout=20)
+    said = (root / f"{name}.log").read_text()[-3000:]
+    raise AssertionError(f"{name} never became ready:\n{said}")
+
+
+def stop(*processes: Any) -> None:
+    """Ask every server to stop at once, then wait for each (they shut down side by side)."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        process.wait(timeout=20)
+
+
+def cli(db: str, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """`integra …` as an operator runs it; its output, once it succeeded."""
+    done = run_cli(*args, database_url=db, data_dir=data_dir, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def add_users(
+    db: str,
+    data_dir: Path,
+    env: dict[str, str],
+    users: Iterable[tuple[str, str, list[str]]],
+    password: str,
+) -> None:
+    """`integra user add` for each (e-mail, role, organisation refs), side by side (each
+    command starts a Python)."""
+
+    def add(email: str, role: str, orgs: list[str]) -> None:
+        extra = [a for ref in orgs for a in ("--org", ref)]
+        done = run_cli(
+            "user", "add", email, "--role", role, *extra, "--password-stdin",
+            database_url=db, data_dir=data_dir, env=env, stdin=password + "\n",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    with ThreadPoolExecutor() as pool:
+        for waited in [pool.submit(add, *user) for user in users]:
+            waited.result()
+
+
+# --- one chromium for consecutive browser tests ---------------------------------------------
+
+
+class _Chromium:
+    def __init__(self) -> None:
+        self.playwright: Any = None
+        self.browser: Any = None
+
+    def get(self) -> Any:
+        if self.browser is None:
+            from playwright.sync_api import sync_playwright
+
+            self.playwright = sync_playwright().start()
+            self.browser = self.playwright.chromium.launch(executable_path=CHROMIUM)
+        return self.browser
+
+    def close(self) -> None:
+        if self.browser is not None:
+            self.browser.close()
+            self.playwright.stop()
+            self.browser = self.playwright = None
+
+
+CHROMIUM_RUN = _Chromium()
+
+
+@pytest.fixture
+def browser() -> Any:
+    """The run's chromium (started by the first browser test that asks for it)."""
+    if not Path(CHROMIUM).exists():
+        if REQUIRE_SERVICES:
+            raise RuntimeError(f"{CHROMIUM} is required here (CI): apt-get install -y chromium")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return CHROMIUM_RUN.get()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, None, None]:
+    yield  # the test's fixtures are torn down first (their pages and contexts closed)
+    if nextitem is None or nextitem.get_closest_marker("browser") is None:
+        CHROMIUM_RUN.close()
+
+
+def pytest_sessionfinish() -> None:
+    CHROMIUM_RUN.close()
+
+
+# --- what every page passes --------------------------------------------------------------
+
+
+@cache
+def _axe() -> Any:
+    from axe_playwright_python.sync_playwright import Axe
+
+    return Axe()
+
+
+def look(page: Any, name: str) -> None:
+    """axe-core finds no serious or critical violation, the page does not scroll sideways at
+    320 px; a screenshot at desktop width and at 320 px under `$INTEGRA_SCREENSHOTS`."""
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in _axe().run(page).response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert violations == [], f"{name}: {violations}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / f"{name}-desktop.png", full_page=True)
+    page.set_viewport_size(NARROW)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    page.screenshot(path=SHOTS / f"{name}-320.png", full_page=True)
+    page.set_viewport_size(DESKTOP)
+    assert width <= NARROW["width"], f"{name} scrolls sideways at 320 px ({width} px wide)"
+
+
+def errors_of(page: Any) -> list[str]:
+    """The page's script errors from now on (a list the test asserts empty at its end)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def wait_until(check: Any, what: str, seconds: float = 60, every: float = 0.3) -> Any:
+    """Poll `check()` until it returns something true, or fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never {what} within {seconds} s")
+        time.sleep(every)
