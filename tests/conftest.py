@@ -17,10 +17,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from node import migrations
 from node.app import create_app
+from node.core import auth
 from node.core.db import create_engine
 from node.core.settings import Settings, async_url
 
@@ -34,6 +36,12 @@ os.environ.setdefault("INTEGRA_WORKERS", "1")
 # it fails, and a pipe nobody drains blocks a server after some 300 lines (schemathesis sends
 # thousands). tests/node/test_metrics.py starts a server with the default and reads its log.
 os.environ.setdefault("INTEGRA_ACCESS_LOG", "false")
+
+# The suite stores and checks passwords some thousands of times, in this process: argon2id at
+# its lowest cost here (a hash names its own parameters, so the servers the tests start check
+# these as cheaply). Production keeps the library's cost; tests/node/test_hardening.py, which
+# is about that cost, restores it (`production_password_cost`).
+auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 REQUIRE_SERVICES = (
     os.environ.get("CI", "").lower() == "true" or os.environ.get("INTEGRA_REQUIRE_SERVICES") == "1"
@@ -50,6 +58,18 @@ def _is_coroutine(obj: object) -> bool:
     import inspect
 
     return inspect.iscoroutinefunction(obj)
+
+
+@pytest.fixture
+def production_password_cost() -> Iterator[None]:
+    """Passwords hashed and checked at the cost production uses, for a test about that cost."""
+    cheap, auth._hasher = auth._hasher, PasswordHasher()
+    auth._dummy_hash.cache_clear()
+    try:
+        yield
+    finally:
+        auth._hasher = cheap
+        auth._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -140,6 +140,7 @@ async def test_tokens_created_from_one_address_are_limited_too(
     assert answers == [200] * 8 + [429]
 
 
+@pytest.mark.usefixtures("production_password_cost")
 async def test_an_unknown_account_costs_as_much_as_a_wrong_password(
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -158,6 +159,7 @@ async def test_an_unknown_account_costs_as_much_as_a_wrong_password(
     assert unknown > known / 3, (known, unknown)
 
 
+@pytest.mark.usefixtures("production_password_cost")
 async def test_sign_ins_hash_off_the_event_loop(
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

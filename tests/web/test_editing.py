@@ -254,5 +254,11 @@ def test_a_professional_writes_a_report_in_steps_and_the_national_point_reviews_
     admin.wait_for_url(re.compile(r"done=publish"))
     expect(admin.locator("#status")).to_contain_text("Published")
     look(admin, "visit-published")
+    admin.goto("/followup")  # the recommendation now waits for its addressees
+    expect(admin.locator("main")).to_contain_text("Financiar mentores por dois anos.")
+    look(admin, "followup")
+    admin.goto(f"/followup/reports/{report.rsplit('/', 1)[-1]}")
+    expect(admin.locator("main")).to_contain_text("Financiar mentores por dois anos.")
+    look(admin, "followup-report")
     author.goto(f"{report}/edit/1")  # published: the author's form is closed
     expect(author.locator("#not-allowed")).to_be_visible()

@@ -8,6 +8,7 @@ grouped; each page checked with axe and saved at desktop width and at 320 px.
 import asyncio
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -30,7 +31,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("needs-web")
     db = f"sqlite:///{data_dir / 'node.db'}"
     migrations.upgrade(db)
-    asyncio.run(organisation(db))
+    # In a thread of its own: the browser tests' chromium keeps an event loop running here.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, organisation(db)).result()
     env = {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
     process, url = serve("serve", data_dir, env)
     try:
