@@ -7,10 +7,8 @@ server is configured (`INTEGRA_SMTP_*`), it is mailed to the user as well.
 """
 
 import secrets
-import smtplib
 import uuid
 from collections.abc import Sequence
-from email.message import EmailMessage
 from typing import Any
 
 import anyio
@@ -24,6 +22,7 @@ from node.core import accounts
 from node.core.auth import UserRole
 from node.core.deps import SessionDep
 from node.core.errors import AppError, NotFound
+from node.core.mail import MailError, send_mail
 from node.core.models import User, UserOrganisation
 from node.core.settings import Settings
 from node.web import forms, i18n
@@ -221,20 +220,6 @@ async def update_user(request: Request, session: SessionDep, by: Admin, user_id:
     return RedirectResponse(f"/admin/users/{user.id}?saved=1", status_code=303)
 
 
-def send_mail(settings: Settings, to: str, subject: str, body: str) -> None:
-    """One plain-text mail through the configured server (blocking: run it in a thread)."""
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = settings.smtp_from, to, subject
-    message.set_content(body)
-    assert settings.smtp_host is not None
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
-        if settings.smtp_starttls:
-            smtp.starttls()
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password or "")
-        smtp.send_message(message)
-
-
 @router.post("/admin/users/{user_id}/reset-link", response_class=HTMLResponse)
 async def reset_link(request: Request, session: SessionDep, by: Admin, user_id: str) -> Response:
     user = await _user(session, user_id)
@@ -254,7 +239,7 @@ async def reset_link(request: Request, session: SessionDep, by: Admin, user_id: 
                 send_mail, settings, user.email, subject, f"{body}\n\n{link}\n"
             )
             mailed = "sent"
-        except (OSError, smtplib.SMTPException) as error:
+        except MailError as error:
             log.warning("reset_mail_failed", error=str(error)[:200])
             mailed = "failed"
     return await _user_page(request, session, user, link=link, mailed=mailed)

@@ -7,9 +7,7 @@ fails because the mail server is down. A mail that cannot go is kept `failed` wi
 is marked `no_contact`. The address is looked up when sending and never kept here.
 """
 
-import smtplib
 import uuid
-from email.message import EmailMessage
 
 import structlog
 from sqlalchemy import select
@@ -17,6 +15,7 @@ from sqlalchemy.orm import Session
 
 import registry
 from node.core.db import utcnow
+from node.core.mail import MailError, send_mail
 from node.core.outbox import JobContext, handles, on_sweep
 from node.core.settings import Settings
 from practices.study_visits.models import RecommendationNotice, StudyVisit
@@ -25,20 +24,6 @@ from practices.study_visits.recommendations import RECOMMENDATIONS_PUBLISHED
 log = structlog.get_logger()
 MAX_ATTEMPTS = 8
 NO_SERVER = "no mail server is configured (INTEGRA_SMTP_HOST)"
-
-
-def send_mail(settings: Settings, to: str, subject: str, body: str) -> None:
-    """One plain-text mail through the configured server."""
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = settings.smtp_from, to, subject
-    message.set_content(body)
-    assert settings.smtp_host is not None
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=15) as smtp:
-        if settings.smtp_starttls:
-            smtp.starttls()
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password or "")
-        smtp.send_message(message)
 
 
 def compose(visit: StudyVisit, organisation: str, organisation_id: uuid.UUID) -> tuple[str, str]:
@@ -80,7 +65,7 @@ def send_notice(session: Session, notice: RecommendationNotice, settings: Settin
     subject, body = compose(visit, name, notice.organisation_id)
     try:
         send_mail(settings, address, subject, body)
-    except (OSError, smtplib.SMTPException) as error:
+    except MailError as error:
         said = f"{type(error).__name__}: {error}".replace(address, "<the contact point>")
         notice.state, notice.last_error = "failed", said[:500]  # the address is not kept
         log.warning(
