@@ -14,6 +14,11 @@ installed when absent) at C connections for S seconds. Prints requests/s, p50 an
 endpoint and each one's ratio to the bare app's requests/s measured just before it (the bare
 app keeps running beside the node: other work on a shared machine comes and goes). Nothing
 here is a pass/fail test: it prints figures.
+
+A URL asked again and again is answered from the node's kept answers (`node.core.answers`)
+while the practices and the registry are unchanged: what a popular search or the registry's
+first page costs. The "varied" rows ask several hundred distinct searches or lists in turn,
+more than a node keeps, so each is built anew: what a crowd of different readers costs.
 """
 
 # ruff: noqa: E402 - the standard library and the project import after the sys.path fix.
@@ -29,6 +34,7 @@ sys.path.insert(0, str(BENCH.parent))
 import argparse
 import contextlib
 import importlib.util
+import itertools
 import os
 import random
 import re
@@ -43,6 +49,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy import insert
@@ -418,7 +425,13 @@ def _ms(value: str) -> float:
 
 
 def wrk(url: str, seconds: int, connections: int) -> Figure:
+    """wrk on one URL, or on a rotation of URLs (`url` is then `VARIED` + a Lua script's path:
+    each connection asks the next path of the script's list in turn)."""
     threads = max(1, min(2, connections))
+    target, script = url, []
+    if url.startswith(VARIED):
+        script_path, _, target = url.removeprefix(VARIED).partition("|")
+        script = ["-s", script_path]
     output = subprocess.run(
         [
             "wrk",
@@ -428,12 +441,15 @@ def wrk(url: str, seconds: int, connections: int) -> Figure:
             f"-t{threads}",
             f"-c{connections}",
             f"-d{seconds}s",
-            url,
+            *script,
+            target,
         ],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+    )
+    if output.returncode != 0:
+        raise SystemExit(f"wrk failed on {url}:\n{output.stdout}{output.stderr}")
+    output = output.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
@@ -456,12 +472,68 @@ def ensure_wrk() -> None:
     subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=True)
 
 
-def endpoints(node: str, hub: str) -> list[tuple[str, str]]:
+# A URL measured as a rotation of many (see `wrk`): "varied:<lua script>|<base URL>".
+VARIED = "varied:"
+ROTATION = """
+paths = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1])
+end
+"""
+
+
+def rotation(work: Path, name: str, base: str, paths: list[str]) -> str:
+    """A varied URL: each request asks the next of `paths` (more than the server keeps answers
+    for, so that each is built anew: what a crowd of different readers costs)."""
+    script = work / f"{name}.lua"
+    script.write_text(ROTATION % ", ".join(f'"{p}"' for p in paths))
+    return f"{VARIED}{script}|{base}"
+
+
+def varied_searches(node: str, count: int = 600) -> list[str]:
+    """`count` distinct searches: words and pairs of words of the titles the node holds."""
+    words: list[str] = []
+    cursor: str | None = None
+    for _ in range(3):
+        params: dict[str, str | int] = {"q": "", "limit": 100, "sort": "date"}
+        found = httpx.get(
+            f"{node}/api/v1/practices/search",
+            params=params | ({"cursor": cursor} if cursor else {}),
+            timeout=300,
+        ).json()
+        words += [w for item in found["items"] for w in item["title"].lower().split()]
+        cursor = found.get("next_cursor")
+        if not cursor:
+            break
+    distinct = list(dict.fromkeys(w for w in words if w.isalpha() and len(w) > 3))
+    queries = distinct + [f"{a} {b}" for a, b in itertools.pairwise(distinct)]
+    return [f"/api/v1/practices/search?q={quote(q)}" for q in queries][:count]
+
+
+def varied_lists(count: int = 600) -> list[str]:
+    """`count` distinct organisation lists: a country and a kind, at several page sizes."""
+    from registry.vocabulary import OrganisationKind
+
+    countries = ["FR", "PT", "BG", "GR", "DE", "NL", "SE", "AT", "IT", "BE", "DK"]
+    lists = [
+        f"/api/v1/organisations?country={c}&kind={k.value}&limit={n}"
+        for n in (50, 40, 30, 20)
+        for c in countries
+        for k in OrganisationKind
+    ]
+    return lists[:count]
+
+
+def endpoints(node: str, hub: str, work: Path) -> list[tuple[str, str]]:
     """The endpoints measured, with their URLs (ids looked up from the running servers)."""
     practice = httpx.get(f"{node}/api/v1/practices/search", params={"limit": 1}, timeout=300).json()
     organisations = httpx.get(
         f"{node}/api/v1/organisations", params={"limit": 1}, timeout=300
     ).json()
+    searches = varied_searches(node)
+    lists = varied_lists()
     return [
         ("health", f"{node}/healthz"),
         (
@@ -471,7 +543,15 @@ def endpoints(node: str, hub: str) -> list[tuple[str, str]]:
         ("search, broad (q=re, a prefix)", f"{node}/api/v1/practices/search?q=re"),
         ("search, empty query", f"{node}/api/v1/practices/search?q="),
         ("a practice", f"{node}/api/v1/practices/{practice['items'][0]['id']}"),
+        (
+            f"search, varied ({len(searches)} distinct queries in turn)",
+            rotation(work, "searches", node, searches),
+        ),
         ("organisation list (limit=50)", f"{node}/api/v1/organisations?limit=50"),
+        (
+            f"organisation list, varied ({len(lists)} distinct filters and sizes in turn)",
+            rotation(work, "lists", node, lists),
+        ),
         ("an organisation", f"{node}/api/v1/organisations/{organisations['items'][0]['id']}"),
         ("hub EU search (q=prison)", f"{hub}/api/v1/eu/search?q=prison"),
     ]
@@ -493,6 +573,8 @@ def settle(*servers: str, deadline: float = 120) -> None:
 def totals(targets: list[tuple[str, str]]) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for name, url in targets:
+        if url.startswith(VARIED):
+            continue
         answer = httpx.get(url, timeout=300)
         if answer.status_code != 200:
             print(f"{name}: {answer.status_code} {answer.text[:200]}")
@@ -552,7 +634,7 @@ def measure_node(
             serve, node_env(data.hub_url, work / "hub", hub=True, workers=workers), "/healthz"
         ) as hub,
     ):
-        targets = endpoints(node, hub)
+        targets = endpoints(node, hub, work)
         found = totals(targets)
         print(f"\n{backend}, {workers} worker(s)\n")
         print(

@@ -20,6 +20,7 @@ from federation.api import router as federation_router
 from node.api import health, package_version
 from node.api import router as node_router
 from node.core import errors, heartbeat, logs, outbox
+from node.core.answers import Answers
 from node.core.auth import get_principal
 from node.core.db import create_engine, read_only, session_factory
 from node.core.locks import BACKGROUND_LEASE, INDEX_LEASE, lease
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     app.state.search = make_backend(settings)
+    app.state.answers = Answers()  # lists and searches kept until their tables change
     app.state.jobs = outbox.JobContext(search=app.state.search, settings=settings)
     if settings.cors_origins:  # closed unless configured
         app.add_middleware(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.core import answers
 from node.core.auth import CurrentPrincipal, CurrentUser
 from node.core.deps import IfMatch, SessionDep, SettingsDep, etag
 from node.core.errors import (
@@ -117,6 +118,13 @@ async def search_practices(
     query = SearchQuery(
         text=q, filters=filters, sort=sort, limit=limit, cursor=cursor, languages=languages
     )
+    # The same answer for every reader alike (signed in or not): kept until the practices or
+    # the index change.
+    kept: answers.Answers = request.app.state.answers
+    generation = await search.generation(session, request.app.state.search)
+    key = ("practices/search", generation, by.is_signed_in, search.query_key(query))
+    if generation is not None and (body := kept.get(key)) is not None:
+        return Response(body, media_type="application/json")
     results = await search.search(session, request.app.state.search, search.LOCAL, query, by=by)
     page = SearchPage.model_construct(
         items=results.items,
@@ -125,7 +133,10 @@ async def search_practices(
         next_cursor=results.next_cursor,
         corrected=results.corrected,
     )
-    return serialised(page, SearchPage)
+    response = serialised(page, SearchPage)
+    if generation is not None:
+        kept.put(key, bytes(response.body))
+    return response
 
 
 # --- practices ----------------------------------------------------------------------------

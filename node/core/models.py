@@ -122,3 +122,14 @@ class SignInAttempt(Base):
     account: Mapped[str] = mapped_column(String(320), index=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
     succeeded: Mapped[bool] = mapped_column(default=False)
+
+
+class ChangeCounter(Base):
+    """A number per group of tables (`registry`, `practices`) that the database raises with
+    every change to them (triggers, migration 0024): what `node.core.answers` keys its kept
+    answers by."""
+
+    __tablename__ = "change_counter"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -14,10 +14,12 @@ from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.core import answers
 from node.core.auth import Principal
 from practices import repository
 from practices.schemas import FacetValue, SearchHit
 from practices.search.analysis import snippet_terms
+from practices.search.facets import CURRENT_SEQ
 from practices.search.port import SearchBackend, SearchQuery
 from practices.search.text import QueryTerms, snippet
 from practices.vocabulary import PracticeKind
@@ -83,6 +85,27 @@ async def search(
         next_cursor=result.next_cursor,
         corrected=result.corrected,
     )
+
+
+async def generation(session: AsyncSession, index: SearchBackend) -> tuple[int, int] | None:
+    """What a search answer may be kept under (`node.core.answers`): the practices' change
+    counter and the index's sequence number, read before the search, so an answer kept under
+    them is the one any search would give until either moves. None for an index this node
+    does not write in step (Meilisearch applies its changes later): nothing is kept then."""
+    if index.name != "sql":
+        return None
+    number = await answers.counter(session, "practices")
+    if number is None:
+        return None
+    seq = (await (await session.connection()).execute(CURRENT_SEQ)).scalar() or 0
+    return number, int(seq)
+
+
+def query_key(query: SearchQuery) -> tuple[object, ...]:
+    """The query as a key: the same for the same query however its filters were given."""
+    filters = tuple(sorted((facet, tuple(sorted(v))) for facet, v in query.filters.items()))
+    hidden = tuple(sorted(str(i) for i in query.hidden))
+    return (query.text, filters, query.sort, query.limit, query.cursor, hidden, query.languages)
 
 
 # The facet counts of the latest results, as the answer gives them: an adapter that counted

@@ -1,0 +1,157 @@
+"""Kept answers (`node.core.answers`): the organisation list and the practice search are
+served again from memory while their tables are unchanged, and never once they have changed,
+whoever changed them: the API, or a writer that goes straight to the database (the CLI, an
+import, another worker process), which only the database's own change counters can tell."""
+
+import uuid
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from node.core.answers import Answers
+from tests.factories import (
+    Headers,
+    create_organisation,
+    make_user,
+    practice,
+    publish_practice,
+    search,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def admin(sessions: async_sessionmaker[AsyncSession]) -> Headers:
+    return await make_user(sessions, "admin")
+
+
+def kept(client: httpx.AsyncClient) -> Answers:
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport) and isinstance(transport.app, FastAPI)
+    answers: Answers = transport.app.state.answers
+    return answers
+
+
+async def direct(sessions: async_sessionmaker[AsyncSession], sql: str, **params: object) -> None:
+    """A change written straight to the database, as another process would."""
+    async with sessions() as session:
+        await session.execute(text(sql), params)
+        await session.commit()
+
+
+async def counters(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    async with sessions() as session:
+        rows = await session.execute(text("SELECT name, value FROM change_counter"))
+        return {name: int(value) for name, value in rows}
+
+
+async def names(client: httpx.AsyncClient) -> list[str]:
+    listed = await client.get("/api/v1/organisations", params={"limit": 50})
+    assert listed.status_code == 200, listed.text
+    return [item["name"] for item in listed.json()["items"]]
+
+
+async def test_every_change_to_the_registry_or_the_practices_raises_its_counter(
+    client: httpx.AsyncClient, admin: Headers, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    before = await counters(sessions)
+    org = await create_organisation(client, admin, name="Counted service")
+    after_insert = await counters(sessions)
+    assert after_insert["registry"] > before["registry"]
+    assert after_insert["practices"] == before["practices"]
+
+    steps = [
+        ("UPDATE organisation SET region = 'Crete' WHERE id = :id", "registry"),
+        ("DELETE FROM organisation_term WHERE organisation_id = :id", "registry"),
+        (
+            "INSERT INTO organisation_identifier (organisation_id, scheme, value)"
+            " VALUES (:id, 'GR-AFM', '090000045')",
+            "registry",
+        ),
+        ("DELETE FROM organisation_identifier WHERE organisation_id = :id", "registry"),
+    ]
+    org_id = uuid.UUID(org["id"]).hex
+    for sql, group in steps:
+        was = await counters(sessions)
+        await direct(sessions, sql, id=org_id)
+        assert (await counters(sessions))[group] > was[group], sql
+
+    was = await counters(sessions)
+    published = await publish_practice(client, admin, title="Counted mentoring")
+    assert (await counters(sessions))["practices"] > was["practices"]
+    was = await counters(sessions)
+    await direct(
+        sessions, "UPDATE practice SET held = :held WHERE id = :id", held=True, id=_id(published)
+    )
+    assert (await counters(sessions))["practices"] > was["practices"]
+
+
+def _id(record: dict[str, object]) -> str:
+    """An id as the database stores it (SQLite: 32 hex digits; PostgreSQL reads either)."""
+    return uuid.UUID(str(record["id"])).hex
+
+
+async def test_the_organisation_list_is_kept_until_anyone_changes_the_registry(
+    client: httpx.AsyncClient, admin: Headers, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    org = await create_organisation(client, admin, name="Aa first")
+    assert await names(client) == ["Aa first"]
+    hits = kept(client).hits
+    assert await names(client) == ["Aa first"]
+    assert kept(client).hits == hits + 1  # the second reader was answered from memory
+
+    await create_organisation(client, admin, name="Ab second")  # through the API
+    assert await names(client) == ["Aa first", "Ab second"]
+
+    # Straight to the database, as `integra registry import` or another worker writes.
+    await direct(
+        sessions, "UPDATE organisation SET name = 'Ac renamed' WHERE id = :id", id=_id(org)
+    )
+    assert await names(client) == ["Ab second", "Ac renamed"]
+
+    await direct(sessions, "DELETE FROM organisation_term WHERE organisation_id = :id", id=_id(org))
+    listed = (await client.get("/api/v1/organisations", params={"limit": 50})).json()["items"]
+    assert [i["areas"] for i in listed if i["id"] == org["id"]] == [[]]
+
+
+async def test_a_kept_search_never_shows_a_practice_that_was_held_or_changed_since(
+    client: httpx.AsyncClient, admin: Headers, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tool = await publish_practice(client, admin, title="Wayfinder mentoring")
+    found = await search(client, q="wayfinder")
+    assert [i["id"] for i in found["items"]] == [tool["id"]]
+    hits = kept(client).hits
+    assert await search(client, q="wayfinder") == found  # kept, and the same
+    assert kept(client).hits == hits + 1
+    # A draft saved changes no search answer: what was kept is still served.
+    draft = await client.post(
+        "/api/v1/practices", json=practice(title="Wayfinder draft"), headers=admin
+    )
+    assert draft.status_code == 201, draft.text
+    assert await search(client, q="wayfinder") == found
+    assert kept(client).hits == hits + 2
+
+    # The personal-data gate holds it (a change to the practice, not to the index).
+    await direct(
+        sessions, "UPDATE practice SET held = :held WHERE id = :id", held=True, id=_id(tool)
+    )
+    assert (await search(client, q="wayfinder"))["items"] == []
+    signed_in = await client.get(
+        "/api/v1/practices/search", params={"q": "wayfinder"}, headers=admin
+    )
+    assert [(i["id"], i["held"]) for i in signed_in.json()["items"]] == [(tool["id"], True)]
+
+    await direct(
+        sessions, "UPDATE practice SET held = :held WHERE id = :id", held=False, id=_id(tool)
+    )
+    await direct(
+        sessions,
+        "UPDATE practice SET summary = 'Now run by volunteers.' WHERE id = :id",
+        id=_id(tool),
+    )
+    again = await search(client, q="wayfinder")
+    assert [i["summary"] for i in again["items"]] == ["Now run by volunteers."]
