@@ -23,7 +23,7 @@ from node.core.models import ChangeCounter
 COUNTER = ChangeCounter.__table__
 _READ = {
     name: select(COUNTER.c.value).where(COUNTER.c.name == name)
-    for name in ("registry", "practices")
+    for name in ("registry", "practices", "pool")
 }
 
 # How many answers a process keeps, and the largest it keeps: a few megabytes at most.

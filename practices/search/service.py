@@ -87,14 +87,17 @@ async def search(
     )
 
 
-async def generation(session: AsyncSession, index: SearchBackend) -> tuple[int, int] | None:
-    """What a search answer may be kept under (`node.core.answers`): the practices' change
-    counter and the index's sequence number, read before the search, so an answer kept under
-    them is the one any search would give until either moves. None for an index this node
-    does not write in step (Meilisearch applies its changes later): nothing is kept then."""
+async def generation(
+    session: AsyncSession, index: SearchBackend, records: str = "practices"
+) -> tuple[int, int] | None:
+    """What a search answer may be kept under (`node.core.answers`): the change counter of the
+    records it shows (`practices`, or the EU `pool`) and the index's sequence number, read
+    before the search, so an answer kept under them is the one any search would give until
+    either moves. None for an index this node does not write in step (Meilisearch applies its
+    changes later): nothing is kept then."""
     if index.name != "sql":
         return None
-    number = await answers.counter(session, "practices")
+    number = await answers.counter(session, records)
     if number is None:
         return None
     seq = (await (await session.connection()).execute(CURRENT_SEQ)).scalar() or 0

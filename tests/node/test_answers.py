@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from federation.models import FederatedRecord
 from node.core.answers import Answers
 from tests.factories import (
     Headers,
@@ -88,6 +89,36 @@ async def test_every_change_to_the_registry_or_the_practices_raises_its_counter(
         sessions, "UPDATE practice SET held = :held WHERE id = :id", held=True, id=_id(published)
     )
     assert (await counters(sessions))["practices"] > was["practices"]
+
+
+async def test_every_change_to_the_eu_pool_raises_its_counter(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A record received, purged (a redaction) or removed: the EU search's next answer is
+    built anew."""
+    was = await counters(sessions)
+    async with sessions() as session:
+        session.add(
+            FederatedRecord(
+                record_id="PT:counted",
+                origin="PT",
+                record_type="practice",
+                version=1,
+                body_hash="h",
+                envelope="{}",
+                stored_body='{"title": "Counted"}',
+                origin_seq=1,
+            )
+        )
+        await session.commit()
+    assert (await counters(sessions))["pool"] > was["pool"]
+    for sql in (
+        "UPDATE federated_record SET stored_body = NULL WHERE record_id = 'PT:counted'",
+        "DELETE FROM federated_record WHERE record_id = 'PT:counted'",
+    ):
+        was = await counters(sessions)
+        await direct(sessions, sql)
+        assert (await counters(sessions))["pool"] > was["pool"], sql
 
 
 def _id(record: dict[str, object]) -> str:

@@ -11,6 +11,8 @@ and the rows after a commit keeps the newer rows under the older number, which t
 request no longer asks for.
 
 - `registry`: organisations, their identifiers and their terms (the organisation list);
+- `pool`: the EU pool's records and the feed entries that may hold their bodies (the EU
+  search; a redaction purges a body there, and the next answer must not show it);
 - `practices`: practices that are or were published (a draft saved changes no search answer;
   a search answer is also keyed by the index's own sequence number,
   `search_state.seq`, which every change to the index moves: counting it here as well would
@@ -35,7 +37,11 @@ down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-REGISTRY = ("organisation", "organisation_identifier", "organisation_term")
+# Every change counts: registry and pool writes are an editor's save or a sync round.
+COUNTED = {
+    "registry": ("organisation", "organisation_identifier", "organisation_term"),
+    "pool": ("federated_record", "feed_entry"),
+}
 OPERATIONS = ("INSERT", "UPDATE", "DELETE")
 # A practice counts when it is or was published: a draft saved changes no search answer.
 PUBLISHED = {
@@ -61,17 +67,18 @@ def upgrade() -> None:
     )
     op.bulk_insert(
         sa.table("change_counter", sa.column("name", sa.String), sa.column("value", sa.BigInteger)),
-        [{"name": "registry", "value": 0}, {"name": "practices", "value": 0}],
+        [{"name": name, "value": 0} for name in ("registry", "practices", "pool")],
     )
     if op.get_bind().dialect.name == "postgresql":
         _postgres_triggers()
         return
-    for table in REGISTRY:
-        for operation in OPERATIONS:
-            op.execute(
-                f"CREATE TRIGGER tr_{table}_{operation.lower()}_changes AFTER {operation} "
-                f"ON {table} BEGIN {_RAISE % 'registry'}; END"
-            )
+    for name, tables in COUNTED.items():
+        for table in tables:
+            for operation in OPERATIONS:
+                op.execute(
+                    f"CREATE TRIGGER tr_{table}_{operation.lower()}_changes AFTER {operation} "
+                    f"ON {table} BEGIN {_RAISE % name}; END"
+                )
     for operation, condition in PUBLISHED.items():
         op.execute(
             f"CREATE TRIGGER tr_practice_{operation.lower()}_changes AFTER {operation} "
@@ -88,11 +95,13 @@ def _postgres_triggers() -> None:
         "UPDATE change_counter SET value = value + 1 WHERE name = TG_ARGV[0]; "
         "RETURN NULL; END $$"
     )
-    for table in REGISTRY:
-        op.execute(
-            f"CREATE TRIGGER tr_{table}_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
-            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION integra_count_change('registry')"
-        )
+    for name, tables in COUNTED.items():
+        for table in tables:
+            op.execute(
+                f"CREATE TRIGGER tr_{table}_changes AFTER INSERT OR UPDATE OR DELETE OR "
+                f"TRUNCATE ON {table} FOR EACH STATEMENT "
+                f"EXECUTE FUNCTION integra_count_change('{name}')"
+            )
     # Each event's function reads only the transition tables its trigger defines.
     for operation, (referencing, tables) in PG_TRANSITIONS.items():
         condition = " OR ".join(
@@ -117,7 +126,7 @@ def _postgres_triggers() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        for table in REGISTRY:
+        for table in [t for tables in COUNTED.values() for t in tables]:
             op.execute(f"DROP TRIGGER tr_{table}_changes ON {table}")
         for operation in (*OPERATIONS, "TRUNCATE"):
             op.execute(f"DROP TRIGGER tr_practice_{operation.lower()}_changes ON practice")
@@ -125,7 +134,7 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION integra_count_published_{operation.lower()}()")
         op.execute("DROP FUNCTION integra_count_change()")
     else:
-        for table in (*REGISTRY, "practice"):
+        for table in [*(t for tables in COUNTED.values() for t in tables), "practice"]:
             for operation in OPERATIONS:
                 op.execute(f"DROP TRIGGER tr_{table}_{operation.lower()}_changes")
     op.drop_table("change_counter")
