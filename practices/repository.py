@@ -112,8 +112,8 @@ async def held_practice_ids(session: AsyncSession) -> frozenset[uuid.UUID]:
     """The published practices an anonymous reader may not find: those the gate holds, and
     those whose scope is `network` or `national` (signed-in readers only). Few (a review queue,
     the exceptions to the default scope), read per search through their partial index."""
-    dialect = (await session.connection()).dialect.name
-    return frozenset((await session.scalars(HIDDEN[dialect])).all())
+    connection = await session.connection()  # Core: none of the ORM's execution steps
+    return frozenset((await connection.execute(HIDDEN[connection.dialect.name])).scalars())
 
 
 async def responsible_for(
@@ -149,4 +149,5 @@ async def search_hit_rows(session: AsyncSession, ids: list[uuid.UUID]) -> Sequen
         Practice.published_at,
         Practice.held,
     ).where(Practice.id.in_(ids))
-    return [row for row in (await session.execute(stmt)).all() if row.status == "published"]
+    connection = await session.connection()  # Core: none of the ORM's execution steps
+    return [row for row in (await connection.execute(stmt)).all() if row.status == "published"]
