@@ -291,8 +291,8 @@ async def hub_search(
     kept: answers.Answers = request.app.state.answers
     generation = await search.generation(session, request.app.state.search, "pool")
     key = ("eu/search", generation, source.name, search.query_key(query))
-    if generation is not None and (body := kept.get(key)) is not None:
-        return Response(body, media_type="application/json")
+    if generation is not None and (answer := kept.get(key)) is not None:
+        return answer
     results = await search.search(session, request.app.state.search, source, query)
     page = HubSearchPage(
         items=results.items,
@@ -301,9 +301,7 @@ async def hub_search(
         next_cursor=results.next_cursor,
     )
     response = serialised(page, HubSearchPage)
-    if generation is not None:
-        kept.put(key, bytes(response.body))
-    return response
+    return kept.put(key, response) if generation is not None else response
 
 
 __all__ = ["POOL", "PUBLIC_POOL", "pool_router"]

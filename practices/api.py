@@ -123,8 +123,8 @@ async def search_practices(
     kept: answers.Answers = request.app.state.answers
     generation = await search.generation(session, request.app.state.search)
     key = ("practices/search", generation, by.is_signed_in, search.query_key(query))
-    if generation is not None and (body := kept.get(key)) is not None:
-        return Response(body, media_type="application/json")
+    if generation is not None and (answer := kept.get(key)) is not None:
+        return answer
     results = await search.search(session, request.app.state.search, search.LOCAL, query, by=by)
     page = SearchPage.model_construct(
         items=results.items,
@@ -134,9 +134,7 @@ async def search_practices(
         corrected=results.corrected,
     )
     response = serialised(page, SearchPage)
-    if generation is not None:
-        kept.put(key, bytes(response.body))
-    return response
+    return kept.put(key, response) if generation is not None else response
 
 
 # --- practices ----------------------------------------------------------------------------

@@ -120,8 +120,8 @@ async def list_organisations(
     kept: answers.Answers = request.app.state.answers
     number = await answers.counter(session, "registry")
     key = ("organisations", number, repr(filters), after, size)
-    if number is not None and (body := kept.get(key)) is not None:
-        return Response(body, media_type="application/json")
+    if number is not None and (answer := kept.get(key)) is not None:
+        return answer
     rows = await repository.organisation_page_rows(session, filters, after=after, limit=size + 1)
     shown = rows[:size]
     identifiers, terms = await repository.organisation_children(session, [r.id for r in shown])
@@ -132,10 +132,8 @@ async def list_organisations(
     }
     # Serialised once, as the response model would give it (`tests/registry` holds the two
     # equal): the rows were validated when they were written, not again for every reader.
-    body = to_json(page)
-    if number is not None:
-        kept.put(key, body)
-    return Response(body, media_type="application/json")
+    answer = Response(to_json(page), media_type="application/json")
+    return kept.put(key, answer) if number is not None else answer
 
 
 def _listed(
@@ -201,6 +199,7 @@ async def create_organisation(
 )
 async def get_organisation(
     organisation_id: uuid.UUID,
+    request: Request,
     session: SessionDep,
     by: CurrentPrincipal,
     include: Annotated[
@@ -211,6 +210,13 @@ async def get_organisation(
     with_contacts = "contact_points" in include
     if with_contacts and not by.is_signed_in:
         raise Unauthorized("Contact points are shown only to signed-in users.")
+    # Without its contact points (personal data, and each read of one audited), an
+    # organisation reads the same for everyone: kept until the registry changes.
+    kept: answers.Answers = request.app.state.answers
+    number = None if with_contacts else await answers.counter(session, "registry")
+    key = ("organisation", number, organisation_id)
+    if number is not None and (answer := kept.get(key)) is not None:
+        return answer
     organisation = await service.get_organisation(session, organisation_id)
     contacts = None
     if with_contacts:
@@ -219,7 +225,8 @@ async def get_organisation(
         )
     read = service.organisation_read(organisation, contact_points=contacts)
     headers = {"ETag": etag(organisation.version)}
-    return serialised(read, OrganisationRead, exclude_unset=True, headers=headers)
+    answer = serialised(read, OrganisationRead, exclude_unset=True, headers=headers)
+    return kept.put(key, answer) if number is not None else answer
 
 
 @router.patch(

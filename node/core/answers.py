@@ -15,6 +15,7 @@ whatever else the answer depends on (signed in or not, the reader's languages) i
 from collections import OrderedDict
 from collections.abc import Hashable
 
+from fastapi import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,26 +41,32 @@ async def counter(session: AsyncSession, name: str) -> int | None:
 
 
 class Answers:
-    """The kept answers of one app (one database), least recently used first out."""
+    """The kept answers of one app (one database), least recently used first out: each a body
+    and the headers that go with it (an ETag)."""
 
     def __init__(self, kept: int = KEPT, largest: int = LARGEST) -> None:
         self.kept, self.largest = kept, largest
-        self._answers: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._answers: OrderedDict[Hashable, tuple[bytes, dict[str, str]]] = OrderedDict()
         self.hits = self.misses = 0
 
-    def get(self, key: Hashable) -> bytes | None:
-        answer = self._answers.get(key)
-        if answer is None:
+    def get(self, key: Hashable) -> Response | None:
+        """The answer kept under ``key``, as a new JSON response; None when there is none."""
+        kept = self._answers.get(key)
+        if kept is None:
             self.misses += 1
             return None
         self._answers.move_to_end(key)
         self.hits += 1
-        return answer
+        body, headers = kept
+        return Response(body, media_type="application/json", headers=headers)
 
-    def put(self, key: Hashable, answer: bytes) -> None:
-        if len(answer) > self.largest:
-            return
-        self._answers[key] = answer
-        self._answers.move_to_end(key)
-        while len(self._answers) > self.kept:
-            self._answers.popitem(last=False)
+    def put(self, key: Hashable, answer: Response) -> Response:
+        """Keep a JSON answer (not one larger than `largest`); returns it."""
+        body = bytes(answer.body)
+        if len(body) <= self.largest:
+            headers = {"ETag": answer.headers["etag"]} if "etag" in answer.headers else {}
+            self._answers[key] = (body, headers)
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.kept:
+                self._answers.popitem(last=False)
+        return answer

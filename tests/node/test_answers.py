@@ -186,3 +186,29 @@ async def test_a_kept_search_never_shows_a_practice_that_was_held_or_changed_sin
     )
     again = await search(client, q="wayfinder")
     assert [i["summary"] for i in again["items"]] == ["Now run by volunteers."]
+
+
+async def test_an_organisation_is_kept_with_its_etag_until_the_registry_changes(
+    client: httpx.AsyncClient, admin: Headers, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    org = await create_organisation(client, admin, name="Kept probation service")
+    url = f"/api/v1/organisations/{org['id']}"
+    first = await client.get(url)
+    hits = kept(client).hits
+    again = await client.get(url)
+    assert kept(client).hits == hits + 1
+    assert again.json() == first.json() and again.headers["etag"] == first.headers["etag"]
+    assert again.headers["content-type"] == "application/json"
+
+    changed = await client.patch(
+        url, json={"region": "Crete"}, headers=admin | {"If-Match": first.headers["etag"]}
+    )
+    assert changed.status_code == 200, changed.text
+    after = await client.get(url)
+    assert after.json()["region"] == "Crete" and after.headers["etag"] == changed.headers["etag"]
+
+    await direct(sessions, "UPDATE organisation SET region = 'Corfu' WHERE id = :id", id=_id(org))
+    assert (await client.get(url)).json()["region"] == "Corfu"
+    # Contact points are never kept: each read of them is a fresh, audited one.
+    with_contacts = await client.get(url, params={"include": "contact_points"}, headers=admin)
+    assert with_contacts.status_code == 200 and with_contacts.json()["contact_points"] == []
