@@ -50,7 +50,11 @@ and every read of one is audited.
 
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = engine or create_engine(settings.sqlalchemy_url)
+    engine = engine or create_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.database_pool_size,
+        pool_overflow=settings.database_pool_overflow,
+    )
     logs.configure(settings.log_level)
 
     @asynccontextmanager

@@ -138,8 +138,17 @@ def defer_write(session: AsyncSession, write: Callable[[AsyncSession], Awaitable
     return True
 
 
-def create_engine(url: str, *, pooled: bool = True) -> AsyncEngine:
-    kwargs: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
+def create_engine(
+    url: str, *, pooled: bool = True, pool_size: int = 5, pool_overflow: int = 10
+) -> AsyncEngine:
+    """An engine for the event loop. Pooled: ``pool_size`` connections kept open (a connection
+    opened per request costs PostgreSQL a process start), ``pool_overflow`` more opened when
+    needed and closed after."""
+    kwargs: dict[str, Any] = (
+        {"pool_size": pool_size, "max_overflow": pool_overflow}
+        if pooled
+        else {"poolclass": NullPool}
+    )
     if make_url(url).drivername == "sqlite+aiosqlite":
         # The same dialect over our own connection: a quick read runs with no thread hop.
         kwargs["async_creator"] = sqlite.creator(

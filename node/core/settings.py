@@ -75,6 +75,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "INTEGRA_DATABASE_URL"),
         description="e.g. postgresql://user@host/db (default: node.db in the data directory)",
     )
+    database_pool_size: Annotated[int, Field(ge=1, le=200)] = Field(
+        15,
+        description="database connections each API process keeps open: as many as the requests "
+        "it serves at once, so that none is opened per request under load",
+    )
+    database_pool_overflow: Annotated[int, Field(ge=0, le=200)] = Field(
+        5, description="connections an API process may open beyond those, closed after use"
+    )
     secret_key: str = Field(
         PLACEHOLDER_SECRET, description="keys the token hashes; 32+ characters in production"
     )
