@@ -203,11 +203,20 @@ async def create_practice(
     responses=responses(NotFound),
 )
 async def get_practice(
-    practice_id: uuid.UUID, session: SessionDep, by: CurrentPrincipal
+    practice_id: uuid.UUID, request: Request, session: SessionDep, by: CurrentPrincipal
 ) -> Response:
+    # What anonymous readers see of a practice (published, public, not held) is the same for
+    # all of them: kept until a published practice or the registry (the names of its
+    # organisations) changes.
+    kept: answers.Answers = request.app.state.answers
+    numbers = None if by.is_signed_in else await answers.counters(session, "practices", "registry")
+    key = ("practice", numbers, practice_id)
+    if numbers is not None and (answer := kept.get(key)) is not None:
+        return answer
     practice = await service.get_practice(session, practice_id, by=by)
     read = (await service.practice_reads(session, [practice]))[0]
-    return serialised(read, PracticeRead, headers={"ETag": etag(practice.version)})
+    answer = serialised(read, PracticeRead, headers={"ETag": etag(practice.version)})
+    return kept.put(key, answer) if numbers is not None else answer
 
 
 @router.patch(

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 
 from fastapi import Response
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.core.models import ChangeCounter
@@ -26,6 +26,9 @@ _READ = {
     name: select(COUNTER.c.value).where(COUNTER.c.name == name)
     for name in ("registry", "practices", "pool")
 }
+_READ_MANY = select(COUNTER.c.name, COUNTER.c.value).where(
+    COUNTER.c.name.in_(bindparam("names", expanding=True))
+)
 
 # How many answers a process keeps, and the largest it keeps: a few megabytes at most.
 KEPT = 256
@@ -38,6 +41,16 @@ async def counter(session: AsyncSession, name: str) -> int | None:
     connection = await session.connection()
     value = (await connection.execute(_READ[name])).scalar()
     return None if value is None else int(value)
+
+
+async def counters(session: AsyncSession, *names: str) -> tuple[int, ...] | None:
+    """Several groups' counters, read together (one statement); None when one is missing."""
+    connection = await session.connection()
+    rows = await connection.execute(_READ_MANY, {"names": list(names)})
+    found = {name: value for name, value in rows}
+    if any(name not in found for name in names):
+        return None
+    return tuple(int(found[name]) for name in names)
 
 
 class Answers:

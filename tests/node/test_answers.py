@@ -212,3 +212,35 @@ async def test_an_organisation_is_kept_with_its_etag_until_the_registry_changes(
     # Contact points are never kept: each read of them is a fresh, audited one.
     with_contacts = await client.get(url, params={"include": "contact_points"}, headers=admin)
     assert with_contacts.status_code == 200 and with_contacts.json()["contact_points"] == []
+
+
+async def test_a_practice_kept_for_anonymous_readers_goes_when_it_is_held_or_its_body_renamed(
+    client: httpx.AsyncClient, admin: Headers, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    body = await create_organisation(client, admin, name="Kept mentoring trust")
+    tool = await publish_practice(
+        client,
+        admin,
+        title="Kept mentoring",
+        organisations=[{"organisation_id": body["id"], "role": "responsible"}],
+    )
+    url = f"/api/v1/practices/{tool['id']}"
+    first = await client.get(url)
+    assert first.status_code == 200
+    assert [o["display_name"] for o in first.json()["organisations"]] == ["Kept mentoring trust"]
+    hits = kept(client).hits
+    again = await client.get(url)
+    assert kept(client).hits == hits + 1 and again.json() == first.json()
+    assert again.headers["etag"] == first.headers["etag"]
+
+    await direct(
+        sessions, "UPDATE organisation SET name = 'Renamed trust' WHERE id = :id", id=_id(body)
+    )
+    renamed = await client.get(url)
+    assert [o["display_name"] for o in renamed.json()["organisations"]] == ["Renamed trust"]
+
+    await direct(
+        sessions, "UPDATE practice SET held = :held WHERE id = :id", held=True, id=_id(tool)
+    )
+    assert (await client.get(url)).status_code == 404  # held: not there for anonymous readers
+    assert (await client.get(url, headers=admin)).json()["held"] is True
