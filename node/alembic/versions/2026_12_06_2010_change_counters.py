@@ -103,10 +103,10 @@ def _postgres_triggers() -> None:
                 f"EXECUTE FUNCTION integra_count_change('{name}')"
             )
     # Each event's function reads only the transition tables its trigger defines.
-    for operation, (referencing, tables) in PG_TRANSITIONS.items():
+    for operation, (referencing, transitions) in PG_TRANSITIONS.items():
         condition = " OR ".join(
             f"EXISTS (SELECT 1 FROM {t.strip()} WHERE status = 'published')"
-            for t in tables.split(",")
+            for t in transitions.split(",")
         )
         op.execute(
             f"CREATE FUNCTION integra_count_published_{operation.lower()}() RETURNS trigger "
