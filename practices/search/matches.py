@@ -73,7 +73,11 @@ class Match:
             if isinstance(scores, Ranked):  # as the database ranked them
                 self.best_first = list(scores)
             else:
-                self.best_first = sorted(scores, key=lambda d: (-scores[d], d))
+                # by number, then (a stable sort, reversed: equal scores keep that order) by
+                # score: two sorts on C-level keys, not a key tuple built per document
+                best_first = sorted(scores)
+                best_first.sort(key=scores.__getitem__, reverse=True)
+                self.best_first = best_first
         table = member_test(hits)
         ranked = (d for d in self.best_first if contains(table, d))
         if self.complete:

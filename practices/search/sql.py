@@ -10,9 +10,10 @@ index's own terms (`typos.Corrector`). Each word is one full-text match in the d
 words are combined, and facet filters and counts run, on the in-memory bitsets of
 `FacetCache`, which both databases share.
 
-Speed (issues 16 and 18): a match comes back best first from the database, so a one-word
-query is not sorted again; on SQLite a match of more than `RANK_ALL` documents is ranked by
-BM25 among its title matches only (`Found`), the whole set read as one string; a process
+Speed (issues 16 and 18): a match comes back best first, so a one-word query is not sorted
+again; on SQLite a match is counted first, and one of more than `RANK_ALL` documents is ranked
+by BM25 among its title matches only (`Found`), the whole set read as one string; the words
+of a query are combined by ANDing their bitsets before any document is scored; a process
 keeps the matches of the latest queries until the index changes, and the same query asked
 by many readers at once is matched once (`SqlSearch._match`); a page's record ids are looked
 up for that page alone (`FacetCache.record_ids_of`).
@@ -21,8 +22,9 @@ up for that page alone (`FacetCache.record_ids_of`).
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, delete, insert, select, text, update
@@ -33,7 +35,14 @@ from node.core.db import offloaded
 from practices.search import analysis
 from practices.search.analysis import AnalysedQuery, QueryWord, document_terms
 from practices.search.concepts import Concept, Phrase, expansion, find_concepts
-from practices.search.facets import FacetCache, bitset, contains, date_key, member_test
+from practices.search.facets import (
+    FacetCache,
+    bitset,
+    contains,
+    date_key,
+    member_test,
+    numbers,
+)
 from practices.search.matches import (
     Found,
     Match,
@@ -76,15 +85,15 @@ EXPRESSION_CACHE = 256
 
 
 # One full-text match: each matching document with its rank, best first (then by number);
-# on SQLite, `RANK_ALL` of them at most (more: `Found`), and all of them as one string.
+# on SQLite, all of them as one string and counted first, ranked when `RANK_ALL` of them at
+# most (more: `Found`, their title matches ranked). Sorted in Python (`_best_first`).
 RANK_ALL = 2000
 MATCH_SQLITE = text(
     "SELECT rowid, -bm25(practice_fts, :w, 1.0) FROM practice_fts WHERE practice_fts MATCH :m "
     "LIMIT :n"
 )
 MATCH_SQLITE_ALL = text(
-    "SELECT rowid, -bm25(practice_fts, :w, 1.0) AS score FROM practice_fts "
-    "WHERE practice_fts MATCH :m ORDER BY score DESC, rowid"
+    "SELECT rowid, -bm25(practice_fts, :w, 1.0) FROM practice_fts WHERE practice_fts MATCH :m"
 )
 MATCHES_SQLITE = text(
     "SELECT count(*), group_concat(rowid) FROM practice_fts WHERE practice_fts MATCH :m"
@@ -105,6 +114,9 @@ class SqlSearch:
         # next page, a popular search, the empty search's facets) counts nothing again.
         self.counted: OrderedDict[Any, tuple[int, int, dict[str, dict[str, int]]]] = OrderedDict()
         self.expressions: OrderedDict[tuple[str, str], tuple[int, Found]] = OrderedDict()
+        # how many documents the two caches above hold in all (kept as they change)
+        self.matches_kept = 0
+        self.expressions_held = 0
         self.present: list[str] = []
         self.languages_seq = -1
         self.corrector: Corrector | None = None
@@ -211,11 +223,15 @@ class SqlSearch:
         seq = self.cache.seq
         scores, bits, complete, corrected = await self._combined(session, dialect, analysed, reader)
         match = Match(seq, scores, bits, corrected=corrected, complete=complete)
+        replaced = self.matches.pop(key, None)
+        if replaced is not None:
+            self.matches_kept -= len(replaced.scores)
         self.matches[key] = match
-        self.matches.move_to_end(key)
-        kept = sum(len(m.scores) for m in self.matches.values())
-        while len(self.matches) > MATCH_CACHE or (kept > MATCH_CACHE_DOCUMENTS and self.matches):
-            kept -= len(self.matches.popitem(last=False)[1].scores)
+        self.matches_kept += len(scores)
+        while len(self.matches) > MATCH_CACHE or (
+            self.matches_kept > MATCH_CACHE_DOCUMENTS and self.matches
+        ):
+            self.matches_kept -= len(self.matches.popitem(last=False)[1].scores)
         return match
 
     async def _combined(
@@ -269,20 +285,18 @@ class SqlSearch:
             only = found[0]
             return only.scores, only.bits, only.complete, (" ".join(typed) if corrected else None)
 
-        def candidates(i: int) -> Iterable[int]:
-            if i not in named and not filed.get(i):
-                return found[i].members()
-            return {*found[i].members(), *named.get(i, {}), *members_of(filed.get(i, 0))}
-
-        sizes = [
-            found[i].count + len(named.get(i, {})) + filed.get(i, 0).bit_count()
-            for i in range(len(words))
-        ]
-        first = min(range(len(words)), key=sizes.__getitem__)
+        # the documents every word matches (as typed, or through a concept it names): one AND
+        # of bitsets, rather than testing each candidate of the rarest word word by word
+        survivors = -1
+        for i in range(len(words)):
+            possible = found[i].bits | filed.get(i, 0)
+            if named.get(i):
+                possible |= bitset(named[i], self.cache.size)
+            survivors &= possible
         tables = {i: member_test(bits) for i, bits in filed.items() if bits}
         reader_table = member_test(readable) if readable else b""
         out: dict[int, float] = {}
-        for d in candidates(first):
+        for d in members_of(survivors):
             score = 0.0
             for i in range(len(words)):
                 rank = found[i].rank(d)
@@ -370,13 +384,15 @@ class SqlSearch:
             self.expressions.move_to_end(key)
             return kept[1]
         scores = await self._match_text(session, dialect, expression)
+        replaced = self.expressions.pop(key, None)
+        if replaced is not None:
+            self.expressions_held -= replaced[1].count
         self.expressions[key] = (self.cache.seq, scores)
-        self.expressions.move_to_end(key)
-        held = sum(v[1].count for v in self.expressions.values())
+        self.expressions_held += scores.count
         while len(self.expressions) > EXPRESSION_CACHE or (
-            held > MATCH_CACHE_DOCUMENTS and len(self.expressions) > 1
+            self.expressions_held > MATCH_CACHE_DOCUMENTS and len(self.expressions) > 1
         ):
-            held -= self.expressions.popitem(last=False)[1][1].count
+            self.expressions_held -= self.expressions.popitem(last=False)[1][1].count
         return scores
 
     async def _match_text(self, session: AsyncSession, dialect: str, expression: str) -> Found:
@@ -386,15 +402,18 @@ class SqlSearch:
                 scores = Ranked(rows)
                 return Found(bitset(scores, self.cache.size), scores, True, len(scores))
             params: dict[str, Any] = {"m": expression, "w": TITLE_WEIGHT, "n": RANK_ALL + 1}
-            # sorted here: SQLite sorting them costs more than ranking them
-            rows = (await session.execute(MATCH_SQLITE, params)).all()
-            scores = Ranked(sorted(rows, key=lambda row: (-row[1], row[0])))
-            if len(scores) <= RANK_ALL:
-                return Found(bitset(scores, self.cache.size), scores, True, len(scores))
+            # counted first (no rank computed): a broad match is then ranked among its title
+            # matches alone, without ranking `RANK_ALL` documents it would not keep, and a
+            # match of nothing (a typo) ranks nothing
             count, doc_nos = (await session.execute(MATCHES_SQLITE, params)).one()
+            if int(count) <= RANK_ALL:
+                rows = (await session.execute(MATCH_SQLITE, params)).all() if count else []
+                # sorted here: SQLite sorting them costs more than ranking them
+                scores = Ranked(_best_first(rows))
+                return Found(bitset(scores, self.cache.size), scores, True, len(scores))
             params["m"] = f"title_norm : ({expression})"
-            titles = Ranked((await session.execute(MATCH_SQLITE_ALL, params)).all())
-        bits = bitset(map(int, doc_nos.split(",")), self.cache.size)
+            titles = Ranked(_best_first((await session.execute(MATCH_SQLITE_ALL, params)).all()))
+        bits = bitset(numbers(doc_nos), self.cache.size)
         return Found(bits, titles, False, int(count))
 
     def _newest_first(self, allowed: int) -> Order:
@@ -486,11 +505,12 @@ class SqlSearch:
                 [dict(zip(keys, r, strict=True)) | {"active": True, "seq": seq} for r in new],
             )
             doc_nos |= {record_id: doc_no for doc_no, record_id in inserted}
+        # each document's number looked up once (a UUID's hash is a Python call), not per value
         facets = [
-            (doc_nos[d.record_id], facet, value)
-            for d in documents
+            (doc_no, facet, value)
+            for doc_no, d in zip([doc_nos[d.record_id] for d in documents], documents, strict=True)
             for facet, values in d.facets.items()
-            for value in dict.fromkeys(values)
+            for value in (values if len(values) < 2 else dict.fromkeys(values))
         ]
         if facets:
             _many(
@@ -549,6 +569,19 @@ def mark_analysed(session: Session) -> None:
         .where(SearchState.id == 1)
         .values(analysis_version=analysis.ANALYSIS_VERSION)
     )
+
+
+def _best_first(rows: Sequence[Any]) -> list[Any]:
+    """(document, score) rows by score, best first, then by document number: two stable
+    sorts on C-level keys (the first one over rows that come in document order already costs
+    one pass), where a key tuple built per row cost a Python call each."""
+    ordered = sorted(rows, key=_DOCUMENT)
+    ordered.sort(key=_SCORE, reverse=True)  # reverse keeps equal scores in document order
+    return ordered
+
+
+_DOCUMENT = itemgetter(0)
+_SCORE = itemgetter(1)
 
 
 def _many(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
