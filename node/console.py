@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from node import migrations
-from node.core.auth import Principal, system_principal
-from node.core.db import create_engine, session_factory
-from node.core.errors import AppError
 from node.core.settings import Settings, get_settings
 
+# Each `integra` command is a process of its own: what only some commands need (the database
+# layer, the services, alembic) is imported where it is used, not by every command.
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from federation.sync import Round
+    from node.core.auth import Principal
 
 T = TypeVar("T")
 
@@ -67,22 +67,44 @@ def given_token(from_stdin: bool, argument: str | None, purpose: str) -> str:
 @contextmanager
 def refusals_fail() -> Iterator[None]:
     """A service's refusal (an AppError) ends the command with its message, as `fail` does."""
+    from node.core.errors import AppError
+
     try:
         yield
     except AppError as exc:
         raise fail(exc.detail) from None
 
 
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema, as `migrations.upgrade` does; one
+    already there is only looked at (alembic's own run loads every domain's models)."""
+    from sqlalchemy import create_engine as create_sync_engine
+
+    from node import migrations
+    from node.core.settings import sync_url
+
+    migrations.ensure_sqlite_dir(url)
+    engine = create_sync_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            current = migrations.current_revision(connection)
+    finally:
+        engine.dispose()
+    if current is None or current != migrations.head_revision():
+        migrations.upgrade(url)
+
+
 def run_in_session(
-    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
+    work: "Callable[[AsyncSession], Awaitable[T]]", settings: Settings | None = None
 ) -> T:
     """Run ``work`` in one transaction against the configured database (migrated first)."""
+    from node.core.db import create_engine, session_factory
+
     settings = settings or get_settings()
-    migrations.upgrade(settings.sqlalchemy_url)
+    migrate(settings.sqlalchemy_url)
 
     async def _run() -> T:
         from node.core import outbox
-        from practices.search import make_backend
 
         engine = create_engine(settings.sqlalchemy_url, pooled=False)
         try:
@@ -93,15 +115,17 @@ def run_in_session(
                 except BaseException:
                     await session.rollback()
                     raise
-                if session.info.get("outbox"):
+                if session.info.get("outbox"):  # else `after_commit` has nothing to do
                     # Every domain's handlers, as the server has them: a message done by some
                     # of them only (the search's, not the feed's) would be marked done.
                     import node.worker  # noqa: F401
-                await outbox.after_commit(
-                    session,
-                    settings,
-                    outbox.JobContext(search=make_backend(settings), settings=settings),
-                )
+                    from practices.search import make_backend
+
+                    await outbox.after_commit(
+                        session,
+                        settings,
+                        outbox.JobContext(search=make_backend(settings), settings=settings),
+                    )
                 return result
         finally:
             await engine.dispose()
@@ -110,7 +134,7 @@ def run_in_session(
 
 
 def run_or_fail(
-    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
+    work: "Callable[[AsyncSession], Awaitable[T]]", settings: Settings | None = None
 ) -> T:
     """`run_in_session`, where a service's refusal rolls back and ends the command."""
     with refusals_fail():
@@ -121,8 +145,10 @@ def console_actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def operator() -> Principal:
+def operator() -> "Principal":
     """Whoever runs the command at the node's console: an admin, audited by login name."""
+    from node.core.auth import system_principal
+
     return system_principal(console_actor())
 
 
@@ -134,7 +160,7 @@ def sync_round(settings: Settings) -> dict[str, "Round | str"]:
     from node.core.db import create_sync_engine
     from practices.search import make_backend
 
-    migrations.upgrade(settings.sqlalchemy_url)
+    migrate(settings.sqlalchemy_url)
     engine = create_sync_engine(settings.sqlalchemy_url)
     try:
         return run_round(

@@ -12,18 +12,13 @@ import secrets
 import textwrap
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 from node.console import fail, out
-from node.core import heartbeat
-from node.core.db import create_sync_engine, utcnow
-from node.core.models import Heartbeat
 from node.core.settings import (
     CONFIG_ENV,
     PLACEHOLDER_SECRET,
@@ -34,6 +29,10 @@ from node.core.settings import (
     get_settings,
     origin,
 )
+
+# Every command runs `refuse_if_node_differs`: the database layer is imported when it is used.
+if TYPE_CHECKING:
+    from node.core.models import Heartbeat
 
 config_app = typer.Typer(
     help="The node's configuration: one file read by the server, its workers and every command.",
@@ -148,6 +147,8 @@ def mask_url(url: str) -> str:
 def render(settings: Settings, path: Path) -> tuple[str, bool]:
     """The file's text: each setting with its description, set when it does not come from its
     default, commented out when it does. Returns it, and whether a secret key was generated."""
+    from node.core.db import utcnow
+
     values = settings.model_dump(mode="json")
     generated = settings.secret_key == PLACEHOLDER_SECRET
     if generated:
@@ -189,10 +190,17 @@ def refuse_if_node_differs(settings: Settings, group: str | None = None) -> None
     """Stop a command whose database a running node serves with other settings: what it wrote
     would not be what that node writes (a practice imported without the node's country never
     reaches its feed; a key made in another directory is never found)."""
+    from sqlalchemy.engine import make_url
+
     url = settings.sqlalchemy_url
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
         return  # no database yet, so nothing serves it
+    from sqlalchemy.orm import Session
+
+    from node.core import heartbeat
+    from node.core.db import create_sync_engine
+
     engine = create_sync_engine(url)
     try:
         with Session(engine) as session:
@@ -216,7 +224,9 @@ def _only(values: dict[str, str], names: frozenset[str]) -> dict[str, str]:
     return {name: value for name, value in values.items() if name in names}
 
 
-def refusal(server: Heartbeat, said: list[str]) -> str:
+def refusal(server: "Heartbeat", said: list[str]) -> str:
+    from node.core.db import utcnow
+
     seen = _ago(utcnow() - server.beat_at)
     file = server.detail.get("config_file") or "?"
     return (

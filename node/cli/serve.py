@@ -8,11 +8,9 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Annotated
 
-import structlog
 import typer
 
-from node import migrations
-from node.console import fail, out
+from node.console import fail, migrate, out
 from node.core.settings import PLACEHOLDER_SECRET, Role, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -24,6 +22,8 @@ db_app = typer.Typer(help="The node's database.", no_args_is_help=True)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration. Safe to run again: an up-to-date database is left as is."""
+    from node import migrations
+
     settings = get_settings()
     migrations.upgrade(settings.sqlalchemy_url)
     out.print(f"database at {migrations.head_revision()}")
@@ -52,10 +52,8 @@ def serve(
     ] = None,
 ) -> None:
     """Migrate the database and start the node's web API."""
+    import structlog
     import uvicorn
-
-    from node.app import create_app
-    from node.sample import load_sample
 
     settings = get_settings()
     host = host or settings.host
@@ -67,10 +65,12 @@ def serve(
             detail="INTEGRA_SECRET_KEY is the placeholder: tokens are keyed with a value anyone "
             "can read (run `integra config init`, or set it)",
         )
-    migrations.upgrade(settings.sqlalchemy_url)
+    migrate(settings.sqlalchemy_url)
     if sample_data and settings.role is Role.hub:
         out.print("a hub holds no sample data of its own: it pulls the nodes' records")
     elif sample_data:
+        from node.sample import load_sample
+
         load_sample(settings.country)
     url = f"http://{host}:{port}"
     processes = workers or settings.api_workers
@@ -78,6 +78,8 @@ def serve(
     # Logs are the app's own JSON lines (its access log included), not uvicorn's.
     quiet = {"log_config": None, "access_log": False, "log_level": "warning"}
     if processes == 1:
+        from node.app import create_app  # with more, each worker builds its own: not this process
+
         uvicorn.run(create_app(settings), host=host, port=port, **quiet)  # type: ignore[arg-type]
         return
     # Each worker builds its own app (engine, pools, search cache) from the same settings, and
