@@ -113,6 +113,9 @@ class Member:
             # The hub pulls the nodes, and the nodes the hub, every few seconds: a demo shows
             # a change travelling while one watches.
             "INTEGRA_HUB_SYNC_INTERVAL": SYNC_INTERVAL,
+            # One API process per member: the demo runs several members on one machine, and
+            # a supervisor with a worker per core each would start three times the processes.
+            "INTEGRA_WORKERS": "1",
         }
 
 

@@ -36,6 +36,10 @@ os.environ.setdefault("INTEGRA_WORKERS", "1")
 # it fails, and a pipe nobody drains blocks a server after some 300 lines (schemathesis sends
 # thousands). tests/node/test_metrics.py starts a server with the default and reads its log.
 os.environ.setdefault("INTEGRA_ACCESS_LOG", "false")
+# What a helper that starts a server keeps of the test process's own INTEGRA_ settings (it
+# drops the others, as an operator's clean shell would): these two above. Without the first a
+# server ran a supervisor and a worker per core, three imports of the app instead of one.
+KEPT_SETTINGS = ("INTEGRA_ACCESS_LOG", "INTEGRA_WORKERS")
 
 # The suite stores and checks passwords some thousands of times, in this process: argon2id at
 # its lowest cost here (a hash names its own parameters, so the servers the tests start check

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from node.core.errors import ErrorBody, ValidationErrorBody
-from tests.conftest import Database, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, Database, free_port, run_cli
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -48,9 +48,7 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     assert keys.returncode == 0, keys.stderr
     port = free_port()
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir), **federating}
     args = ["serve", "--sample-data", "--port", str(port), "--workers", "1"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, Database, run_cli
+from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, Database, run_cli
 from tests.federation.forgery import BODY, Peer, rows
 from tests.practices.test_worker import redis_up
 
@@ -49,9 +49,7 @@ def test_celery_beat_pulls_each_enrolled_node_and_the_worker_applies_it(
     assert enrolled.returncode == 0, enrolled.stderr
 
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     env |= {
         "DATABASE_URL": db,

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from federation.pool import PENDING_BATCH
 from node.core.settings import sync_url
-from tests.conftest import Database, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, Database, free_port, run_cli
 from tests.federation.forgery import BODY, Peer, enrolled_hub, rows
 
 ENTRIES = 2000
@@ -88,9 +88,7 @@ def cursor(db: str) -> int:
 
 def serve_hub(db: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     env |= HUB | {
         "DATABASE_URL": db,

@@ -5,9 +5,10 @@ mail waits and goes once it is up); an addressee's editor and the National Point
 recommendation to "implemented"; the hub's copy shows it, with no contact detail; withdrawn
 with its reason, the report leaves the hub and its mirror (a signed tombstone)."""
 
+import asyncio
 import email
 import email.policy
-import re
+import os
 import socketserver
 import threading
 import uuid
@@ -17,11 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from node.core.db import create_engine as create_async_engine
+from node.core.settings import async_url
 from tests import factories
 from tests.conftest import Database, free_port
+from tests.federation.conftest import enrol, member
 from tests.federation.forgery import held_records
-from tests.federation.test_erasure import MIRROR, hub_process, new_mirror, sync
+from tests.federation.test_erasure import HUB, MIRROR, new_mirror, sync
 from tests.federation.test_sync import cli, start, wait_for
 
 CONTACTS = {"A": "liaison@dgrsp.example.pt", "B": "office@justice.example.pt"}
@@ -93,21 +98,7 @@ def federation(
     each with a primary contact point, and an editor of the first."""
     tmp_path = tmp_path_factory.mktemp("followup")
     db, data = database.fresh_copy(), tmp_path / "pt"
-    shown = cli(db, data, "keys", "init")
-    public = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
-    password = "a long enough password\n"
-    cli(
-        db,
-        data,
-        "user",
-        "add",
-        "np@example.pt",
-        "--role",
-        "admin",
-        "--password-stdin",
-        stdin=password,
-    )
-    token = cli(db, data, "token", "create", "np@example.pt", "--name", "test").strip()
+    public, admin = member(db, data, "PT")  # as `integra keys init` and `user add` would
     smtp_port = free_port()
     env = {
         "DATABASE_URL": db,
@@ -117,13 +108,14 @@ def federation(
         "INTEGRA_SMTP_PORT": str(smtp_port),
         "INTEGRA_SMTP_STARTTLS": "false",
         "INTEGRA_OUTBOX_SWEEP_INTERVAL": "PT1S",
+        "INTEGRA_WORKERS": os.environ["INTEGRA_WORKERS"],  # the suite's one API process
     }
     processes = []
     try:
         process, url = start("node", tmp_path, env)
         processes.append(process)
         node = {"url": url, "db": db, "data": data, "public_key": public, "env": env}
-        node["admin"] = {"Authorization": f"Bearer {token}"}
+        node["admin"] = admin
         orgs = {}
         for label, address in (*CONTACTS.items(), ("C", BYSTANDER)):
             body = factories.organisation(country="PT", region=None, ref=f"pt-{label.lower()}")
@@ -133,17 +125,33 @@ def federation(
             ok(api(node, "POST", f"/organisations/{org['id']}/contact-points", json=contact))
             orgs[label] = org
         node["orgs"] = orgs
-        cli(db, data, "user", "add", "ed@dgrsp.example.pt", "--role", "editor", "--org", "pt-a",
-            "--password-stdin", stdin=password)  # fmt: skip
-        editor = cli(db, data, "token", "create", "ed@dgrsp.example.pt", "--name", "t").strip()
-        node["editor"] = {"Authorization": f"Bearer {editor}"}
-        hub_proc, hub = hub_process(database, tmp_path, node)
-        processes.append(hub_proc)
+        node["editor"] = editor(db, orgs["A"]["id"])  # an editor of A's
+        hub = hub_process(database, tmp_path, node)
+        processes.append(hub.pop("process"))
         yield {"node": node, "hub": hub, "smtp_port": smtp_port, "tmp": tmp_path}
     finally:
         for process in processes:
             process.terminate()
             process.wait(timeout=30)
+
+
+def editor(db: str, organisation: str) -> dict[str, str]:
+    engine = create_async_engine(async_url(db), pooled=False)
+    try:
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        return asyncio.run(factories.make_user(sessions, "editor", organisations=[organisation]))
+    finally:
+        asyncio.run(engine.dispose())
+
+
+def hub_process(database: Database, tmp_path: Any, node: dict[str, Any]) -> dict[str, Any]:
+    """The EU hub, enrolling the node (as `integra keys init` and `hub enrol` would), served."""
+    db, data = database.fresh_copy(), tmp_path / "hub"
+    key, _ = member(db, data, "EU", "hub")
+    enrol(db, "PT", node["url"], node["public_key"], "node")
+    env = HUB | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data)}
+    process, url = start("hub", tmp_path, env | {"INTEGRA_WORKERS": os.environ["INTEGRA_WORKERS"]})
+    return {"process": process, "url": url, "db": db, "data": data, "key": key}
 
 
 @pytest.fixture(scope="module")

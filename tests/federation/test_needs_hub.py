@@ -4,92 +4,24 @@ made of needs of at least three organisations; a change on the node (a need addr
 it as a new version of the one summary record; and neither a need's text, nor an
 organisation, nor who recorded it is anywhere in the hub's database or the node's feed."""
 
-import asyncio
-import os
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import create_engine, text
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from federation import trust
 from federation.projection import SharedNeedsSummary
-from node.core.auth import system_principal
-from node.core.db import create_engine as create_async_engine
-from node.core.settings import Settings, async_url, sync_url
+from node.core.settings import sync_url
 from tests import factories
 from tests.conftest import Database, free_port
+from tests.federation.conftest import enrol, member, ready, serve_node, stop, wait_for
 
-OPERATOR = system_principal("test")
 SECRET = "Stavroula Mavrogeni needs the RRAP toolset"  # a need's text: it never travels
 EDITOR_EMAIL = "needs.editor@epanodos.example.gr"
 ORGANISATIONS = ("Korydallos Prison", "EPANODOS", "ARSIS Thessaloniki", "Onisimos")
-
-
-def in_db(db: str, work: Callable[[Any], Any]) -> Any:
-    async def run() -> Any:
-        engine = create_async_engine(async_url(db), pooled=False)
-        try:
-            async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-                done = await work(session)
-                await session.commit()
-                return done
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def member(db: str, data: Path, country: str, role: str) -> tuple[str, dict[str, str]]:
-    """As `integra keys init` and an admin with a token would: the public key, the headers."""
-    settings = Settings(database_url=db, data_dir=data, country=country, role=role)
-    _, public, _ = in_db(db, lambda s: trust.create_signing_key(s, settings, by=OPERATOR))
-    engine = create_async_engine(async_url(db), pooled=False)
-    try:
-        admin = asyncio.run(factories.make_user(async_sessionmaker(engine), "admin"))
-    finally:
-        asyncio.run(engine.dispose())
-    return public, admin
-
-
-def serve(name: str, tmp: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
-    }
-    clean.pop("DATABASE_URL", None)
-    with (tmp / f"{name}.log").open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "node", "serve", "--port", str(port)],
-            env=clean | env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_for(what: str, check: Callable[[], Any], seconds: float = 120) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -114,28 +46,17 @@ def federation(
         n: member(db[n], data[n], env[n]["INTEGRA_COUNTRY"], n if n == "hub" else "node")
         for n in ports
     }
-    keys = trust.parse_public_keys([made["gr"][0]])
-    in_db(
-        db["hub"],
-        lambda s: trust.enrol_peer(s, origin="GR", url=url["gr"], public_keys=keys, by=OPERATOR),
-    )
-    processes = []
+    enrol(db["hub"], "GR", url["gr"], made["gr"][0], "node")
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        # GR ready before the hub, which pulls it: a first pull that fails waits out a backoff.
         for name in ports:
             full = env[name] | {"DATABASE_URL": db[name], "INTEGRA_DATA_DIR": str(data[name])}
-            processes.append(serve(name, tmp, ports[name], full))
-        for name in ports:
+            processes.append(serve_node(name, tmp, ports[name], full))
             wait_for(f"{name} to be ready", lambda name=name: ready(url[name]), 240)
         yield {"url": url, "db": db, "admin": made["gr"][1]}
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(processes)
 
 
 def hub_needs(hub: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, Database, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, Database, free_port, run_cli
 from tests.federation.forgery import BODY, Peer, enrolled_hub, rows
 from tests.federation.test_crash import state_digest
 from tests.federation.test_network_faults import add_peer, keyed, pool, synced
@@ -122,9 +122,7 @@ def test_redis_stopped_for_30_s_during_a_sync_then_the_worker_catches_up(
     redis_log, log = tmp_path / "redis.log", tmp_path / "worker.log"
     broker = redis_server(port, redis_log)
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     env |= HUB | {
         "DATABASE_URL": db,
@@ -189,9 +187,7 @@ INTERVAL, MISSED = 1.0, 5
 
 def serve_hub(db: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     env |= HUB | {
         "DATABASE_URL": db,

@@ -30,7 +30,7 @@ from federation.gate.scripts import transliterate
 from node.core.settings import sync_url
 from node.core.text import fold
 from tests import factories
-from tests.conftest import Database, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, Database, free_port, run_cli
 from tests.federation.forgery import held_records
 
 COUNTRY = "BG"
@@ -227,9 +227,7 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     token = cli(db, data, "token", "create", ADMIN_EMAIL, "--name", "test").strip()
     port = free_port()
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data), "INTEGRA_COUNTRY": COUNTRY}
     log = (tmp_path / "node.log").open("wb")

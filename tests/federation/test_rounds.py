@@ -23,7 +23,7 @@ from federation.models import Peer as PeerRow
 from federation.sync import PARALLEL_BACKLOG, Job, Round, helpers, run_round, sync_under_lease
 from node.core.db import create_sync_engine
 from node.core.settings import Settings, sync_url
-from tests.conftest import Database, run_cli
+from tests.conftest import KEPT_SETTINGS, Database, run_cli
 from tests.federation.forgery import BODY, Peer, enrolled_hub, rows
 from tests.federation.test_crash import HUB, state_digest
 
@@ -133,9 +133,7 @@ def background_sync(db: str, data: Path, workers: dict[str, str], log: Path) -> 
 
 def hub_env(db: str, data: Path) -> dict[str, str]:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     return env | HUB | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data)}
 

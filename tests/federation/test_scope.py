@@ -3,20 +3,18 @@
 One federation per database backend, as real processes on 127.0.0.1: a Portuguese node, the EU
 hub (which enrols it, and the French node) and a French node that mirrors the hub. PT trusts the
 hub to read its `network` entries (`integra hub trust`); the hub and the mirror sign their
-requests for feed pages with their keys. Then the unit tests of the scope's rules (API, CLI,
-audit, feed) on both databases."""
+requests for feed pages with their keys. The same federation's hub finds pooled study-visit
+reports in its EU search (once tests/federation/test_visit_search_hub.py, with a federation of
+its own). Then the unit tests of the scope's rules (API, CLI, audit, feed) on both databases."""
 
-import asyncio
 import json
-import os
+import re
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -26,101 +24,34 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from federation import keys, signed_requests, trust
 from federation.canonical import canonical
 from federation.merkle import leaf_hash, root
-from node.core.auth import system_principal
-from node.core.db import create_engine as create_async_engine
 from node.core.db import utcnow
 from node.core.models import AuditEntry
-from node.core.settings import Settings, async_url, sync_url
+from node.core.settings import sync_url
 from practices.schemas import PracticeCreate
 from practices.service import create_practice
 from tests import factories
 from tests.conftest import Database, free_port, run_cli
 from tests.factories import CONFIRMED, Headers, make_user
+from tests.federation.conftest import (
+    FAST,
+    HUB_ENV,
+    OPERATOR,
+    enrol,
+    in_db,
+    member,
+    ready,
+    serve_node,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.anyio
-T = TypeVar("T")
-OPERATOR = system_principal("test")
-HUB_ENV = {"INTEGRA_COUNTRY": "EU", "INTEGRA_ROLE": "hub"}
-FAST = {"INTEGRA_HUB_SYNC_INTERVAL": "PT1S"}
 
 
 def cli(db: str, data: Path, *args: str, env: dict[str, str] | None = None, **kw: Any) -> str:
     result = run_cli(*args, database_url=db, data_dir=data, env=env, **kw)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
-
-
-def in_db(db: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed transaction on a database (set-up in this process: an
-    `integra` command per step would cost seconds each)."""
-
-    async def run() -> T:
-        engine = create_async_engine(async_url(db), pooled=False)
-        try:
-            async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-                done = await work(session)
-                await session.commit()
-                return done
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def member(db: str, data: Path, country: str, role: str = "node") -> tuple[str, Headers]:
-    """As `integra keys init` and an admin with a token: the public key and the headers."""
-    settings = Settings(database_url=db, data_dir=data, country=country, role=role)
-    _, public, _ = in_db(db, lambda s: trust.create_signing_key(s, settings, by=OPERATOR))
-    engine = create_async_engine(async_url(db), pooled=False)
-    try:
-        admin = asyncio.run(make_user(async_sessionmaker(engine), "admin"))
-    finally:
-        asyncio.run(engine.dispose())
-    return public, admin
-
-
-def enrol(db: str, origin: str, url: str, public: str, kind: str) -> None:
-    """As `integra hub enrol` (kind node) and `integra mirror add` (kind hub) do."""
-    parsed = trust.parse_public_keys([public])
-    in_db(
-        db,
-        lambda s: trust.enrol_peer(
-            s, origin=origin, url=url, public_keys=parsed, kind=kind, by=OPERATOR
-        ),
-    )
-
-
-def serve(name: str, tmp: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
-    }
-    clean.pop("DATABASE_URL", None)
-    with (tmp / f"{name}.log").open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "node", "serve", "--port", str(port)],
-            env=clean | env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_for(what: str, check: Callable[[], Any], seconds: float = 120) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -143,12 +74,13 @@ def federation(
     for name in ("pt", "fr"):
         enrol(db["hub"], name.upper(), url[name], public[name], "node")
     enrol(db["fr"], "EU", url["hub"], public["hub"], "hub")
-    processes = []
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        # Each ready before the next, which pulls it (the hub PT, the mirror the hub): a first
+        # pull that fails waits out a backoff.
         for name in ports:
             full = env[name] | {"DATABASE_URL": db[name], "INTEGRA_DATA_DIR": str(data[name])}
-            processes.append(serve(name, tmp, ports[name], full))
-        for name in ports:
+            processes.append(serve_node(name, tmp, ports[name], full))
             wait_for(f"{name} to be ready", lambda name=name: ready(url[name]), 240)
         fingerprint = keys.fingerprint(keys.key_id_of(keys.unb64(public["hub"])))
         trusted = cli(
@@ -166,14 +98,7 @@ def federation(
             "fr_key": keys.load(next((data["fr"] / "keys").glob("*.pem"))),
         }
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(processes)
 
 
 def published(node: dict[str, Any], path: str, body: dict[str, Any], *, action: str) -> Any:
@@ -412,6 +337,64 @@ def test_forged_replayed_and_expired_signed_requests_are_refused(
     stranger = feed_page(url, signed(forger))
     assert stranger.status_code == 200 and "Plovdiv" not in stranger.text
     assert any(e.get("withheld") == "network" for e in stranger.json()["entries"])
+
+
+# --- the EU search at the hub: pooled reports, with the record-type facet -------------------
+
+
+def eu_page(hub: str, cookies: dict[str, str] | None = None, **params: str) -> str:
+    page = httpx.get(f"{hub}/", params=params, cookies=cookies or {})
+    assert page.status_code == 200, page.text
+    return page.text
+
+
+def type_counts(html: str) -> dict[str, int]:
+    found = re.findall(
+        r'name="type" value="(\w+)"[^>]*>\s*<label[^>]*>[^<]*<span class="count">\((\d+)\)', html
+    )
+    return {value: int(count) for value, count in found}
+
+
+def test_the_eu_search_finds_pooled_reports_with_the_record_type_facet(
+    federation: dict[str, Any],
+) -> None:
+    """By the same rule as pooled practices: a `public` report for anyone, a `network` one for
+    signed-in readers only (its words made unique to this test: the hub holds others')."""
+    url, admin = federation["url"], federation["admin"]
+    word = f"Matosinhos{uuid.uuid4().hex[:6]}"
+    findings = f"Os reclusos de {word} participam em programas de desvinculação."
+    public = published(
+        federation,
+        "study-visits",
+        visit(f"Visita de estudo {word}", language="pt", scope="public", findings=findings),
+        action="submit",
+    )
+    network = published(
+        federation,
+        "study-visits",
+        visit(f"Visita reservada {word}", language="pt", findings=findings),
+        action="submit",
+    )
+    public_link = f'href="/eu/records/PT:{public.json()["id"]}"'
+    network_link = f'href="/eu/records/PT:{network.json()["id"]}"'
+    token = admin["hub"]["Authorization"].removeprefix("Bearer ")
+    signed_in = {"integra_session": token}
+
+    # a word form of the findings ("recluso" for "reclusos"), with the word that makes it ours
+    def both_found() -> str | None:
+        page = eu_page(url["hub"], signed_in, q=f"recluso {word}")
+        return page if network_link in page and public_link in page else None
+
+    both = wait_for("both reports in the hub's index", both_found)
+    assert type_counts(both) == {"practice": 0, "study_visit": 2}
+    assert "Study-visit report" in both
+
+    anonymous = eu_page(url["hub"], q=f"recluso {word}", type="study_visit")
+    assert public_link in anonymous and network_link not in anonymous
+    assert type_counts(anonymous) == {"practice": 0, "study_visit": 1}
+    assert re.search(r'value="study_visit" checked', anonymous)
+    practices_only = eu_page(url["hub"], q=f"recluso {word}", type="practice")
+    assert public_link not in practices_only and "0 practices found" in practices_only
 
 
 # --- the rules, on both databases -------------------------------------------------------------

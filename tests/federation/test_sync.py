@@ -19,7 +19,7 @@ from federation import keys
 from federation.canonical import canonical
 from node.core.settings import sync_url
 from tests import factories
-from tests.conftest import Database, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, Database, free_port, run_cli
 from tests.federation.forgery import held_records
 
 
@@ -206,9 +206,7 @@ def test_a_running_hub_pulls_by_itself_and_searches_the_eu_pool(
 ) -> None:
     port = free_port()
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     env |= {
         "DATABASE_URL": hub["db"],
@@ -250,9 +248,7 @@ def start(name: str, tmp_path: Path, env: dict[str, str], *args: str) -> tuple[A
     """`python -m node serve` as a real process on a free port, once it answers /readyz."""
     port = free_port()
     clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     clean.pop("DATABASE_URL", None)
     with (tmp_path / f"{name}.log").open("wb") as log:

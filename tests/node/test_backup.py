@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from node.core.settings import sync_url
 from tests import factories
-from tests.conftest import PG_ADMIN_URL, Database, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, PG_ADMIN_URL, Database, free_port, run_cli
 
 PASSPHRASE = "a backup passphrase, long enough\n"
 
@@ -30,9 +30,7 @@ def integra(
     """`integra` with nothing from this environment but the data directory (the node's
     configuration file, which `config init` wrote, says the rest)."""
     clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     clean.pop("DATABASE_URL", None)
     clean |= {"INTEGRA_DATA_DIR": str(data), "COLUMNS": "200"} | (env or {})
@@ -53,9 +51,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 def serve(data: Path, port: int, log: Path, *args: str) -> subprocess.Popen[bytes]:
     clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     clean.pop("DATABASE_URL", None)
     with log.open("ab") as out:

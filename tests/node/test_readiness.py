@@ -26,7 +26,7 @@ from node.core.auth import system_principal
 from node.core.db import utcnow
 from node.core.models import OutboxMessage
 from node.core.settings import Role, Settings
-from tests.conftest import REQUIRE_SERVICES, Database, free_port
+from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, Database, free_port
 from tests.practices.test_worker import redis_up
 
 pytestmark = pytest.mark.anyio
@@ -210,9 +210,7 @@ def env(database: Database, tmp_path: Path) -> dict[str, str]:
             pytest.fail("Redis is required here (CI) but does not answer on 127.0.0.1:6379")
         pytest.skip("Redis not reachable on 127.0.0.1:6379 (set CI=true to require it)")
     base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     return base | {
         "DATABASE_URL": database.fresh_copy(),

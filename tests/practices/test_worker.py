@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, Database, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, Database, free_port, run_cli
 from tests.factories import CONFIRMED
 
 REDIS = ("127.0.0.1", 6379)
@@ -35,9 +35,7 @@ def env(database: Database, tmp_path: Path) -> dict[str, str]:
         pytest.skip("Redis not reachable on 127.0.0.1:6379 (set CI=true to require it)")
     url = database.fresh_copy()
     base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     return base | {
         "DATABASE_URL": url,

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, free_port, run_cli
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("INTEGRA_SCREENSHOTS") or Path(__file__).parent / "screenshots")
@@ -32,9 +32,7 @@ READY_WITHIN = 90.0  # seconds for a server to answer /readyz
 def clean_env(env: dict[str, str]) -> dict[str, str]:
     """The caller's environment without its `INTEGRA_` settings, then `env`."""
     kept = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("INTEGRA_") or k == "INTEGRA_ACCESS_LOG"
+        k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     return kept | env
 
