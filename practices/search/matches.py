@@ -3,9 +3,11 @@
 full-text expressions of a query word or a concept's names, and the members of a bitset."""
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
+from operator import itemgetter
+from typing import Any
 
 from node.core.errors import InvalidInput
 from node.core.pagination import decode_cursor, encode_cursor
@@ -171,3 +173,16 @@ def members_of(bits: int) -> list[int]:
             out.append(index * 8 + low.bit_length() - 1)
             byte ^= low
     return out
+
+
+def best_first(rows: Sequence[Any]) -> list[Any]:
+    """(document, score) rows by score, best first, then by document number: two stable
+    sorts on C-level keys (the first one over rows that come in document order already costs
+    one pass), where a key tuple built per row cost a Python call each."""
+    ordered = sorted(rows, key=_DOCUMENT)
+    ordered.sort(key=_SCORE, reverse=True)  # reverse keeps equal scores in document order
+    return ordered
+
+
+_DOCUMENT = itemgetter(0)
+_SCORE = itemgetter(1)

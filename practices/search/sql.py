@@ -22,9 +22,8 @@ up for that page alone (`FacetCache.record_ids_of`).
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, delete, insert, select, text, update
@@ -48,6 +47,7 @@ from practices.search.matches import (
     Match,
     Order,
     Ranked,
+    best_first,
     members_of,
     names_expression,
     page_of,
@@ -86,7 +86,7 @@ EXPRESSION_CACHE = 256
 
 # One full-text match: each matching document with its rank, best first (then by number);
 # on SQLite, all of them as one string and counted first, ranked when `RANK_ALL` of them at
-# most (more: `Found`, their title matches ranked). Sorted in Python (`_best_first`).
+# most (more: `Found`, their title matches ranked). Sorted in Python (`best_first`).
 RANK_ALL = 2000
 MATCH_SQLITE = text(
     "SELECT rowid, -bm25(practice_fts, :w, 1.0) FROM practice_fts WHERE practice_fts MATCH :m "
@@ -409,10 +409,10 @@ class SqlSearch:
             if int(count) <= RANK_ALL:
                 rows = (await session.execute(MATCH_SQLITE, params)).all() if count else []
                 # sorted here: SQLite sorting them costs more than ranking them
-                scores = Ranked(_best_first(rows))
+                scores = Ranked(best_first(rows))
                 return Found(bitset(scores, self.cache.size), scores, True, len(scores))
             params["m"] = f"title_norm : ({expression})"
-            titles = Ranked(_best_first((await session.execute(MATCH_SQLITE_ALL, params)).all()))
+            titles = Ranked(best_first((await session.execute(MATCH_SQLITE_ALL, params)).all()))
         bits = bitset(numbers(doc_nos), self.cache.size)
         return Found(bits, titles, False, int(count))
 
@@ -536,7 +536,7 @@ class SqlSearch:
         sqlite = session.get_bind().dialect.name == "sqlite"
         for doc in docs:
             if sqlite:
-                _fts_delete(session, doc)
+                _fts_delete_many(session, [doc])
             session.execute(delete(SearchFacet).where(SearchFacet.doc_no == doc.doc_no))
             doc.active = False
             doc.seq = seq
@@ -571,19 +571,6 @@ def mark_analysed(session: Session) -> None:
     )
 
 
-def _best_first(rows: Sequence[Any]) -> list[Any]:
-    """(document, score) rows by score, best first, then by document number: two stable
-    sorts on C-level keys (the first one over rows that come in document order already costs
-    one pass), where a key tuple built per row cost a Python call each."""
-    ordered = sorted(rows, key=_DOCUMENT)
-    ordered.sort(key=_SCORE, reverse=True)  # reverse keeps equal scores in document order
-    return ordered
-
-
-_DOCUMENT = itemgetter(0)
-_SCORE = itemgetter(1)
-
-
 def _many(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
     """One statement for many rows, straight to the driver (`?` placeholders; psycopg's `%s`
     on PostgreSQL)."""
@@ -596,10 +583,6 @@ def _many(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
 def _next_seq(session: Session) -> int:
     session.execute(update(SearchState).where(SearchState.id == 1).values(seq=SearchState.seq + 1))
     return int(session.scalar(select(SearchState.seq).where(SearchState.id == 1)) or 0)
-
-
-def _fts_delete(session: Session, doc: SearchDocument) -> None:
-    _fts_delete_many(session, [doc])
 
 
 def _fts_delete_many(session: Session, docs: list[Any]) -> None:

@@ -9,24 +9,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from practices.search import sql
 from practices.search.facets import bitset, date_key, numbers
-from practices.search.matches import Found, Ranked
+from practices.search.matches import Found, Ranked, best_first
 from practices.search.port import IndexDocument, SearchQuery
-from practices.search.sql import SqlSearch, _best_first
+from practices.search.sql import SqlSearch
 
 pytestmark = pytest.mark.anyio
 
 
-def test_matches_come_best_first_then_by_document_number_ties_included() -> None:
+def test_matches_comebest_first_then_by_document_number_ties_included() -> None:
     rng = random.Random(3)
     # rows as FTS5 gives them: in document order, with many equal scores (BM25 of one-word
     # texts), a -0.0 among zeros
     rows = [(d, rng.choice([0.0, -0.0, 0.5, 1.25, 1.25, 3.0])) for d in range(1, 400)]
     expected = sorted(rows, key=lambda row: (-row[1], row[0]))
-    assert _best_first(rows) == expected
+    assert best_first(rows) == expected
     # and whatever order the rows come in
     shuffled = rows[:]
     rng.shuffle(shuffled)
-    assert _best_first(shuffled) == expected
+    assert best_first(shuffled) == expected
 
 
 async def test_a_full_text_match_kept_while_the_caches_hold_room_for_it(
