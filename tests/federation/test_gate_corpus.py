@@ -152,8 +152,8 @@ def test_a_megabyte_of_each_adversarial_text_is_scanned_in_time_linear_in_its_si
     make: Callable[[int], str],
 ) -> None:
     """A 1 MB body of each text a careless pattern chokes on is scanned to its end (no time
-    budget), and costs about ten times a 100 KB one, not a hundred (a quadratic pattern gives
-    ~100): compared within one test, in this process's CPU time, so the machine's speed and
+    budget), and costs well under forty times a 100 KB one (a linear scan gives ~10 on a quiet
+    machine and up to ~17 on a loaded one; a quadratic pattern gives ~100): compared within one test, in this process's CPU time, so the machine's speed and
     load matter little. The objects the test process already holds are kept out of the garbage
     collector's passes while it measures (a pass over them grows with what the suite ran before,
     not with the text); those the scan makes are not: a scan that piles up objects shows."""
@@ -173,5 +173,5 @@ def test_a_megabyte_of_each_adversarial_text_is_scanned_in_time_linear_in_its_si
         assert TOO_LONG not in {h.detector for h in hits}
         return best
 
-    small, big = cost(100_000, 2), cost(1_000_000, 1)
-    assert big < 15 * small + 0.1, (small, big)
+    small, big = cost(100_000, 3), cost(1_000_000, 1)
+    assert big < 40 * small + 0.1, (small, big)
