@@ -1,8 +1,8 @@
 """Fixtures: the suite runs on SQLite always and on PostgreSQL when it answers.
 
 PostgreSQL is required (absent = failure, not skip) when CI=true or INTEGRA_REQUIRE_SERVICES=1.
-Migrations run once per database per session; each test runs inside a transaction that is
-rolled back, with each request's session joined to it through a savepoint.
+Migrations run once per database per pytest process (`_templates`); each test runs inside a
+transaction that is rolled back, with each request's session joined to it through a savepoint.
 """
 
 import os
@@ -139,25 +139,46 @@ class Database:
         return self.url.rpartition("/")[2]
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Database]:
-    tmp = tmp_path_factory.mktemp(request.param)
-    if request.param == "sqlite":
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Database]]:
+    """Each backend's migrated template, made once per pytest process and dropped at its end.
+
+    `database` is parametrised at session scope, so pytest tears it down whenever the next
+    test wants the other backend: under xdist every file flips from sqlite to postgresql and
+    back, which ran the migrations twice per file per worker (~2 s each) when the template
+    was made in `database` itself."""
+    made: dict[str, Database] = {}
+    yield made
+    if "postgresql" in made:
+        db = made["postgresql"]
+        for copy in [*db.copies, db.template_name]:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+
+
+def _template(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Database:
+    tmp = tmp_path_factory.mktemp(backend)
+    if backend == "sqlite":
         url = f"sqlite:///{tmp / 'template.db'}"
         migrations.upgrade(url)
-        yield Database("sqlite", url, tmp)
-        return
-    if _pg_available() is None:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} (set CI=true to require it)")
+        return Database("sqlite", url, tmp)
     name = f"integra_test_{uuid.uuid4().hex[:8]}"
     _pg_admin(f'CREATE DATABASE "{name}"')
     db = Database("postgresql", _pg_url(name), tmp)
     migrations.upgrade(db.url)
-    yield db
-    for copy in [*db.copies, name]:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+    return db
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    _templates: dict[str, Database],
+) -> Database:
+    if request.param == "postgresql" and _pg_available() is None:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} (set CI=true to require it)")
+    if request.param not in _templates:
+        _templates[request.param] = _template(request.param, tmp_path_factory)
+    return _templates[request.param]
 
 
 @pytest.fixture
