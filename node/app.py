@@ -20,7 +20,7 @@ from federation.api import router as federation_router
 from node.api import health, package_version
 from node.api import router as node_router
 from node.core import errors, heartbeat, logs, outbox
-from node.core.answers import Answers
+from node.core.answers import Answers, KeptRoutes
 from node.core.auth import get_principal
 from node.core.db import create_engine, read_only, session_factory
 from node.core.locks import BACKGROUND_LEASE, INDEX_LEASE, lease
@@ -88,6 +88,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.session_factory = session_factory(engine)
     app.state.search = make_backend(settings)
     app.state.answers = Answers()  # lists and searches kept until their tables change
+    # Innermost: an anonymous reader's request for a kept answer is served before routing.
+    app.add_middleware(KeptRoutes, state=app.state, session_cookie=SESSION_COOKIE)
     app.state.jobs = outbox.JobContext(search=app.state.search, settings=settings)
     if settings.cors_origins:  # closed unless configured
         app.add_middleware(

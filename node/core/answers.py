@@ -10,15 +10,22 @@ request, in every worker process and after a write by the CLI alike.
 
 Only answers that are the same for every reader who may see them are kept: the caller puts
 whatever else the answer depends on (signed in or not, the reader's languages) in the key.
+
+An anonymous reader's request for an answer kept before is served by `KeptRoutes` before any
+routing, parameter parsing or session: under the request as it came (path, query, the headers
+an answer may depend on), once the same counters still read the same numbers.
 """
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping
+from contextvars import ContextVar
+from typing import Any, cast
 
 from fastapi import Response
-from sqlalchemy import bindparam, select
+from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.core.db import read_only
 from node.core.models import ChangeCounter
 
 COUNTER = ChangeCounter.__table__
@@ -35,12 +42,39 @@ KEPT = 256
 LARGEST = 256 * 1024
 
 
+class _Keeping:
+    """What one request's answer was kept under: each statement read and the value it gave
+    (`stamp`), and whether the route kept or served a kept answer."""
+
+    __slots__ = ("kept", "stamps")
+
+    def __init__(self) -> None:
+        self.stamps: list[tuple[Executable, object]] = []
+        self.kept = False
+
+
+_KEEPING: ContextVar[_Keeping | None] = ContextVar("integra_keeping", default=None)
+
+
+def _noted(statement: Executable, value: object) -> None:
+    keeping = _KEEPING.get()
+    if keeping is not None:
+        keeping.stamps.append((statement, value))
+
+
+async def stamp(session: AsyncSession, statement: Executable) -> object:
+    """The scalar a statement reads that an answer is kept under (an index's sequence number,
+    say), read on the session's connection; `KeptRoutes` reads it again before serving."""
+    value = (await (await session.connection()).execute(statement)).scalar()
+    _noted(statement, value)
+    return value
+
+
 async def counter(session: AsyncSession, name: str) -> int | None:
     """The group's change counter, None when this database has none (then nothing is kept).
     Read on the session's connection before the rows the answer shows."""
-    connection = await session.connection()
-    value = (await connection.execute(_READ[name])).scalar()
-    return None if value is None else int(value)
+    value = await stamp(session, _READ[name])
+    return None if value is None else int(cast(int, value))
 
 
 async def counters(session: AsyncSession, *names: str) -> tuple[int, ...] | None:
@@ -50,6 +84,8 @@ async def counters(session: AsyncSession, *names: str) -> tuple[int, ...] | None
     found = {name: value for name, value in rows}
     if any(name not in found for name in names):
         return None
+    for name in names:
+        _noted(_READ[name], found[name])
     return tuple(int(found[name]) for name in names)
 
 
@@ -70,12 +106,14 @@ class Answers:
             return None
         self._answers.move_to_end(key)
         self.hits += 1
+        _mark_kept()
         body, headers = kept
         return Response(body, media_type="application/json", headers=headers)
 
     def put(self, key: Hashable, answer: Response) -> Response:
         """Keep a JSON answer (not one larger than `largest`); returns it."""
         body = bytes(answer.body)
+        _mark_kept()
         if len(body) <= self.largest:
             headers = {"ETag": answer.headers["etag"]} if "etag" in answer.headers else {}
             self._answers[key] = (body, headers)
@@ -83,3 +121,129 @@ class Answers:
             while len(self._answers) > self.kept:
                 self._answers.popitem(last=False)
         return answer
+
+
+def _mark_kept() -> None:
+    keeping = _KEEPING.get()
+    if keeping is not None:
+        keeping.kept = True
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# The request headers an API answer may depend on; a request with any of the others below is
+# left to the routes (credentials: the reader may see more; a condition: it may get a 304).
+_VARYING = {b"accept", b"accept-language", b"host"}
+_ROUTED = {b"authorization", b"if-none-match", b"if-modified-since", b"if-match", b"range"}
+
+
+class KeptRoutes:
+    """ASGI middleware: an anonymous reader's GET under ``prefix`` answered from the answers
+    the routes kept, before routing, parameter parsing and sessions.
+
+    The first time, the request goes to its route; when the route keeps its answer (or serves
+    one it kept), the response as sent is kept under the request as it came (path, query
+    string, `Accept`, `Accept-Language`, `Host`) with the statements the route read it under
+    and their values (`stamp`). Asked again, those statements are read once more, on a plain
+    connection, and the kept response is sent only if every one still gives the same value:
+    the same answer the route would give, as fresh. Anything else (credentials, a condition,
+    another method, an answer not kept) goes to the routes as before."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        state: Any,
+        *,
+        prefix: str = "/api/",
+        session_cookie: str | None = None,
+        kept: int = KEPT,
+        largest: int = LARGEST,
+    ) -> None:
+        # `state`: the app's, read at each request (its `session_factory`, which a test may
+        # replace, and its `answers`, whose hits count these too).
+        self.app, self.state, self.prefix = app, state, prefix
+        self.cookie = f"{session_cookie}=".encode() if session_cookie else None
+        self.kept, self.largest = kept, largest
+        self._responses: OrderedDict[Hashable, tuple[Any, ...]] = OrderedDict()
+
+    def _key(self, scope: Scope) -> Hashable | None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            return None
+        path: str = scope["path"]
+        if not path.startswith(self.prefix):
+            return None
+        varying: list[bytes] = []
+        for name, value in scope["headers"]:
+            if name in _VARYING:
+                varying += (name, value)
+            elif name in _ROUTED or (
+                name == b"cookie" and self.cookie is not None and self.cookie in value
+            ):
+                return None
+        return (path, scope.get("query_string", b""), scope.get("scheme"), tuple(varying))
+
+    async def _fresh(self, stamps: tuple[tuple[Executable, object], ...]) -> bool:
+        async with self.state.session_factory() as session:
+            await read_only(session)
+            connection = await session.connection()
+            for statement, value in stamps:
+                if (await connection.execute(statement)).scalar() != value:
+                    return False
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = self._key(scope)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        found = self._responses.get(key)
+        if found is not None:
+            stamps, route, start, body = found
+            try:
+                fresh = await self._fresh(stamps)
+            except Exception:  # the database out of reach: the routes say so, as they do
+                fresh = False
+            if fresh:
+                self._responses.move_to_end(key)
+                self.state.answers.hits += 1
+                scope["route"] = route  # the metrics and the access log name the route
+                await send(dict(start))
+                await send({"type": "http.response.body", "body": body})
+                return
+            self._responses.pop(key, None)
+        await self._routed(key, scope, receive, send)
+
+    async def _routed(self, key: Hashable, scope: Scope, receive: Receive, send: Send) -> None:
+        keeping = _Keeping()
+        token = _KEEPING.set(keeping)
+        start: Message | None = None
+        chunks: list[bytes] = []
+        complete = False
+
+        async def captured(message: Message) -> None:
+            nonlocal start, complete
+            if message["type"] == "http.response.start":  # before the outer layers add theirs
+                start = {"status": message["status"], "headers": list(message["headers"])}
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                complete = not message.get("more_body", False)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, captured)
+        finally:
+            _KEEPING.reset(token)
+        if not (keeping.kept and keeping.stamps and complete and start is not None):
+            return
+        if start["status"] != 200 or sum(map(len, chunks)) > self.largest:
+            return
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        head = {"type": "http.response.start", "status": 200, "headers": start["headers"]}
+        self._responses[key] = (tuple(keeping.stamps), scope.get("route"), head, body)
+        self._responses.move_to_end(key)
+        while len(self._responses) > self.kept:
+            self._responses.popitem(last=False)

@@ -10,7 +10,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,8 +100,8 @@ async def generation(
     number = await answers.counter(session, records)
     if number is None:
         return None
-    seq = (await (await session.connection()).execute(CURRENT_SEQ)).scalar() or 0
-    return number, int(seq)
+    seq = await answers.stamp(session, CURRENT_SEQ) or 0
+    return number, int(cast(int, seq))
 
 
 def query_key(query: SearchQuery) -> tuple[object, ...]:

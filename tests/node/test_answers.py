@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from federation.models import FederatedRecord
 from node.core.answers import Answers
+from node.core.db import create_engine, session_factory
+from tests.conftest import free_port
 from tests.factories import (
     Headers,
     create_organisation,
@@ -244,3 +246,53 @@ async def test_a_practice_kept_for_anonymous_readers_goes_when_it_is_held_or_its
     )
     assert (await client.get(url)).status_code == 404  # held: not there for anonymous readers
     assert (await client.get(url, headers=admin)).json()["held"] is True
+
+
+async def test_an_answer_served_before_routing_is_still_each_readers_own_response(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    """A kept answer sent before any route runs (`KeptRoutes`) is sent as a route would send
+    it: its own request id and the surface headers once each, counted and timed under its
+    route; and a reader who signs in, or asks with a condition, is answered by the route."""
+    org = await create_organisation(client, admin, name="Surface probation service")
+    url = f"/api/v1/organisations/{org['id']}"
+    first = await client.get(url, headers={"X-Request-ID": "first-reader"})
+    hits = kept(client).hits
+    again = [await client.get(url, headers={"X-Request-ID": f"reader-{n}"}) for n in range(3)]
+    assert kept(client).hits == hits + 3
+    for n, answer in enumerate(again):
+        assert answer.status_code == 200 and answer.content == first.content
+        assert answer.headers["x-request-id"] == f"reader-{n}"
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"]
+        assert answer.headers.get_list("etag") == [first.headers["etag"]]
+    metrics = (await client.get("/metrics")).text
+    route = 'route="/api/v1/organisations/{organisation_id}",status="200"'
+    counted = [line for line in metrics.splitlines() if "requests_total{" in line and route in line]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 4, metrics[:2000]
+
+    # The same URL with a condition gets the route's 304; signed in, the route's own answer.
+    unchanged = await client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert unchanged.status_code in (200, 304) and kept(client).hits >= hits + 3
+    signed_in = await client.get(url, headers=admin | {"X-Request-ID": "editor"})
+    assert signed_in.status_code == 200 and signed_in.headers["x-request-id"] == "editor"
+    assert signed_in.headers.get("cache-control") == "no-store"  # a signed-in answer's
+
+
+async def test_a_kept_answer_is_not_served_when_the_database_cannot_say_it_is_current(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    """The database out of reach after an answer was kept: the reader gets the 503 that says
+    so, not the answer of before (which may have changed meanwhile, unseen)."""
+    await create_organisation(client, admin, name="Unreachable check")
+    assert (await client.get("/api/v1/organisations")).status_code == 200
+    assert (await client.get("/api/v1/organisations")).status_code == 200  # now kept
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport) and isinstance(transport.app, FastAPI)
+    closed = create_engine(f"postgresql+psycopg://integra@127.0.0.1:{free_port()}/nowhere")
+    transport.app.state.session_factory = session_factory(closed)
+    try:
+        answer = await client.get("/api/v1/organisations")
+    finally:
+        await closed.dispose()
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["detail"].startswith("database unreachable")
