@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from practices.models import Practice, PracticeOrganisation, PracticeTerm
@@ -51,21 +51,33 @@ class PracticeView:
 
 
 def load_views(session: Session, ids: list[uuid.UUID]) -> list[PracticeView]:
+    """The practices of ``ids`` as indexing reads them, in a few statements through Core (no
+    ORM rows); each term's practice matched by the id as the driver gives it, so that no UUID
+    is built per term."""
+    session.flush()  # Core below: what the session holds unwritten is written first
+    connection = session.connection()
     columns = [
         getattr(Practice, f.name)
         for f in fields(PracticeView)
         if f.name not in ("terms", "organisations")
     ]
     views = {
-        row.id: PracticeView(*row)
-        for row in session.execute(select(*columns).where(Practice.id.in_(ids)))
+        row[0]: PracticeView(*row)
+        for row in connection.execute(select(*columns).where(Practice.id.in_(ids)))
     }
-    for practice_id, facet, value in session.execute(
-        select(PracticeTerm.practice_id, PracticeTerm.facet, PracticeTerm.value).where(
-            PracticeTerm.practice_id.in_(ids)
-        )
+    # SQLite holds a UUID as its hex digits; psycopg reads a uuid column as a UUID already
+    raw = type_coerce(PracticeTerm.practice_id, String)
+    sqlite = connection.dialect.name == "sqlite"
+    by_raw: dict[Any, list[tuple[str, str]]] = {
+        view.id.hex if sqlite else view.id: view.terms for view in views.values()
+    }
+    for practice_id, facet, value in connection.execute(
+        select(raw, PracticeTerm.facet, PracticeTerm.value).where(PracticeTerm.practice_id.in_(ids))
     ):
-        views[practice_id].terms.append((facet, value))
+        terms = by_raw.get(practice_id)
+        if terms is None:  # written some other way than SQLAlchemy's (another spelling)
+            terms = views[uuid.UUID(str(practice_id))].terms
+        terms.append((facet, value))
     for link in session.scalars(
         select(PracticeOrganisation)
         .where(PracticeOrganisation.practice_id.in_(ids))

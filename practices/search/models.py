@@ -30,7 +30,9 @@ class SearchDocument(Base):
 
 class SearchFacet(Base):
     __tablename__ = "search_facet"
-    __table_args__ = (Index("ix_search_facet_facet_value", "facet", "value"),)
+    # each facet value's documents in order: the facet cache's load reads this index alone
+    # (migration 0023; 0025 dropped its head, (facet, value), kept twice on every write)
+    __table_args__ = (Index("ix_search_facet_documents", "facet", "value", "doc_no"),)
 
     doc_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     facet: Mapped[str] = mapped_column(String(40), primary_key=True)

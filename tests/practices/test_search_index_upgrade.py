@@ -1,0 +1,109 @@
+"""Migration 0025 (fewer prefix indexes on SQLite, one facet index fewer) keeps an existing
+index finding the same: the same hits, order, counts and corrections before and after."""
+
+import uuid
+from datetime import date
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from node.core.db import create_engine as create_async_engine
+from node.core.db import session_factory
+from node.core.settings import async_url, sync_url
+from node.migrations import alembic_config
+from practices.search.port import IndexDocument, SearchQuery, SearchResult
+from practices.search.sql import SqlSearch
+from tests.conftest import Database
+
+pytestmark = pytest.mark.anyio
+
+TEXTS = [
+    ("pt", "Reinserção de reclusos", "Formação profissional nos estabelecimentos prisionais."),
+    ("pt", "Reclusos e famílias", "Acompanhamento das famílias dos reclusos em reclusão."),
+    ("fr", "Réinsertion des détenus", "Accompagnement des détenus radicalisés en détention."),
+    ("en", "Mentoring after prison", "Mentors meet released prisoners every week."),
+    ("el", "Κοινωνική επανένταξη", "Εκπαίδευση στη φυλακή και μετά την αποφυλάκιση."),
+    ("bg", "Ресоциализация в затвора", "Обучение и наставничество в затворите."),
+    ("en", "Withdrawn mentoring practice", "Removed: its words must not be found."),
+]
+QUERIES = [
+    "reclusos",
+    "recl",  # 4 letters: the prefix index dropped
+    "rec",
+    "re",
+    "reclu",
+    "détenu",
+    "mentor",
+    "mentoring prison",
+    "φυλακές",
+    "затвор",
+    "acompanhamemto",  # a typo, corrected against the index's vocabulary
+    "withdrawn",
+]
+
+
+def migrate(db: str, revision: str, *, down: bool = False) -> None:
+    engine = create_engine(sync_url(db))
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(db)
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()
+
+
+async def answers(db: str) -> list[SearchResult]:
+    engine = create_async_engine(async_url(db))
+    try:
+        async with session_factory(engine)() as session:
+            search = SqlSearch()
+            return [await search.search(session, SearchQuery(text=q)) for q in QUERIES]
+    finally:
+        await engine.dispose()
+
+
+async def test_an_index_made_before_migration_0025_finds_the_same_after_it(
+    database: Database,
+) -> None:
+    db = database.fresh_copy()
+    migrate(db, "0024", down=True)
+    documents = [
+        IndexDocument(
+            record_id=uuid.uuid4(),
+            title=title,
+            title_text=title,
+            body_text=body,
+            sort_date=date(2020, 1, 1 + i),
+            facets={"language": [language], "source": ["local"], "kind": ["practice"]},
+            texts=((language, title, body),),
+        )
+        for i, (language, title, body) in enumerate(TEXTS)
+    ]
+    engine = create_engine(sync_url(db))
+    with Session(engine) as session:
+        search = SqlSearch()
+        search.upsert(session, documents)
+        search.remove(session, [documents[-1].record_id])
+        session.commit()
+    engine.dispose()
+
+    before = await answers(db)
+    assert before[1].record_ids == [documents[1].record_id, documents[0].record_id]
+    assert before[-1].total == 0  # the removed document is out
+    migrate(db, "head")
+    after = await answers(db)
+
+    assert after == before
+    assert after[10].corrected == "acompanh" and after[10].total == 1  # its stem
+    if db.startswith("sqlite"):
+        engine = create_engine(sync_url(db))
+        with engine.connect() as connection:
+            made = connection.scalar(
+                text("SELECT sql FROM sqlite_master WHERE name = 'practice_fts'")
+            )
+            terms = connection.scalar(text("SELECT count(*) FROM practice_fts_vocab"))
+        engine.dispose()
+        assert "prefix='2 3'" in str(made) and terms
