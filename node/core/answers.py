@@ -22,8 +22,8 @@ from contextvars import ContextVar
 from typing import Any, cast
 
 from fastapi import Response
-from sqlalchemy import Executable, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from node.core.db import read_only
 from node.core.models import ChangeCounter
@@ -49,20 +49,20 @@ class _Keeping:
     __slots__ = ("kept", "stamps")
 
     def __init__(self) -> None:
-        self.stamps: list[tuple[Executable, object]] = []
+        self.stamps: list[tuple[Select[Any], object]] = []
         self.kept = False
 
 
 _KEEPING: ContextVar[_Keeping | None] = ContextVar("integra_keeping", default=None)
 
 
-def _noted(statement: Executable, value: object) -> None:
+def _noted(statement: Select[Any], value: object) -> None:
     keeping = _KEEPING.get()
     if keeping is not None:
         keeping.stamps.append((statement, value))
 
 
-async def stamp(session: AsyncSession, statement: Executable) -> object:
+async def stamp(session: AsyncSession, statement: Select[Any]) -> object:
     """The scalar a statement reads that an answer is kept under (an index's sequence number,
     say), read on the session's connection; `KeptRoutes` reads it again before serving."""
     value = (await (await session.connection()).execute(statement)).scalar()
@@ -186,14 +186,20 @@ class KeptRoutes:
                 return None
         return (path, scope.get("query_string", b""), scope.get("scheme"), tuple(varying))
 
-    async def _fresh(self, stamps: tuple[tuple[Executable, object], ...]) -> bool:
-        async with self.state.session_factory() as session:
-            await read_only(session)
-            connection = await session.connection()
-            for statement, value in stamps:
-                if (await connection.execute(statement)).scalar() != value:
-                    return False
-        return True
+    async def _fresh(self, query: Select[Any], values: tuple[object, ...]) -> bool:
+        """Whether the statements read the same values again: one statement for them all; on
+        PostgreSQL on a pooled connection in autocommit (no BEGIN or ROLLBACK round trips)."""
+        factory = self.state.session_factory
+        bind = factory.kw.get("bind")
+        if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+            async with bind.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                row = (await connection.execute(query)).one()
+        else:  # SQLite (no lock taken: a reader's plain BEGIN), or a session bound otherwise
+            async with factory() as session:
+                await read_only(session)
+                row = (await (await session.connection()).execute(query)).one()
+        return tuple(row) == values
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = self._key(scope)
@@ -202,9 +208,9 @@ class KeptRoutes:
             return
         found = self._responses.get(key)
         if found is not None:
-            stamps, route, start, body = found
+            query, values, route, start, body = found
             try:
-                fresh = await self._fresh(stamps)
+                fresh = await self._fresh(query, values)
             except Exception:  # the database out of reach: the routes say so, as they do
                 fresh = False
             if fresh:
@@ -243,7 +249,9 @@ class KeptRoutes:
             return
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         head = {"type": "http.response.start", "status": 200, "headers": start["headers"]}
-        self._responses[key] = (tuple(keeping.stamps), scope.get("route"), head, body)
+        query = select(*(statement.scalar_subquery() for statement, _ in keeping.stamps))
+        values = tuple(value for _, value in keeping.stamps)
+        self._responses[key] = (query, values, scope.get("route"), head, body)
         self._responses.move_to_end(key)
         while len(self._responses) > self.kept:
             self._responses.popitem(last=False)
