@@ -25,7 +25,7 @@ from fastapi import Response
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from node.core.db import read_only
+from node.core.db import READ_ONLY, read_only
 from node.core.models import ChangeCounter
 
 COUNTER = ChangeCounter.__table__
@@ -187,15 +187,19 @@ class KeptRoutes:
         return (path, scope.get("query_string", b""), scope.get("scheme"), tuple(varying))
 
     async def _fresh(self, query: Select[Any], values: tuple[object, ...]) -> bool:
-        """Whether the statements read the same values again: one statement for them all; on
-        PostgreSQL on a pooled connection in autocommit (no BEGIN or ROLLBACK round trips)."""
+        """Whether the statements read the same values again: one statement for them all, on
+        a pooled connection of its own: on PostgreSQL in autocommit (no BEGIN or ROLLBACK
+        round trips), on SQLite in a reader's plain BEGIN (no lock taken)."""
         factory = self.state.session_factory
         bind = factory.kw.get("bind")
-        if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        if isinstance(bind, AsyncEngine):
             async with bind.connect() as connection:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                if bind.dialect.name == "postgresql":
+                    await connection.execution_options(isolation_level="AUTOCOMMIT")
+                else:
+                    await connection.execution_options(**{READ_ONLY: True})
                 row = (await connection.execute(query)).one()
-        else:  # SQLite (no lock taken: a reader's plain BEGIN), or a session bound otherwise
+        else:  # sessions bound to one connection (a test's): read through one of them
             async with factory() as session:
                 await read_only(session)
                 row = (await (await session.connection()).execute(query)).one()
