@@ -9,6 +9,7 @@ from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from practices.models import Practice, PracticeOrganisation, PracticeTerm
+from practices.search.indexing import collector_paused
 from practices.search.port import IndexDocument
 from registry import organisation_labels
 
@@ -55,6 +56,11 @@ def load_views(session: Session, ids: list[uuid.UUID]) -> list[PracticeView]:
     ORM rows); each term's practice matched by the id as the driver gives it, so that no UUID
     is built per term."""
     session.flush()  # Core below: what the session holds unwritten is written first
+    with collector_paused():
+        return _load_views(session, ids)
+
+
+def _load_views(session: Session, ids: list[uuid.UUID]) -> list[PracticeView]:
     connection = session.connection()
     columns = [
         getattr(Practice, f.name)
@@ -63,7 +69,7 @@ def load_views(session: Session, ids: list[uuid.UUID]) -> list[PracticeView]:
     ]
     views = {
         row[0]: PracticeView(*row)
-        for row in connection.execute(select(*columns).where(Practice.id.in_(ids)))
+        for row in connection.execute(select(*columns).where(Practice.id.in_(ids))).all()
     }
     # SQLite holds a UUID as its hex digits; psycopg reads a uuid column as a UUID already
     raw = type_coerce(PracticeTerm.practice_id, String)
@@ -73,7 +79,7 @@ def load_views(session: Session, ids: list[uuid.UUID]) -> list[PracticeView]:
     }
     for practice_id, facet, value in connection.execute(
         select(raw, PracticeTerm.facet, PracticeTerm.value).where(PracticeTerm.practice_id.in_(ids))
-    ):
+    ).all():
         terms = by_raw.get(practice_id)
         if terms is None:  # written some other way than SQLAlchemy's (another spelling)
             terms = views[uuid.UUID(str(practice_id))].terms

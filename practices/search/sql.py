@@ -22,17 +22,15 @@ up for that page alone (`FacetCache.record_ids_of`).
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
-from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from node.core.db import offloaded
 from practices.search import analysis
-from practices.search.analysis import AnalysedQuery, QueryWord, document_terms
+from practices.search.analysis import AnalysedQuery, QueryWord
 from practices.search.concepts import Concept, Phrase, expansion, find_concepts
 from practices.search.facets import (
     FacetCache,
@@ -42,6 +40,7 @@ from practices.search.facets import (
     member_test,
     numbers,
 )
+from practices.search.indexing import collector_paused, many, write_documents
 from practices.search.matches import (
     Found,
     Match,
@@ -68,11 +67,6 @@ FILED = 0.5
 FILED_TOO = 0.05
 NAMED_RANK = 0.04
 READABLE = 0.3
-# PostgreSQL refuses a tsvector over 1 MB; nobody searches past the first 200,000 characters.
-MAX_INDEXED_TEXT = 200_000
-# Core tables: executemany without per-row ORM work, for bulk indexing.
-SEARCH_DOCUMENT: Table = SearchDocument.__table__  # type: ignore[assignment]
-SEARCH_FACET: Table = SearchFacet.__table__  # type: ignore[assignment]
 
 
 # Texts whose matches a process keeps (the latest ones asked), and how many matched documents
@@ -456,72 +450,25 @@ class SqlSearch:
         }
         if sqlite:
             _fts_delete_many(session, [r for r in existing.values() if r.active])
-        # Rows as the driver takes them (executemany without SQLAlchemy's work per value):
-        # SQLite holds a UUID as its hex digits and a date as its ISO form.
-        day: Callable[[date | None], Any] = (
-            (lambda d: d.isoformat() if d else None) if sqlite else (lambda d: d)
-        )
-        rows = []
-        for d in documents:
-            title_norm, body_norm = document_terms(d)
-            rows.append(
-                (
-                    d.record_id,
-                    day(d.sort_date),
-                    d.title[:300],
-                    title_norm[:MAX_INDEXED_TEXT],
-                    body_norm[:MAX_INDEXED_TEXT],
-                )
+        with collector_paused():
+            doc_nos = write_documents(
+                session, documents, {r: row.doc_no for r, row in existing.items()}, seq
             )
-        old = [(*r[1:], existing[r[0]].doc_no) for r in rows if r[0] in existing]
-        new = [r for r in rows if r[0] not in existing]
-        if old:
-            _many(
-                session,
-                "UPDATE search_document SET active = ?, seq = ?, sort_date = ?, title = ?, "
-                "title_norm = ?, body_norm = ? WHERE doc_no = ?",
-                [(True, seq, *r) for r in old],
-            )
-            session.execute(delete(SearchFacet).where(SearchFacet.doc_no.in_([r[-1] for r in old])))
-        doc_nos = {record_id: row.doc_no for record_id, row in existing.items()}
-        if new and sqlite:
-            # numbered here (SQLite's own rowids would be the same: the highest plus one); the
-            # search state's row, updated above, keeps any other writer out meanwhile
-            last = session.scalar(text("SELECT COALESCE(MAX(doc_no), 0) FROM search_document"))
-            numbered = [(int(last or 0) + 1 + i, r) for i, r in enumerate(new)]
-            _many(
-                session,
-                "INSERT INTO search_document (doc_no, record_id, active, seq, sort_date, title, "
-                "title_norm, body_norm) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(n, r[0].hex, True, seq, *r[1:]) for n, r in numbered],
-            )
-            doc_nos |= {r[0]: n for n, r in numbered}
-        elif new:
-            keys = ("record_id", "sort_date", "title", "title_norm", "body_norm")
-            inserted = session.execute(
-                insert(SEARCH_DOCUMENT).returning(
-                    SearchDocument.doc_no, SearchDocument.record_id, sort_by_parameter_order=True
-                ),
-                [dict(zip(keys, r, strict=True)) | {"active": True, "seq": seq} for r in new],
-            )
-            doc_nos |= {record_id: doc_no for doc_no, record_id in inserted}
-        # each document's number looked up once (a UUID's hash is a Python call), not per value
-        facets = [
-            (doc_no, facet, value)
-            for doc_no, d in zip([doc_nos[d.record_id] for d in documents], documents, strict=True)
-            for facet, values in d.facets.items()
-            for value in (values if len(values) < 2 else dict.fromkeys(values))
-        ]
-        if facets:
-            _many(
-                session, "INSERT INTO search_facet (doc_no, facet, value) VALUES (?, ?, ?)", facets
-            )
-        if sqlite:
-            _many(
-                session,
-                "INSERT INTO practice_fts(rowid, title_norm, body_norm) VALUES (?, ?, ?)",
-                [(doc_nos[r[0]], r[3], r[4]) for r in rows],
-            )
+            old = [doc_nos[d.record_id] for d in documents if d.record_id in existing]
+            if old:
+                session.execute(delete(SearchFacet).where(SearchFacet.doc_no.in_(old)))
+            # each document's number looked up once (a UUID's hash is a Python call), not per
+            # value
+            numbers_of = [doc_nos[d.record_id] for d in documents]
+            facets = [
+                (doc_no, facet, value)
+                for doc_no, d in zip(numbers_of, documents, strict=True)
+                for facet, values in d.facets.items()
+                for value in (values if len(values) < 2 else dict.fromkeys(values))
+            ]
+            if facets:
+                insert_facets = "INSERT INTO search_facet (doc_no, facet, value) VALUES (?, ?, ?)"
+                many(session, insert_facets, facets)
         session.expire_all()
 
     def remove(self, session: Session, record_ids: list[uuid.UUID]) -> None:
@@ -569,15 +516,6 @@ def mark_analysed(session: Session) -> None:
         .where(SearchState.id == 1)
         .values(analysis_version=analysis.ANALYSIS_VERSION)
     )
-
-
-def _many(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """One statement for many rows, straight to the driver (`?` placeholders; psycopg's `%s`
-    on PostgreSQL)."""
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
-    connection.exec_driver_sql(sql, rows)
 
 
 def _next_seq(session: Session) -> int:

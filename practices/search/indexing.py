@@ -1,0 +1,172 @@
+"""The SQL adapter's bulk writes: a batch of documents analysed and written a chunk at a time.
+
+On SQLite, each chunk's full-text rows are made by one statement that reads them back from
+`search_document` (`FTS_FROM_DOCUMENTS`): the texts are not bound a second time, and the
+statement runs without Python's lock. When the connection is the standard library's
+`sqlite3` and the batch has more than one chunk, that statement runs in a helper thread while
+this one analyses the next chunk (`analysis.document_terms`, pure Python): indexing's two
+halves side by side on two cores. This thread issues nothing on the connection until the
+helper is done, so the connection is never used by both at once, and what is written (rows,
+their order, their numbers) is the same as one after the other.
+"""
+
+import gc
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Table, insert, text
+from sqlalchemy.orm import Session
+
+from practices.search.analysis import document_terms
+from practices.search.models import SearchDocument
+from practices.search.port import IndexDocument
+
+# PostgreSQL refuses a tsvector over 1 MB; nobody searches past the first 200,000 characters.
+MAX_INDEXED_TEXT = 200_000
+# Documents analysed, then written, together.
+ANALYSED_TOGETHER = 250
+SEARCH_DOCUMENT: Table = SearchDocument.__table__  # type: ignore[assignment]
+# The chunk's documents as they were just written, in order of number (FTS5 appends rows in
+# increasing order without flushing its pending terms).
+FTS_FROM_DOCUMENTS = (
+    "INSERT INTO practice_fts(rowid, title_norm, body_norm) "
+    "SELECT doc_no, title_norm, body_norm FROM search_document "
+    "WHERE doc_no IN (SELECT value FROM json_each(?)) ORDER BY doc_no"
+)
+
+Row = tuple[uuid.UUID, Any, str, str, str]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while a batch is loaded or written: the batch's
+    tens of thousands of objects live until it is done, and each collection meanwhile would
+    walk them (and everything older) again. Reference counting still frees what is dropped;
+    cycles wait for the next collection after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def many(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """One statement for many rows, straight to the driver (`?` placeholders; psycopg's `%s`
+    on PostgreSQL)."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    connection.exec_driver_sql(sql, rows)
+
+
+def write_documents(
+    session: Session,
+    documents: list[IndexDocument],
+    existing: dict[uuid.UUID, int],
+    seq: int,
+) -> dict[uuid.UUID, int]:
+    """Each document's row in `search_document` (updated when ``existing`` numbers it, else
+    new) and, on SQLite, in the full-text index; each document's number, returned."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    # Rows as the driver takes them (executemany without SQLAlchemy's work per value):
+    # SQLite holds a UUID as its hex digits and a date as its ISO form.
+    day: Callable[[date | None], Any] = (
+        (lambda d: d.isoformat() if d else None) if sqlite else (lambda d: d)
+    )
+    doc_nos = dict(existing)
+    last: int | None = None
+    with _beside(session, len(documents) > ANALYSED_TOGETHER) as run:
+        pending: Future[None] | None = None
+        for start in range(0, len(documents), ANALYSED_TOGETHER):
+            rows: list[Row] = []
+            for d in documents[start : start + ANALYSED_TOGETHER]:
+                title_norm, body_norm = document_terms(d)
+                rows.append(
+                    (
+                        d.record_id,
+                        day(d.sort_date),
+                        d.title[:300],
+                        title_norm[:MAX_INDEXED_TEXT],
+                        body_norm[:MAX_INDEXED_TEXT],
+                    )
+                )
+            if pending is not None:
+                pending.result()  # the connection free again
+            old = [(*r[1:], existing[r[0]]) for r in rows if r[0] in existing]
+            new = [r for r in rows if r[0] not in existing]
+            if old:
+                many(
+                    session,
+                    "UPDATE search_document SET active = ?, seq = ?, sort_date = ?, title = ?, "
+                    "title_norm = ?, body_norm = ? WHERE doc_no = ?",
+                    [(True, seq, *r) for r in old],
+                )
+            if new and sqlite:
+                # numbered here (SQLite's own rowids would be the same: the highest plus
+                # one); the search state's row, updated before, keeps other writers out
+                if last is None:
+                    found = session.scalar(
+                        text("SELECT COALESCE(MAX(doc_no), 0) FROM search_document")
+                    )
+                    last = int(found or 0)
+                numbered = [(last + 1 + i, r) for i, r in enumerate(new)]
+                last += len(new)
+                many(
+                    session,
+                    "INSERT INTO search_document (doc_no, record_id, active, seq, sort_date, "
+                    "title, title_norm, body_norm) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(n, r[0].hex, True, seq, *r[1:]) for n, r in numbered],
+                )
+                doc_nos |= {r[0]: n for n, r in numbered}
+            elif new:
+                keys = ("record_id", "sort_date", "title", "title_norm", "body_norm")
+                inserted = session.execute(
+                    insert(SEARCH_DOCUMENT).returning(
+                        SearchDocument.doc_no,
+                        SearchDocument.record_id,
+                        sort_by_parameter_order=True,
+                    ),
+                    [dict(zip(keys, r, strict=True)) | {"active": True, "seq": seq} for r in new],
+                )
+                doc_nos |= {record_id: doc_no for doc_no, record_id in inserted}
+            if sqlite:
+                chunk = "[" + ",".join(str(doc_nos[r[0]]) for r in rows) + "]"
+                pending = run(FTS_FROM_DOCUMENTS, chunk)
+        if pending is not None:
+            pending.result()
+    return doc_nos
+
+
+@contextmanager
+def _beside(
+    session: Session, wanted: bool
+) -> Iterator[Callable[[str, str], "Future[None] | None"]]:
+    """Runs one statement with one parameter: in a helper thread on the standard library's
+    SQLite connection when ``wanted`` (the caller waits for it before using the connection
+    again), else at once."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if not wanted or not isinstance(driver, sqlite3.Connection):
+
+        def at_once(sql: str, parameter: str) -> None:
+            connection.exec_driver_sql(sql, (parameter,))
+
+        yield at_once
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="search-index") as helper:
+
+        def beside(sql: str, parameter: str) -> Future[None]:
+            return helper.submit(_execute, driver, sql, parameter)
+
+        yield beside
+
+
+def _execute(driver: sqlite3.Connection, sql: str, parameter: str) -> None:
+    driver.execute(sql, (parameter,)).close()
