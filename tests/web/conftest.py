@@ -7,9 +7,12 @@ because Playwright's sync API leaves its event loop set as the running one, and 
 test after it would fail to start its own.
 """
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from node import migrations
 from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, free_port, run_cli
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,6 +39,22 @@ def clean_env(env: dict[str, str]) -> dict[str, str]:
         k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
     }
     return kept | env
+
+
+@cache
+def _migrated_template() -> Path:
+    folder = tempfile.mkdtemp(prefix="integra-web-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    made = Path(folder) / "template.db"
+    migrations.upgrade(f"sqlite:///{made}")
+    return made
+
+
+def migrated(path: Path) -> str:
+    """A SQLite database at `path` with the schema and no rows: a copy of one migrated once
+    per pytest process (the migrations cost some 2 s a database)."""
+    shutil.copy(_migrated_template(), path)
+    return f"sqlite:///{path}"
 
 
 def serve(name: str, root: Path, env: dict[str, str], *args: str) -> tuple[Any, str]:

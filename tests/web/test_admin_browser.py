@@ -16,8 +16,17 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from node import migrations
-from tests.web.conftest import DESKTOP, add_users, cli, errors_of, look, serve, stop, wait_until
+from tests.web.conftest import (
+    DESKTOP,
+    add_users,
+    cli,
+    errors_of,
+    look,
+    migrated,
+    serve,
+    stop,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 ADMIN, EDITOR = "np-admin@example.org", "np-editor@example.org"
@@ -30,8 +39,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A Greek node with its feed and the sample data, an administrator and an editor of one
     organisation, and a practice the personal-data gate holds."""
     root = tmp_path_factory.mktemp("admin-node")
-    db = f"sqlite:///{root / 'gr.db'}"
-    migrations.upgrade(db)
+    db = migrated(root / "gr.db")
     env = {"INTEGRA_COUNTRY": "GR", "INTEGRA_SECRET_KEY": "x" * 40}
     with ThreadPoolExecutor() as pool:  # each command starts a Python: side by side
         keyed = pool.submit(cli, db, root / "gr", "keys", "init", env=env)
@@ -256,8 +264,7 @@ def test_the_hub_enrols_a_node_gets_a_practice_published_on_it_and_shows_it_fail
     round; then the node stops and the hub's status page says so. This journey ends the
     node, so it is the module's last."""
     root = tmp_path_factory.mktemp("admin-hub")
-    db = f"sqlite:///{root / 'hub.db'}"
-    migrations.upgrade(db)
+    db = migrated(root / "hub.db")
     env = {"INTEGRA_COUNTRY": "EU", "INTEGRA_ROLE": "hub", "INTEGRA_HUB_SYNC_INTERVAL": "PT1S"}
     with ThreadPoolExecutor() as pool:
         keyed = pool.submit(cli, db, root / "hub", "keys", "init", env=env)

@@ -16,10 +16,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from node import migrations
 from node.web import i18n
 from tests.conftest import REQUIRE_SERVICES
-from tests.web.conftest import CHROMIUM, DESKTOP, add_users, cli, look, serve, stop
+from tests.web.conftest import CHROMIUM, DESKTOP, add_users, cli, look, migrated, serve, stop
 
 pytestmark = pytest.mark.browser
 EMAIL, PASSWORD = "reader@example.org", "a long enough password"
@@ -43,8 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database is enough: the pages' behaviour on both is tested without a browser
     (test_pages.py), and a browser journey is the slowest kind of test."""
     data_dir = tmp_path_factory.mktemp("web")
-    db = f"sqlite:///{data_dir / 'node.db'}"
-    migrations.upgrade(db)
+    db = migrated(data_dir / "node.db")
     add_users(db, data_dir, {}, [(EMAIL, "practitioner", [])], PASSWORD)
     env = {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
     process, url = serve("serve", data_dir, env, "--sample-data")
@@ -59,9 +57,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     """A Portuguese node, the hub that enrols it, and a French node that mirrors the hub:
     three real processes, as in tests/federation/test_sync.py (SQLite)."""
     root = tmp_path_factory.mktemp("federation")
-    dbs = {name: f"sqlite:///{root / name}.db" for name in ("pt", "hub", "fr")}
-    for db in dbs.values():
-        migrations.upgrade(db)
+    dbs = {name: migrated(root / f"{name}.db") for name in ("pt", "hub", "fr")}
     fast = {"INTEGRA_HUB_SYNC_INTERVAL": "PT1S"}
     processes = []
     try:

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from node import migrations
-from tests.web.conftest import DESKTOP, add_users, cli, look, serve, stop
+from tests.web.conftest import DESKTOP, add_users, cli, look, migrated, serve, stop
 
 PASSWORD = "a long enough password"
 USERS = {  # email: (role, organisation refs of an editor)
@@ -41,8 +40,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Greek node that federates (`keys init`, INTEGRA_COUNTRY=GR: the gate runs on every
     publish), with its sample data and one user of each kind, in its own process."""
     data_dir = tmp_path_factory.mktemp("editing")
-    db = f"sqlite:///{data_dir / 'node.db'}"
-    migrations.upgrade(db)
+    db = migrated(data_dir / "node.db")
     env = {"INTEGRA_COUNTRY": "GR"}
     cli(db, data_dir, "keys", "init", env=env)
     env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}

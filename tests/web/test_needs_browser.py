@@ -14,14 +14,13 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from node import migrations
 from node.core.auth import system_principal
 from node.core.db import create_engine
 from node.core.settings import async_url
 from registry.schemas import OrganisationCreate
 from registry.service import create_organisation
 from tests import factories
-from tests.web.conftest import DESKTOP, add_users, look, serve, stop
+from tests.web.conftest import DESKTOP, add_users, look, migrated, serve, stop
 
 PASSWORD = "a long enough password"
 
@@ -29,8 +28,7 @@ PASSWORD = "a long enough password"
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("needs-web")
-    db = f"sqlite:///{data_dir / 'node.db'}"
-    migrations.upgrade(db)
+    db = migrated(data_dir / "node.db")
     # In a thread of its own: the browser tests' chromium keeps an event loop running here.
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, organisation(db)).result()
