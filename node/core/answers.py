@@ -16,6 +16,7 @@ routing, parameter parsing or session: under the request as it came (path, query
 an answer may depend on), once the same counters still read the same numbers.
 """
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from contextvars import ContextVar
@@ -169,6 +170,7 @@ class KeptRoutes:
         self.cookie = f"{session_cookie}=".encode() if session_cookie else None
         self.kept, self.largest = kept, largest
         self._responses: OrderedDict[Hashable, tuple[Any, ...]] = OrderedDict()
+        self._building: dict[Hashable, asyncio.Future[None]] = {}
 
     def _key(self, scope: Scope) -> Hashable | None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -210,22 +212,46 @@ class KeptRoutes:
         if key is None:
             await self.app(scope, receive, send)
             return
-        found = self._responses.get(key)
-        if found is not None:
-            query, values, route, start, body = found
-            try:
-                fresh = await self._fresh(query, values)
-            except Exception:  # the database out of reach: the routes say so, as they do
-                fresh = False
-            if fresh:
-                self._responses.move_to_end(key)
-                self.state.answers.hits += 1
-                scope["route"] = route  # the metrics and the access log name the route
-                await send(dict(start))
-                await send({"type": "http.response.body", "body": body})
+        if await self._served(key, scope, send):
+            return
+        building = self._building.get(key)
+        if building is not None:
+            # The same answer is being built for another reader (a popular search just after
+            # a change or a start): wait for it rather than build it again alongside.
+            await asyncio.shield(building)
+            if await self._served(key, scope, send):
                 return
-            self._responses.pop(key, None)
+        else:
+            building = self._building[key] = asyncio.get_running_loop().create_future()
+            try:
+                await self._routed(key, scope, receive, send)
+            finally:
+                del self._building[key]
+                building.set_result(None)
+            return
         await self._routed(key, scope, receive, send)
+
+    async def _served(self, key: Hashable, scope: Scope, send: Send) -> bool:
+        """Send the response kept under ``key`` if it is still current; False otherwise."""
+        found = self._responses.get(key)
+        if found is None:
+            return False
+        query, values, route, start, body = found
+        try:
+            fresh = await self._fresh(query, values)
+        except Exception:  # the database out of reach: the routes say so, as they do
+            fresh = False
+        if not fresh:
+            if self._responses.get(key) is found:
+                del self._responses[key]
+            return False
+        if key in self._responses:
+            self._responses.move_to_end(key)
+        self.state.answers.hits += 1
+        scope["route"] = route  # the metrics and the access log name the route
+        await send(dict(start))
+        await send({"type": "http.response.body", "body": body})
+        return True
 
     async def _routed(self, key: Hashable, scope: Scope, receive: Receive, send: Send) -> None:
         keeping = _Keeping()
