@@ -154,9 +154,10 @@ def test_a_megabyte_of_each_adversarial_text_is_scanned_in_time_linear_in_its_si
     """A 1 MB body of each text a careless pattern chokes on is scanned to its end (no time
     budget), and costs well under forty times a 100 KB one (a linear scan gives ~10 on a quiet
     machine and up to ~17 on a loaded one; a quadratic pattern gives ~100): compared within
-    one test, in this process's CPU time, so the machine's speed and load matter little. The objects the test process already holds are kept out of the garbage
-    collector's passes while it measures (a pass over them grows with what the suite ran before,
-    not with the text); those the scan makes are not: a scan that piles up objects shows."""
+    one test, in this process's CPU time, so the machine's speed and load matter little. The
+    objects the test process already holds are kept out of the garbage collector's passes while
+    it measures (a pass over them grows with what the suite ran before, not with the text);
+    those the scan makes are not: a scan that piles up objects shows."""
 
     def cost(size: int, times: int) -> float:
         body = body_of(make, size)
