@@ -1,16 +1,18 @@
 """The SQL adapter's bulk writes: a batch of documents analysed and written a chunk at a time.
 
 On SQLite, each chunk's full-text rows are made by one statement that reads them back from
-`search_document` (`FTS_FROM_DOCUMENTS`): the texts are not bound a second time, and the
-statement runs without Python's lock. When the connection is the standard library's
-`sqlite3` and the batch has more than one chunk, that statement runs in a helper thread while
-this one analyses the next chunk (`analysis.document_terms`, pure Python): indexing's two
-halves side by side on two cores. This thread issues nothing on the connection until the
-helper is done, so the connection is never used by both at once, and what is written (rows,
-their order, their numbers) is the same as one after the other.
+`search_document` (`FTS_FROM_DOCUMENTS`), and the batch's facet rows are written by one
+statement from a JSON array (`FACETS_FROM_JSON`): no text is bound twice, and neither
+statement needs Python's lock while it runs. When the connection is the standard library's
+`sqlite3` and the batch has more than one chunk, each runs in a helper thread while this one
+analyses the next chunk (`analysis.document_terms`, pure Python): indexing's two halves side
+by side on two cores. This thread issues nothing on the connection until the helper is done,
+so the connection is never used by both at once, and what is written (rows, their order,
+their numbers) is the same as one after the other.
 """
 
 import gc
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,11 +21,11 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, delete, insert, text
 from sqlalchemy.orm import Session
 
 from practices.search.analysis import document_terms
-from practices.search.models import SearchDocument
+from practices.search.models import SearchDocument, SearchFacet
 from practices.search.port import IndexDocument
 
 # PostgreSQL refuses a tsvector over 1 MB; nobody searches past the first 200,000 characters.
@@ -37,6 +39,13 @@ FTS_FROM_DOCUMENTS = (
     "INSERT INTO practice_fts(rowid, title_norm, body_norm) "
     "SELECT doc_no, title_norm, body_norm FROM search_document "
     "WHERE doc_no IN (SELECT value FROM json_each(?)) ORDER BY doc_no"
+)
+
+# The facet rows of a batch, as one JSON array of [doc_no, facet, value]: one statement
+# (no Python between rows, so it can run beside the analysis).
+FACETS_FROM_JSON = (
+    "INSERT INTO search_facet (doc_no, facet, value) SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)"
 )
 
 Row = tuple[uuid.UUID, Any, str, str, str]
@@ -71,9 +80,13 @@ def write_documents(
     documents: list[IndexDocument],
     existing: dict[uuid.UUID, int],
     seq: int,
-) -> dict[uuid.UUID, int]:
+) -> None:
     """Each document's row in `search_document` (updated when ``existing`` numbers it, else
-    new) and, on SQLite, in the full-text index; each document's number, returned."""
+    new), its facets in `search_facet` (an existing document's replaced) and, on SQLite, its
+    full-text rows. On SQLite the new documents are numbered first (the highest number plus
+    one, in order: what SQLite's own rowids would be; the search state's row, updated
+    before, keeps other writers out), so that their facets are written beside the first
+    chunk's analysis."""
     sqlite = session.get_bind().dialect.name == "sqlite"
     # Rows as the driver takes them (executemany without SQLAlchemy's work per value):
     # SQLite holds a UUID as its hex digits and a date as its ISO form.
@@ -81,9 +94,15 @@ def write_documents(
         (lambda d: d.isoformat() if d else None) if sqlite else (lambda d: d)
     )
     doc_nos = dict(existing)
-    last: int | None = None
+    if existing:
+        session.execute(delete(SearchFacet).where(SearchFacet.doc_no.in_(list(existing.values()))))
     with _beside(session, len(documents) > ANALYSED_TOGETHER) as run:
         pending: Future[None] | None = None
+        if sqlite:
+            last = session.scalar(text("SELECT COALESCE(MAX(doc_no), 0) FROM search_document"))
+            new = [d.record_id for d in documents if d.record_id not in existing]
+            doc_nos |= {record_id: int(last or 0) + 1 + i for i, record_id in enumerate(new)}
+            pending = run(FACETS_FROM_JSON, json.dumps(_facet_rows(documents, doc_nos)))
         for start in range(0, len(documents), ANALYSED_TOGETHER):
             rows: list[Row] = []
             for d in documents[start : start + ANALYSED_TOGETHER]:
@@ -100,7 +119,7 @@ def write_documents(
             if pending is not None:
                 pending.result()  # the connection free again
             old = [(*r[1:], existing[r[0]]) for r in rows if r[0] in existing]
-            new = [r for r in rows if r[0] not in existing]
+            new_rows = [r for r in rows if r[0] not in existing]
             if old:
                 many(
                     session,
@@ -108,24 +127,14 @@ def write_documents(
                     "title_norm = ?, body_norm = ? WHERE doc_no = ?",
                     [(True, seq, *r) for r in old],
                 )
-            if new and sqlite:
-                # numbered here (SQLite's own rowids would be the same: the highest plus
-                # one); the search state's row, updated before, keeps other writers out
-                if last is None:
-                    found = session.scalar(
-                        text("SELECT COALESCE(MAX(doc_no), 0) FROM search_document")
-                    )
-                    last = int(found or 0)
-                numbered = [(last + 1 + i, r) for i, r in enumerate(new)]
-                last += len(new)
+            if new_rows and sqlite:
                 many(
                     session,
                     "INSERT INTO search_document (doc_no, record_id, active, seq, sort_date, "
                     "title, title_norm, body_norm) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(n, r[0].hex, True, seq, *r[1:]) for n, r in numbered],
+                    [(doc_nos[r[0]], r[0].hex, True, seq, *r[1:]) for r in new_rows],
                 )
-                doc_nos |= {r[0]: n for n, r in numbered}
-            elif new:
+            elif new_rows:
                 keys = ("record_id", "sort_date", "title", "title_norm", "body_norm")
                 inserted = session.execute(
                     insert(SEARCH_DOCUMENT).returning(
@@ -133,7 +142,10 @@ def write_documents(
                         SearchDocument.record_id,
                         sort_by_parameter_order=True,
                     ),
-                    [dict(zip(keys, r, strict=True)) | {"active": True, "seq": seq} for r in new],
+                    [
+                        dict(zip(keys, r, strict=True)) | {"active": True, "seq": seq}
+                        for r in new_rows
+                    ],
                 )
                 doc_nos |= {record_id: doc_no for doc_no, record_id in inserted}
             if sqlite:
@@ -141,7 +153,24 @@ def write_documents(
                 pending = run(FTS_FROM_DOCUMENTS, chunk)
         if pending is not None:
             pending.result()
-    return doc_nos
+    if not sqlite:
+        facets = _facet_rows(documents, doc_nos)
+        if facets:
+            insert_facets = "INSERT INTO search_facet (doc_no, facet, value) VALUES (?, ?, ?)"
+            many(session, insert_facets, facets)
+
+
+def _facet_rows(
+    documents: list[IndexDocument], doc_nos: dict[uuid.UUID, int]
+) -> list[tuple[int, str, str]]:
+    # each document's number looked up once (a UUID's hash is a Python call), not per value
+    numbers = [doc_nos[d.record_id] for d in documents]
+    return [
+        (doc_no, facet, value)
+        for doc_no, d in zip(numbers, documents, strict=True)
+        for facet, values in d.facets.items()
+        for value in (values if len(values) < 2 else dict.fromkeys(values))
+    ]
 
 
 @contextmanager

@@ -40,7 +40,7 @@ from practices.search.facets import (
     member_test,
     numbers,
 )
-from practices.search.indexing import collector_paused, many, write_documents
+from practices.search.indexing import collector_paused, write_documents
 from practices.search.matches import (
     Found,
     Match,
@@ -451,24 +451,7 @@ class SqlSearch:
         if sqlite:
             _fts_delete_many(session, [r for r in existing.values() if r.active])
         with collector_paused():
-            doc_nos = write_documents(
-                session, documents, {r: row.doc_no for r, row in existing.items()}, seq
-            )
-            old = [doc_nos[d.record_id] for d in documents if d.record_id in existing]
-            if old:
-                session.execute(delete(SearchFacet).where(SearchFacet.doc_no.in_(old)))
-            # each document's number looked up once (a UUID's hash is a Python call), not per
-            # value
-            numbers_of = [doc_nos[d.record_id] for d in documents]
-            facets = [
-                (doc_no, facet, value)
-                for doc_no, d in zip(numbers_of, documents, strict=True)
-                for facet, values in d.facets.items()
-                for value in (values if len(values) < 2 else dict.fromkeys(values))
-            ]
-            if facets:
-                insert_facets = "INSERT INTO search_facet (doc_no, facet, value) VALUES (?, ?, ?)"
-                many(session, insert_facets, facets)
+            write_documents(session, documents, {r: row.doc_no for r, row in existing.items()}, seq)
         session.expire_all()
 
     def remove(self, session: Session, record_ids: list[uuid.UUID]) -> None:
