@@ -13,7 +13,7 @@ from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, Database, run_cli
 from tests.federation.forgery import BODY, Peer, rows
 from tests.practices.test_worker import redis_up
 
-BROKER = "redis://127.0.0.1:6379/13"
+BROKER = "redis://127.0.0.1:6379/11"  # its own: tests/node/test_readiness.py has 13
 
 
 def test_celery_beat_pulls_each_enrolled_node_and_the_worker_applies_it(
