@@ -102,7 +102,8 @@ def write_documents(
             last = session.scalar(text("SELECT COALESCE(MAX(doc_no), 0) FROM search_document"))
             new = [d.record_id for d in documents if d.record_id not in existing]
             doc_nos |= {record_id: int(last or 0) + 1 + i for i, record_id in enumerate(new)}
-            pending = run(FACETS_FROM_JSON, json.dumps(_facet_rows(documents, doc_nos)))
+            as_json = json.dumps(_facet_rows(documents, doc_nos), ensure_ascii=False)
+            pending = run(FACETS_FROM_JSON, as_json)
         for start in range(0, len(documents), ANALYSED_TOGETHER):
             rows: list[Row] = []
             for d in documents[start : start + ANALYSED_TOGETHER]:

@@ -100,7 +100,8 @@ async def test_a_large_batch_indexed_in_chunks_finds_what_one_by_one_finds(
                     title_text=title,
                     body_text=body,
                     sort_date=date(2020, 1, 1 + i % 28),
-                    facets={"language": [language], "source": ["local"]},
+                    # a value beyond ASCII: the facet rows travel as JSON on SQLite
+                    facets={"language": [language], "source": ["local", "ló😀"][: 1 + i % 2]},
                     texts=((language, title, body),),
                 )
             )
