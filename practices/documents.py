@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
+from node.core.memory import collector_paused
 from practices.models import Practice, PracticeOrganisation, PracticeTerm
-from practices.search.indexing import collector_paused
 from practices.search.port import IndexDocument
 from registry import organisation_labels
 

@@ -17,14 +17,16 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from alembic import command
 from argon2 import PasswordHasher
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from node import migrations
 from node.app import create_app
 from node.core import auth
 from node.core.db import create_engine
-from node.core.settings import Settings, async_url
+from node.core.settings import Settings, async_url, sync_url
 
 PG_ADMIN_URL = os.environ.get(
     "INTEGRA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -229,6 +231,18 @@ async def client(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as c:
         yield c
+
+
+def migrate(db: str, revision: str, *, down: bool = False) -> None:
+    """Migrate the database at ``db`` up (or down) to ``revision``, as `integra migrate` would."""
+    engine = create_sync_engine(sync_url(db))
+    try:
+        with engine.begin() as connection:
+            config = migrations.alembic_config(db)
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()
 
 
 def free_port() -> int:

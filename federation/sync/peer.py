@@ -9,8 +9,7 @@ or a repeated delivery leaves the same state."""
 import gc
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -62,6 +61,7 @@ from federation.sync.store import (
 )
 from node.core.db import utcnow
 from node.core.locks import lease
+from node.core.memory import collector_paused
 from node.core.settings import Settings
 
 COMMIT_EVERY = 500  # entries applied per transaction, each committed with its cursor
@@ -150,7 +150,7 @@ def _sync_peer(session: Session, peer: Peer, client: httpx.Client, relay: Relay 
     # lock. Millions of small objects are held meanwhile, with no cycle among them: the cyclic
     # garbage collector is paused while they arrive, and they are left out of its collections
     # (frozen) while they are checked and applied.
-    with _collector_paused():
+    with collector_paused():
         received, payload_bytes = _receive(client, peer, state.cursor, checkpoint["size"])
         # Frozen before the collector runs again: its youngest generation holds every entry
         # received, and its first collection would walk them all.
@@ -214,17 +214,6 @@ def _recheck_keys(session: Session, peer: Peer, arrived: Received, start: int, s
             arrived.problems[index] = key_problem(
                 current, item["key"], parse_time(payload["time"]), payload["seq"]
             )
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _receive(

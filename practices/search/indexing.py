@@ -11,7 +11,6 @@ so the connection is never used by both at once, and what is written (rows, thei
 their numbers) is the same as one after the other.
 """
 
-import gc
 import json
 import sqlite3
 import uuid
@@ -49,21 +48,6 @@ FACETS_FROM_JSON = (
 )
 
 Row = tuple[uuid.UUID, Any, str, str, str]
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused while a batch is loaded or written: the batch's
-    tens of thousands of objects live until it is done, and each collection meanwhile would
-    walk them (and everything older) again. Reference counting still frees what is dropped;
-    cycles wait for the next collection after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def many(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:

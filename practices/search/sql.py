@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from node.core.db import offloaded
+from node.core.memory import collector_paused
 from practices.search import analysis
 from practices.search.analysis import AnalysedQuery, QueryWord
 from practices.search.concepts import Concept, Phrase, expansion, find_concepts
@@ -40,7 +41,7 @@ from practices.search.facets import (
     member_test,
     numbers,
 )
-from practices.search.indexing import collector_paused, write_documents
+from practices.search.indexing import write_documents
 from practices.search.matches import (
     Found,
     Match,

@@ -6,7 +6,6 @@ into the record again."""
 import json
 from typing import Any
 
-from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, inspect, text
@@ -14,23 +13,11 @@ from sqlalchemy import create_engine, inspect, text
 from federation.canonical import canonical
 from federation.models import relayed_envelope
 from node.core.settings import sync_url
-from node.migrations import alembic_config
-from tests.conftest import Database
+from tests.conftest import Database, migrate
 from tests.federation.forgery import rows
 
 LIVE = {"payload": {"op": "upsert", "body": {"title": "Mentoring", "summary": "Weekly."}}}
 GONE = {"payload": {"op": "withdraw", "body": None}}
-
-
-def migrate(db: str, revision: str, *, down: bool = False) -> None:
-    engine = create_engine(sync_url(db))
-    try:
-        with engine.begin() as connection:
-            config = alembic_config(db)
-            config.attributes["connection"] = connection
-            (command.downgrade if down else command.upgrade)(config, revision)
-    finally:
-        engine.dispose()
 
 
 def columns(db: str) -> set[str]:

@@ -7,17 +7,15 @@ import uuid
 from datetime import date
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from node.core.db import create_engine as create_async_engine
 from node.core.db import session_factory
 from node.core.settings import async_url, sync_url
-from node.migrations import alembic_config
 from practices.search.port import IndexDocument, SearchQuery, SearchResult
 from practices.search.sql import SqlSearch
-from tests.conftest import Database
+from tests.conftest import Database, migrate
 
 pytestmark = pytest.mark.anyio
 
@@ -44,17 +42,6 @@ QUERIES = [
     "acompanhamemto",  # a typo, corrected against the index's vocabulary
     "withdrawn",
 ]
-
-
-def migrate(db: str, revision: str, *, down: bool = False) -> None:
-    engine = create_engine(sync_url(db))
-    try:
-        with engine.begin() as connection:
-            config = alembic_config(db)
-            config.attributes["connection"] = connection
-            (command.downgrade if down else command.upgrade)(config, revision)
-    finally:
-        engine.dispose()
 
 
 async def answers(db: str, queries: list[SearchQuery] | None = None) -> list[SearchResult]:
