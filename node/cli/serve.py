@@ -90,7 +90,7 @@ def serve(
         counts = tempfile.mkdtemp(prefix="integra-metrics-")
         os.environ[MULTIPROCESS_ENV] = counts
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             f"{__name__}:worker_app",
             factory=True,
             host=host,
@@ -100,6 +100,9 @@ def serve(
             timeout_worker_healthcheck=WORKER_HEALTHCHECK,
             **quiet,  # type: ignore[arg-type]
         )
+        from node.cli.workers import serve_workers
+
+        serve_workers(config)
     finally:
         if counts is not None:
             shutil.rmtree(counts, ignore_errors=True)
