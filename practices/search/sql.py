@@ -483,7 +483,10 @@ class SqlSearch:
             )
         )
         if session.get_bind().dialect.name == "sqlite":
-            session.execute(text("INSERT INTO practice_fts(practice_fts) VALUES ('rebuild')"))
+            # Emptied, counts and all. ('rebuild' read every row of `search_document` back,
+            # each now empty, into the index's document count: the records indexed again
+            # were then counted twice, and BM25 ranked with the wrong averages.)
+            session.execute(text("INSERT INTO practice_fts(practice_fts) VALUES ('delete-all')"))
         mark_analysed(session)  # what is indexed from now on is analysed by this code
 
 

@@ -1,7 +1,8 @@
-"""Bulk indexing finds what indexing one by one finds, and migration 0025 (fewer prefix
-indexes on SQLite, one facet index fewer) keeps an existing index finding the same: the same
-hits, order, counts and corrections."""
+"""Bulk indexing finds what indexing one by one finds, a reindex what a fresh index finds, and
+migration 0025 (fewer prefix indexes on SQLite, one facet index fewer) keeps an existing index
+finding the same: the same hits, order, counts and corrections."""
 
+import itertools
 import random
 import uuid
 from datetime import date
@@ -150,3 +151,87 @@ async def test_an_index_made_before_migration_0025_finds_the_same_after_it(
             terms = connection.scalar(text("SELECT count(*) FROM practice_fts_vocab"))
         engine.dispose()
         assert "prefix='2 3'" in str(made) and terms
+
+
+async def test_a_reindex_ranks_and_counts_as_a_fresh_index(database: Database) -> None:
+    """Clearing the index and indexing every record again (`integra search reindex`, a new
+    analysis at start-up) leaves what a fresh index holds: on SQLite, no document is counted
+    twice by the full-text statistics BM25 ranks with, so the order of the hits is the same."""
+    rng = random.Random(20)
+    words = "prison probation mentor family training housing dialogue youth".split()
+
+    def documents(count: int) -> list[IndexDocument]:
+        out = []
+        for i in range(count):
+            # lengths and repeats vary widely: BM25 weighs both against the index's averages
+            body = " ".join(rng.choices(words, k=rng.choice([3, 8, 40, 120])))
+            out.append(
+                IndexDocument(
+                    record_id=uuid.UUID(int=i + 1),
+                    title=f"Practice {i}",
+                    title_text=f"Practice {i}",
+                    body_text=body,
+                    sort_date=date(2020, 1, 1),  # one date: the order is the ranking's alone
+                    facets={"language": ["en"], "source": ["local"]},
+                    texts=(("en", f"Practice {i}", body),),
+                )
+            )
+        return out
+
+    first, again = documents(120), documents(120)
+    queries = [SearchQuery(text=w, limit=100) for w in words] + [
+        SearchQuery(text=f"{a} {b}", limit=100) for a, b in itertools.pairwise(words)
+    ]
+    fresh, reindexed = database.fresh_copy(), database.fresh_copy()
+    index(reindexed, [first])
+    engine = create_engine(sync_url(reindexed))
+    with Session(engine) as session:
+        search = SqlSearch()
+        search.clear(session)  # as `reindex_all` does, then the records again
+        search.upsert(session, again[:80])  # fewer: some records no longer published
+        session.commit()
+    engine.dispose()
+    index(fresh, [again[:80]])
+
+    assert await answers(reindexed, queries) == await answers(fresh, queries)
+
+
+async def test_an_index_reindexed_before_migration_0026_ranks_as_a_fresh_one_after_it(
+    database: Database,
+) -> None:
+    """An index cleared the way the code before 0026 cleared it (every row emptied, then
+    FTS5's 'rebuild': each counted as a document) and indexed again: the migration counts
+    its documents again, and it ranks as a fresh index does."""
+    documents = [
+        IndexDocument(
+            record_id=uuid.UUID(int=i + 1),
+            title=f"Practice {i}",
+            title_text=f"Practice {i}",
+            body_text=body,
+            sort_date=date(2020, 1, 1),
+            facets={"language": ["en"], "source": ["local"]},
+            texts=(("en", f"Practice {i}", body),),
+        )
+        for i, body in enumerate(
+            ["prison " * n + "probation " * (12 - n) + "mentor " * (n % 5) for n in range(12)]
+        )
+    ]
+    queries = [SearchQuery(text=w, limit=50) for w in ("prison", "probation", "mentor prison")]
+    fresh, old = database.fresh_copy(), database.fresh_copy()
+    index(fresh, [documents])
+    index(old, [documents])
+    engine = create_engine(sync_url(old))
+    with Session(engine) as session:
+        if old.startswith("sqlite"):  # the clear of before
+            session.execute(
+                text("UPDATE search_document SET active = false, title_norm = '', body_norm = ''")
+            )
+            session.execute(text("INSERT INTO practice_fts(practice_fts) VALUES ('rebuild')"))
+        SqlSearch().upsert(session, documents)
+        session.commit()
+    engine.dispose()
+    if old.startswith("sqlite"):
+        assert await answers(old, queries) != await answers(fresh, queries)  # ranked apart
+    migrate(old, "0025", down=True)
+    migrate(old, "head")
+    assert await answers(old, queries) == await answers(fresh, queries)
