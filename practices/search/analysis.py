@@ -41,10 +41,12 @@ mentoring), not word forms. simplemma loses on words typed without accents (its 
 hold accented forms: Greek queries are almost all missed), on unknown words and on Bulgarian
 definite forms ("пробационната", "дерадикализацията").
 
-This module's own cost: `analyse_text` with its per-word cache maps ~535,000 words/s, against
-~410,000 for `text.normalise` measured in the same run: analysis costs the index nothing over
-today's normalisation once a word has been seen; a word seen for the first time costs ~12 µs
-(fold, spellings, both stems).
+This module's own cost: `analyse_text` splits a text at white space and looks each token up
+in a cache of the tokens seen (`_Tokens`; a token's words are found and stemmed once): on
+`bench/search.py`'s 20,000 generated practices (1.8 million words) 4.9 million words/s, against
+2.1 million for the text's words found by a regular expression and looked up one by one in a
+cache of words (7 December 2026, both in one process, best of five, load average 7); a word
+seen for the first time costs ~12 µs (fold, spellings, both stems).
 
 Chosen: PyStemmer (MIT/BSD) for English, French, Portuguese and Greek, and BulStem (`bulstem`,
 Apache-2.0, the rules of Nakov's BulStem) for Bulgarian. Other languages (a record in German,
@@ -200,9 +202,43 @@ def _forms_of(language: str) -> _Forms:
     return forms
 
 
+# A token with no word in it ("-", "—"): no term, and nothing in the joined string.
+NO_WORDS = "\0"
+
+
+class _Tokens(dict[str, str]):
+    """Each token of a text as written (between white space: case, accents and punctuation
+    kept) mapped to its words' forms in one language, joined by spaces; `NO_WORDS` for a token
+    with none. A text is then split and each token looked up, at C speed: words repeat across
+    records, and so do most tokens ("Prison", "prison,"). No word spans white space (`WORD`,
+    `COMPOUND`), and case folds letter by letter, so a text's tokens analysed one by one give
+    the text's analysis. Cleared when it holds `CACHE_TOKENS` tokens."""
+
+    def __init__(self, language: str) -> None:
+        super().__init__()
+        self.forms = _forms_of(language)
+
+    def __missing__(self, token: str) -> str:
+        if len(self) >= CACHE_TOKENS:
+            self.clear()
+        words = _words(token)
+        value = self[token] = " ".join(map(self.forms.__getitem__, words)) if words else NO_WORDS
+        return value
+
+
+CACHE_TOKENS = 200_000
+_TOKENS: dict[str, _Tokens] = {}
+
+
 def analyse_text(text: str, language: str) -> str:
     """`analyse`, as one string of terms separated by spaces (what an index column takes)."""
-    return " ".join(map(_forms_of(language).__getitem__, _words(text)))
+    tokens = _TOKENS.get(language)
+    if tokens is None:
+        tokens = _TOKENS[language] = _Tokens(language)
+    parts = list(map(tokens.__getitem__, text.split()))
+    if NO_WORDS in parts:
+        parts = [part for part in parts if part is not NO_WORDS]
+    return " ".join(parts)
 
 
 def analyse_words(text: str, language: str) -> list[tuple[str, ...]]:

@@ -94,6 +94,30 @@ def test_every_form_of_analysis_agrees(text: str, language: str) -> None:
     assert all(term == fold(term) and term.isalnum() for term in terms)
 
 
+# Pieces of text as records write them: words in each script, capitals, punctuation stuck to
+# words, prefixed compounds, dashes alone, stop words, and white space of every kind.
+PIECES = [
+    *"prison Prison PRISON, détenus détenues (réinsertion) des the φυλακές ΦΥΛΑΚΗΣ затворите"
+    " Затвор; reclusos prisões de-radicalisation re-integration co-operation self-help"
+    " multi-agency post-release — - -- ... O7 EU 2018 ß İstanbul ǅ".split(),
+    *" \n\t\u00a0\u2028\u3000\x1c\x85\r\n",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=40), st.sampled_from([*LANGUAGES, "de"]))
+def test_a_text_read_token_by_token_gives_the_terms_its_words_give(
+    pieces: list[str], language: str
+) -> None:
+    """`analyse_text` looks up each token between white space (kept from record to record);
+    what it gives is what the text's words give one by one, in order, whatever the white
+    space, the case, the punctuation and the compounds, and whatever was analysed before."""
+    text = "".join(pieces)
+    expected = [form for forms in analyse_words(text, language) for form in forms]
+    assert analyse_text(text, language).split() == expected
+    assert analyse_text(text, language).split() == expected  # each token now known
+
+
 def test_a_query_word_matches_its_forms_in_every_language_asked() -> None:
     query = query_terms("Φυλακές")
     assert len(query.words) == 1 and "φυλακ" in query.words[0].forms
