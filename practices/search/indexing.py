@@ -2,7 +2,7 @@
 
 On SQLite, each chunk's full-text rows are made by one statement that reads them back from
 `search_document` (`FTS_FROM_DOCUMENTS`), and the batch's facet rows are written by one
-statement from a JSON array (`FACETS_FROM_JSON`): no text is bound twice, and neither
+statement from a JSON object (`FACETS_FROM_JSON`): no text is bound twice, and neither
 statement needs Python's lock while it runs. When the connection is the standard library's
 `sqlite3` and the batch has more than one chunk, each runs in a helper thread while this one
 analyses the next chunk (`analysis.document_terms`, pure Python): indexing's two halves side
@@ -40,11 +40,14 @@ FTS_FROM_DOCUMENTS = (
     "WHERE doc_no IN (SELECT value FROM json_each(?)) ORDER BY doc_no"
 )
 
-# The facet rows of a batch, as one JSON array of [doc_no, facet, value]: one statement
-# (no Python between rows, so it can run beside the analysis).
+# The facet rows of a batch, as one JSON object {facet: {value: [doc_no, ...]}}: one
+# statement (no Python between rows, so it can run beside the analysis). Grouped so, the
+# batch's text is parsed once and each row costs no JSON of its own (an array of
+# [doc_no, facet, value] rows, each read by `json_extract`, cost ~1.7 times as much), and
+# rows come in the order of `ix_search_facet_documents`.
 FACETS_FROM_JSON = (
-    "INSERT INTO search_facet (doc_no, facet, value) SELECT json_extract(value, '$[0]'), "
-    "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)"
+    "INSERT INTO search_facet (doc_no, facet, value) SELECT d.value, f.key, v.key "
+    "FROM json_each(?) f, json_each(f.value) v, json_each(v.value) d"
 )
 
 Row = tuple[uuid.UUID, Any, str, str, str]
@@ -86,7 +89,7 @@ def write_documents(
             last = session.scalar(text("SELECT COALESCE(MAX(doc_no), 0) FROM search_document"))
             new = [d.record_id for d in documents if d.record_id not in existing]
             doc_nos |= {record_id: int(last or 0) + 1 + i for i, record_id in enumerate(new)}
-            as_json = json.dumps(_facet_rows(documents, doc_nos), ensure_ascii=False)
+            as_json = json.dumps(_facets_grouped(documents, doc_nos), ensure_ascii=False)
             pending = run(FACETS_FROM_JSON, as_json)
         for start in range(0, len(documents), ANALYSED_TOGETHER):
             rows: list[Row] = []
@@ -156,6 +159,28 @@ def _facet_rows(
         for facet, values in d.facets.items()
         for value in (values if len(values) < 2 else dict.fromkeys(values))
     ]
+
+
+def _facets_grouped(
+    documents: list[IndexDocument], doc_nos: dict[uuid.UUID, int]
+) -> dict[str, dict[str, list[int]]]:
+    """The rows of `_facet_rows`, as {facet: {value: [doc_no, ...]}}."""
+    grouped: dict[str, dict[str, list[int]]] = {}
+    numbers = [doc_nos[d.record_id] for d in documents]
+    for doc_no, d in zip(numbers, documents, strict=True):
+        for facet, values in d.facets.items():
+            if not values:
+                continue
+            by_value = grouped.get(facet)
+            if by_value is None:
+                by_value = grouped[facet] = {}
+            for value in values if len(values) < 2 else dict.fromkeys(values):
+                found = by_value.get(value)
+                if found is None:
+                    by_value[value] = [doc_no]
+                else:
+                    found.append(doc_no)
+    return grouped
 
 
 @contextmanager

@@ -88,8 +88,13 @@ async def test_a_large_batch_indexed_in_chunks_finds_what_one_by_one_finds(
                     title_text=title,
                     body_text=body,
                     sort_date=date(2020, 1, 1 + i % 28),
-                    # a value beyond ASCII: the facet rows travel as JSON on SQLite
-                    facets={"language": [language], "source": ["local", "ló😀"][: 1 + i % 2]},
+                    # values beyond ASCII, and JSON's own characters: the facet rows
+                    # travel as JSON on SQLite
+                    facets={
+                        "language": [language],
+                        "source": ["local"],
+                        "setting": ["prison", 'ló"\\😀 {}[],:'][: 1 + i % 2],
+                    },
                     texts=((language, title, body),),
                 )
             )
@@ -104,6 +109,8 @@ async def test_a_large_batch_indexed_in_chunks_finds_what_one_by_one_finds(
         SearchQuery(text=w, limit=50) for w in rng.sample(vocabulary, 20)
     ]
     assert await answers(together, queries) == await answers(few, queries)
+    counted = (await answers(together, [SearchQuery()]))[0].facets["setting"]
+    assert counted == {"prison": 700, 'ló"\\😀 {}[],:': 350}
     index(together, [second])
     index(few, [second[i : i + 50] for i in range(0, len(second), 50)])
     assert await answers(together, queries) == await answers(few, queries)
