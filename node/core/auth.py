@@ -138,23 +138,34 @@ async def issue_token(
 
 
 async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
-    row = (
+    # One statement: the token, its user and the user's organisations (a row each).
+    rows = (
         await session.execute(
-            select(ApiToken, User)
+            select(
+                ApiToken.id,
+                ApiToken.revoked_at,
+                ApiToken.expires_at,
+                ApiToken.last_used_at,
+                User.id,
+                User.role,
+                User.email,
+                User.is_active,
+                UserOrganisation.organisation_id,
+            )
             .join(User, User.id == ApiToken.user_id)
+            .outerjoin(UserOrganisation, UserOrganisation.user_id == User.id)
             .where(ApiToken.token_hash == hash_token(token))
         )
-    ).one_or_none()
-    if row is None:
+    ).all()
+    if not rows:
         return None
-    api_token, user = row
+    token_id, revoked_at, expires_at, last_used_at, user_id, role, email, is_active, _ = rows[0]
     now = utcnow()
-    if not user.is_active or api_token.revoked_at is not None:
+    if not is_active or revoked_at is not None:
         return None
-    if api_token.expires_at is not None and api_token.expires_at <= now:
+    if expires_at is not None and expires_at <= now:
         return None
-    if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
-        token_id = api_token.id
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
 
         async def touch(writer: AsyncSession) -> None:
             await writer.execute(
@@ -162,8 +173,9 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal | 
             )
 
         if not defer_write(session, touch):
-            api_token.last_used_at = now
-    return await principal_for_user(session, user)
+            await touch(session)
+    organisations = frozenset(row[-1] for row in rows if row[-1] is not None)
+    return Principal(role=role, label=email, user_id=user_id, organisation_ids=organisations)
 
 
 async def principal_for_user(session: AsyncSession, user: User) -> Principal:

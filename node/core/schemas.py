@@ -1,6 +1,7 @@
 """Schema furniture every domain shares: the strict base model, partial updates, pages, and
 the bounded, printable text and code types that API payloads and import rows are made of."""
 
+import re
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import pycountry
@@ -37,9 +38,13 @@ def unique(values: list[T]) -> list[T]:
     return list(dict.fromkeys(values))
 
 
+# PostgreSQL cannot store NUL, and no stored text needs control characters (tab, line feed
+# and carriage return are text).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _printable(value: str) -> str:
-    # PostgreSQL cannot store NUL, and no stored text needs control characters.
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+    if _CONTROL.search(value):
         raise ValueError("control characters are not allowed")
     return value
 
