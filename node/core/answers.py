@@ -27,6 +27,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from node.core.db import READ_ONLY, read_only
+from node.core.freshness import Compiled, Rereader
 from node.core.models import ChangeCounter
 
 COUNTER = ChangeCounter.__table__
@@ -171,6 +172,7 @@ class KeptRoutes:
         self.kept, self.largest = kept, largest
         self._responses: OrderedDict[Hashable, tuple[Any, ...]] = OrderedDict()
         self._building: dict[Hashable, asyncio.Future[None]] = {}
+        self._rereader: Rereader | None = None
 
     def _key(self, scope: Scope) -> Hashable | None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -188,10 +190,30 @@ class KeptRoutes:
                 return None
         return (path, scope.get("query_string", b""), scope.get("scheme"), tuple(varying))
 
-    async def _fresh(self, query: Select[Any], values: tuple[object, ...]) -> bool:
+    def _reader(self) -> Rereader | None:
+        """The connection of this process's own for reading the statements again (see
+        `node.core.freshness`), for the engine the app's sessions use now; None for sessions
+        bound to one connection (a test's) or a database it cannot reach on its own."""
+        bind = self.state.session_factory.kw.get("bind")
+        reader = self._rereader
+        if reader is not None and reader.engine is bind:
+            return reader
+        if reader is not None:
+            self._rereader = None
+            reader.forget()
+        if isinstance(bind, AsyncEngine) and Rereader.usable(bind):
+            self._rereader = Rereader(bind)
+        return self._rereader
+
+    async def _fresh(
+        self, query: Select[Any], compiled: Compiled | None, values: tuple[object, ...]
+    ) -> bool:
         """Whether the statements read the same values again: one statement for them all, on
-        a pooled connection of its own: on PostgreSQL in autocommit (no BEGIN or ROLLBACK
-        round trips), on SQLite in a reader's plain BEGIN (no lock taken)."""
+        this process's own connection (`node.core.freshness`) when there is one, else on a
+        pooled connection (PostgreSQL in autocommit, SQLite in a reader's plain BEGIN)."""
+        reader = self._reader()
+        if reader is not None and compiled is not None and reader.dialect is compiled.dialect:
+            return await reader.read(compiled) == values
         factory = self.state.session_factory
         bind = factory.kw.get("bind")
         if isinstance(bind, AsyncEngine):
@@ -236,9 +258,9 @@ class KeptRoutes:
         found = self._responses.get(key)
         if found is None:
             return False
-        query, values, route, start, body = found
+        query, compiled, values, route, start, body = found
         try:
-            fresh = await self._fresh(query, values)
+            fresh = await self._fresh(query, compiled, values)
         except Exception:  # the database out of reach: the routes say so, as they do
             fresh = False
         if not fresh:
@@ -281,7 +303,9 @@ class KeptRoutes:
         head = {"type": "http.response.start", "status": 200, "headers": start["headers"]}
         query = select(*(statement.scalar_subquery() for statement, _ in keeping.stamps))
         values = tuple(value for _, value in keeping.stamps)
-        self._responses[key] = (query, values, scope.get("route"), head, body)
+        reader = self._reader()
+        compiled = reader.compiled(query) if reader is not None else None
+        self._responses[key] = (query, compiled, values, scope.get("route"), head, body)
         self._responses.move_to_end(key)
         while len(self._responses) > self.kept:
             self._responses.popitem(last=False)
