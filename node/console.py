@@ -76,22 +76,11 @@ def refusals_fail() -> Iterator[None]:
 
 
 def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema, as `migrations.upgrade` does; one
-    already there is only looked at (alembic's own run loads every domain's models)."""
-    from sqlalchemy import create_engine as create_sync_engine
-
+    """Bring the database at ``url`` to the newest schema (`migrations.upgrade`: one already
+    there is only looked at)."""
     from node import migrations
-    from node.core.settings import sync_url
 
-    migrations.ensure_sqlite_dir(url)
-    engine = create_sync_engine(sync_url(url))
-    try:
-        with engine.connect() as connection:
-            current = migrations.current_revision(connection)
-    finally:
-        engine.dispose()
-    if current is None or current != migrations.head_revision():
-        migrations.upgrade(url)
+    migrations.upgrade(url)
 
 
 def run_in_session(
