@@ -11,12 +11,15 @@ import json
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from structlog.types import EventDict, Processor, WrappedLogger
+
+# Every `integra` command configures its logs: the web framework is imported by the server only.
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 LEVELS |= {"error": logging.ERROR, "critical": logging.CRITICAL}
@@ -136,12 +139,13 @@ def one_line_failures(_: WrappedLogger, __: str, event_dict: EventDict) -> Event
     return event_dict
 
 
-def install(app: FastAPI) -> None:
+def install(app: "FastAPI") -> None:
     """A database or broker out of reach during a request: one log line, a 503 to the client."""
+    from fastapi.responses import JSONResponse
     from kombu.exceptions import OperationalError as BrokerError
     from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError
 
-    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    async def unavailable(request: "Request", exc: Exception) -> "JSONResponse":
         cause = unreachable(exc) or _first_line(exc)
         structlog.get_logger().error("service_unavailable", path=request.url.path, cause=cause)
         detail = f"{cause.partition(':')[0]} unreachable; try again shortly"
