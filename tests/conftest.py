@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -163,8 +164,19 @@ def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, D
     yield made
     if "postgresql" in made:
         db = made["postgresql"]
-        for copy in [*db.copies, db.template_name]:
-            _pg_admin(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        _drop_databases([*db.copies, db.template_name])
+
+
+def _drop_databases(names: list[str]) -> None:
+    """Drop the databases side by side: PostgreSQL makes each DROP DATABASE wait for a
+    checkpoint (1-3 s on a busy machine), and drops waiting together share one. One after the
+    other, a worker's fifty copies kept it a minute or two after its last test."""
+
+    def drop(name: str) -> None:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(drop, names))
 
 
 def _template(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Database:
