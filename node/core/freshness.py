@@ -52,6 +52,16 @@ class Compiled:
         )
 
 
+class _Round:
+    """One pipeline of statements, for the readers who asked before it started."""
+
+    __slots__ = ("rows", "statements")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.statements: dict[str, Compiled] = {}
+        self.rows: asyncio.Future[dict[str, tuple[Any, ...]]] = loop.create_future()
+
+
 class Rereader:
     """One process's connection for reading kept answers' statements again, for one engine."""
 
@@ -62,7 +72,8 @@ class Rereader:
         self._sqlite: sqlite3.Connection | None = None
         self._pg: Any = None  # psycopg.AsyncConnection
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._connecting = asyncio.Lock()
+        self._next: _Round | None = None  # the round new readers join
+        self._rounds: asyncio.Task[None] | None = None  # the task running the rounds
         self._paused_until = 0.0
         event.listen(engine.sync_engine, "engine_disposed", self.close)
 
@@ -105,24 +116,55 @@ class Rereader:
         return tuple(row)
 
     async def _read_postgres(self, statement: Compiled) -> tuple[Any, ...]:
+        """Read in the next round: readers arriving while one round is on the wire join the
+        next one, which starts after they arrived (so it sees every commit made before) and
+        reads every statement they asked for in one pipeline, one round trip. Under load one
+        connection serves them all, and the database reads each statement once a round."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # made in another event loop (a test's): of no use here
             self.close()
-            self._loop, self._connecting = loop, asyncio.Lock()
-        if self._pg is None:
-            async with self._connecting:  # readers arriving together open one connection
-                if self._pg is None:
-                    import psycopg
+            self._loop, self._next, self._rounds = loop, None, None
+        round_ = self._next
+        if round_ is None:
+            round_ = self._next = _Round(loop)
+        round_.statements.setdefault(statement.sql, statement)
+        if self._rounds is None or self._rounds.done():
+            self._rounds = loop.create_task(self._run_rounds())
+        # Shielded: a reader that goes away (its client hung up) leaves the round to the others.
+        rows = await asyncio.shield(round_.rows)
+        return rows[statement.sql]
 
-                    url = self.engine.url.set(drivername="postgresql")
-                    self._pg = await psycopg.AsyncConnection.connect(
-                        url.render_as_string(hide_password=False),
-                        autocommit=True,
-                        connect_timeout=5,
-                    )
-        cursor = await self._pg.execute(statement.sql, statement.params)
-        row = await cursor.fetchone()
-        return tuple(row)
+    async def _run_rounds(self) -> None:
+        while (round_ := self._next) is not None:
+            self._next = None  # from now on, a new reader waits for the round after this one
+            try:
+                connection = await self._connection()
+                statements = list(round_.statements.values())
+                if len(statements) == 1:  # no pipeline to open and sync
+                    cursors = [await connection.execute(statements[0].sql, statements[0].params)]
+                else:
+                    async with connection.pipeline():
+                        cursors = [await connection.execute(s.sql, s.params) for s in statements]
+                rows = {
+                    s.sql: tuple(await c.fetchone())
+                    for s, c in zip(statements, cursors, strict=True)
+                }
+            except Exception as error:
+                self.close()
+                round_.rows.set_exception(error)
+                round_.rows.exception()  # retrieved here: no "never retrieved" warning
+            else:
+                round_.rows.set_result(rows)
+
+    async def _connection(self) -> Any:
+        if self._pg is None:
+            import psycopg
+
+            url = self.engine.url.set(drivername="postgresql")
+            self._pg = await psycopg.AsyncConnection.connect(
+                url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
+            )
+        return self._pg
 
     def close(self, *_: object) -> None:
         """Close the connection (the reader opens another if asked again): also when the

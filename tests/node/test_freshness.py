@@ -5,6 +5,7 @@ sessions share one test connection, and go the pooled way): an anonymous reader'
 request is served from memory after one statement on that connection, and a change written by
 another process (another worker, the CLI) is seen by the very next request."""
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -69,6 +70,22 @@ async def test_a_kept_answer_is_served_after_one_read_and_never_after_another_pr
             assert answers.hits == hits
             assert await names(client) == ["Ab renamed"]
             assert answers.hits == hits + 1
+
+            # Readers together, after another change: each sees it (on PostgreSQL their reads
+            # share rounds on the one connection, each round begun after its readers came).
+            async with other.begin() as connection:
+                await connection.execute(
+                    text("UPDATE organisation SET name = 'Ac again' WHERE id = :id").bindparams(
+                        bindparam("id", type_=Uuid)
+                    ),
+                    {"id": uuid.UUID(org["id"])},
+                )
+            hits = answers.hits
+            together = await asyncio.gather(*(names(client) for _ in range(8)))
+            assert together == [["Ac again"]] * 8
+            assert answers.hits == hits + 7  # one built it, seven were sent it from memory
+            together = await asyncio.gather(*(names(client) for _ in range(8)))
+            assert together == [["Ac again"]] * 8 and answers.hits == hits + 15
 
             if database.backend == "postgresql":
                 assert await connections_to(other, url) >= 2  # the app's, and this one
