@@ -28,6 +28,8 @@ TOKEN_ENV = "INTEGRA_TOKEN"
 
 async def find_organisations(session: AsyncSession, keys: Sequence[str]) -> list[uuid.UUID]:
     """The registry's organisations by ref or id, as `--org` names them."""
+    if not keys:
+        return []  # the registry (its models, schemas and services) is imported for `--org` only
     import registry
 
     found = []
