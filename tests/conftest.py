@@ -138,12 +138,21 @@ class Database:
 
     def fresh_copy(self) -> str:
         """A new database with the schema and no rows, for tests that run the CLI or a server."""
+        return self.copy_of(self.url)
+
+    def copy_of(self, url: str) -> str:
+        """A new database with the rows of the one at `url` (of this backend, which nothing
+        holds open): what a module builds once with the commands, copied for each test that
+        starts from it."""
         name = f"copy_{uuid.uuid4().hex[:10]}"
         if self.backend == "sqlite":
-            target = self.tmp / f"{name}.db"
-            shutil.copy(self.url.removeprefix("sqlite:///"), target)
+            source, target = Path(url.removeprefix("sqlite:///")), self.tmp / f"{name}.db"
+            shutil.copy(source, target)
+            wal = source.with_name(source.name + "-wal")  # what a writer left unmerged
+            if wal.exists():
+                shutil.copy(wal, target.with_name(target.name + "-wal"))
             return f"sqlite:///{target}"
-        _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template_name}"')
+        _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{url.rpartition("/")[2]}"')
         self.copies.append(name)
         return _pg_url(name)
 

@@ -14,20 +14,45 @@ PRACTICES = ROOT / "practices" / "sample_data" / "practices.json"
 VISITS = ROOT / "practices" / "sample_data" / "study_visits.json"
 
 
-@pytest.fixture
-def db(database: Database, tmp_path: Path) -> str:
-    url = database.fresh_copy()
+def cli(db: str, tmp_path: Path, *args: str) -> str:
+    result = run_cli(*args, database_url=db, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# Each command is a process of its own (seconds of CPU): what several tests start from is made
+# once per database with the commands, and each test takes a copy of it.
+@pytest.fixture(scope="module")
+def with_registry(database: Database, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A node with the sample registry, as `integra registry import` leaves it."""
+    url, data = database.fresh_copy(), tmp_path_factory.mktemp("registry")
     assert (
-        run_cli("registry", "import", str(REGISTRY), database_url=url, data_dir=tmp_path).returncode
+        run_cli("registry", "import", str(REGISTRY), database_url=url, data_dir=data).returncode
         == 0
     )
     return url
 
 
-def cli(db: str, tmp_path: Path, *args: str) -> str:
-    result = run_cli(*args, database_url=db, data_dir=tmp_path)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+@pytest.fixture(scope="module")
+def with_records(
+    database: Database, with_registry: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The same node with the sample practices and study visits imported (what the first test
+    checks the imports say)."""
+    url, data = database.copy_of(with_registry), tmp_path_factory.mktemp("records")
+    cli(url, data, "practices", "import", str(PRACTICES))
+    cli(url, data, "study-visits", "import", str(VISITS))
+    return url
+
+
+@pytest.fixture
+def db(database: Database, with_registry: str) -> str:
+    return database.copy_of(with_registry)
+
+
+@pytest.fixture
+def imported(database: Database, with_records: str) -> str:
+    return database.copy_of(with_records)
 
 
 def test_sample_practices_import_once_and_search_finds_them(db: str, tmp_path: Path) -> None:
@@ -47,19 +72,17 @@ def test_sample_practices_import_once_and_search_finds_them(db: str, tmp_path: P
 
 
 def test_practice_exports_import_into_an_empty_node(
-    database: Database, db: str, tmp_path: Path
+    database: Database, imported: str, with_registry: str, tmp_path: Path
 ) -> None:
-    cli(db, tmp_path, "practices", "import", str(PRACTICES))
-    cli(db, tmp_path, "study-visits", "import", str(VISITS))
+    db = imported
     for fmt in ("json", "csv"):
         out = tmp_path / f"practices.{fmt}"
         cli(db, tmp_path, "practices", "export", "--format", fmt, "-o", str(out))
         same = cli(db, tmp_path, "practices", "import", str(out))
         assert "0 created, 0 updated, 65 unchanged, 0 refused" in same, (fmt, same)
-        other = database.fresh_copy()
-        cli(other, tmp_path, "registry", "import", str(REGISTRY))
-        imported = cli(other, tmp_path, "practices", "import", str(out))
-        assert "65 created" in imported and "0 refused" in imported, imported
+        other = database.copy_of(with_registry)  # its registry only
+        taken = cli(other, tmp_path, "practices", "import", str(out))
+        assert "65 created" in taken and "0 refused" in taken, taken
         if fmt == "json":
             again = cli(other, tmp_path, "practices", "export")
             assert json.loads(again) == json.loads(out.read_text())
@@ -71,9 +94,8 @@ def test_practice_exports_import_into_an_empty_node(
             assert exported == json.loads(visits.read_text())
 
 
-def test_participant_names_stay_home_unless_an_admin_asks(db: str, tmp_path: Path) -> None:
-    cli(db, tmp_path, "practices", "import", str(PRACTICES))
-    cli(db, tmp_path, "study-visits", "import", str(VISITS))
+def test_participant_names_stay_home_unless_an_admin_asks(imported: str, tmp_path: Path) -> None:
+    db = imported
     names = [
         n for v in json.loads(VISITS.read_text())["study_visits"] for n in v["participant_names"]
     ]
