@@ -1,7 +1,7 @@
 """The SQL adapter: SQLite FTS5 on the embedded default, PostgreSQL full text otherwise.
 
 The index holds each text's word forms in its own language (`analysis.document_terms`); both
-databases see them as plain tokens (FTS5 `unicode61`, PostgreSQL's `simple` configuration), so
+databases see them as plain tokens (FTS5 `ascii`, PostgreSQL's `simple` configuration), so
 that they agree and Bulgarian is analysed too. A query's words are analysed in the reader's
 language and those of the records present, each matched by any of its forms; a run of words
 naming a concept (`concepts.find_concepts`) also matches the records naming it in another
