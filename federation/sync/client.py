@@ -20,7 +20,6 @@ import httpx
 from federation import keys
 from federation.canonical import CanonicalError, canonical, parse_strict
 from federation.models import Peer, PeerKey, PeerSync
-from federation.sync.checks import key_problem, parse_time
 from node.core.db import utcnow
 from node.core.settings import Settings
 
@@ -230,6 +229,9 @@ def verify_signed(
     document: Any, name: str, peer: Peer, peer_keys: dict[str, PeerKey]
 ) -> dict[str, Any]:
     """A `{<name>, key, sig}` document signed by one of the peer's keys: its body."""
+    # the checks import the gate and the federation schema: an enrolment needs neither
+    from federation.sync.checks import key_problem, parse_time
+
     if not isinstance(document, dict) or set(document) != {name, "key", "sig"}:
         raise SyncError(f"the {name} is not {{{name}, key, sig}}")
     body = document[name]
@@ -263,6 +265,8 @@ def judge_checkpoint(
     an earlier signing time (an old answer replayed or held back). Accepted but stale: signed
     longer than `freshness` ago. The time kept is never later than this clock: a peer that
     signs a time in the future cannot make its next honest checkpoints look old."""
+    from federation.sync.checks import parse_time
+
     now, signed = utcnow(), parse_time(checkpoint["time"])
     assert signed is not None  # `verify_signed` refuses a document without a valid time
     last = state.checkpoint_time
