@@ -72,14 +72,23 @@ def in_db(db: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 def member(db: str, data: Path, country: str, role: str = "node") -> tuple[str, Headers]:
     """As `integra keys init` and an admin with a token: the public key and the headers."""
+    return new_signing_key(db, data, country, role), administrator(db)
+
+
+def new_signing_key(db: str, data: Path, country: str, role: str = "node") -> str:
+    """As `integra keys init`: the public key."""
     settings = Settings(database_url=db, data_dir=data, country=country, role=role)
     _, public, _ = in_db(db, lambda s: trust.create_signing_key(s, settings, by=OPERATOR))
+    return public
+
+
+def administrator(db: str, email: str | None = None) -> Headers:
+    """As `integra user add --role admin` and `integra token create`: the headers."""
     engine = create_async_engine(async_url(db), pooled=False)
     try:
-        admin = asyncio.run(make_user(async_sessionmaker(engine), "admin"))
+        return asyncio.run(make_user(async_sessionmaker(engine), "admin", email=email))
     finally:
         asyncio.run(engine.dispose())
-    return public, admin
 
 
 def enrol(db: str, origin: str, url: str, public: str, kind: str) -> None:

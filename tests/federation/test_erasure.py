@@ -3,7 +3,6 @@ from the node, the hub, a mirror that had it and a mirror that starts afterwards
 bytes of their databases, while every feed still verifies against its signed checkpoints."""
 
 import json
-import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from federation.redaction import redact_record
 from node.core.settings import Settings, sync_url
 from tests import factories
 from tests.conftest import Database, run_cli
+from tests.federation.conftest import administrator, enrol, new_signing_key
 from tests.federation.forgery import BODY, NOW, Peer, due_now, enrolled_hub, held_records, rows
 from tests.federation.test_migrations import migrate
 from tests.federation.test_sync import cli, start, wait_for
@@ -69,20 +69,15 @@ def node_process(
     database: Database, tmp_path: Path, db: str | None = None, *, admin: bool = True
 ) -> tuple[Any, dict[str, Any]]:
     """A Portuguese node (no sample data) with a signing key (a new one, unless `db` is given
-    with its own) and an administrator's token (unless not `admin`)."""
+    with its own) and an administrator's token (unless not `admin`), made in this process as
+    `integra keys init`, `user add` and `token create` make them (a process each would cost
+    seconds; tests/federation/test_sync.py runs the commands)."""
     public = None
+    data = tmp_path / "pt"
     if db is None:
         db = database.fresh_copy()
-        shown = cli(db, tmp_path / "pt", "keys", "init")
-        public = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
-    data = tmp_path / "pt"
-    headers = {}
-    if admin:
-        password = "a long enough password\n"
-        account = ("np@example.pt", "--role", "admin", "--password-stdin")
-        cli(db, data, "user", "add", *account, stdin=password)
-        token = cli(db, data, "token", "create", "np@example.pt", "--name", "test").strip()
-        headers = {"Authorization": f"Bearer {token}"}
+        public = new_signing_key(db, data, "PT")
+    headers = administrator(db) if admin else {}
     env = {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data), "INTEGRA_COUNTRY": "PT"}
     process, url = start("node", tmp_path, env)
     return process, {
@@ -97,21 +92,11 @@ def node_process(
 def hub_process(
     database: Database, tmp_path: Path, node: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
+    """The EU hub with its signing key, enrolling the node (as `integra keys init` and `hub
+    enrol` would), served."""
     db, data = database.fresh_copy(), tmp_path / "hub"
-    shown = cli(db, data, "keys", "init", env=HUB)
-    key = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
-    cli(
-        db,
-        data,
-        "hub",
-        "enrol",
-        "--country",
-        "PT",
-        "--url",
-        node["url"],
-        "--key",
-        node["public_key"],
-    )
+    key = new_signing_key(db, data, "EU", "hub")
+    enrol(db, "PT", node["url"], node["public_key"], "node")
     process, url = start("hub", tmp_path, HUB | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data)})
     return process, {"url": url, "db": db, "data": data, "key": key}
 
@@ -128,8 +113,9 @@ def refusals(place: dict[str, Any]) -> list[Any]:
 def new_mirror(
     database: Database, tmp_path: Path, name: str, hub: dict[str, Any]
 ) -> dict[str, Any]:
+    """A French node mirroring the hub (as `integra mirror add` would)."""
     mirror: dict[str, Any] = {"db": database.fresh_copy(), "data": tmp_path / name}
-    cli(mirror["db"], mirror["data"], "mirror", "add", "--url", hub["url"], "--key", hub["key"])
+    enrol(mirror["db"], "EU", hub["url"], hub["key"], "hub")
     return mirror
 
 

@@ -20,6 +20,7 @@ from federation.canonical import canonical
 from node.core.settings import sync_url
 from tests import factories
 from tests.conftest import KEPT_SETTINGS, Database, free_port, run_cli
+from tests.federation.conftest import administrator, enrol, new_signing_key
 from tests.federation.forgery import held_records
 
 
@@ -34,23 +35,13 @@ def cli(
 @pytest.fixture(scope="module")
 def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A Portuguese node with the sample data, a signing key and an admin token (one per
-    database backend: starting it is the slow part; each test gets its own hub)."""
+    database backend: starting it is the slow part; each test gets its own hub). The key and
+    the account are made in this process, as `integra keys init`, `user add` and `token create`
+    make them: the journey at the end runs `keys init`, tests/node/test_cli.py the others."""
     tmp_path = tmp_path_factory.mktemp("node")
     db, data = database.fresh_copy(), tmp_path / "pt"
-    shown = cli(db, data, "keys", "init")
-    public = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
-    cli(
-        db,
-        data,
-        "user",
-        "add",
-        "np@example.pt",
-        "--role",
-        "admin",
-        "--password-stdin",
-        stdin="a long enough password\n",
-    )
-    token = cli(db, data, "token", "create", "np@example.pt", "--name", "test").strip()
+    public = new_signing_key(db, data, "PT")
+    admin = administrator(db, email="np@example.pt")
     process, url = start(
         "node",
         tmp_path,
@@ -62,7 +53,7 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "url": url,
             "public_key": public,
             "db": db,
-            "admin": {"Authorization": f"Bearer {token}"},
+            "admin": admin,
         }
     finally:
         process.terminate()
@@ -71,19 +62,9 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture
 def hub(database: Database, tmp_path: Path, node: dict[str, Any]) -> dict[str, Any]:
+    """A hub enrolling the node (as `integra hub enrol` does: the journey at the end runs it)."""
     db, data = database.fresh_copy(), tmp_path / "hub"
-    cli(
-        db,
-        data,
-        "hub",
-        "enrol",
-        "--country",
-        "PT",
-        "--url",
-        node["url"],
-        "--key",
-        node["public_key"],
-    )
+    enrol(db, "PT", node["url"], node["public_key"], "node")
     return {"db": db, "data": data}
 
 
