@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr, Field
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from federation.needs import router as hub_needs_router
 from node import migrations, readiness
@@ -124,6 +126,34 @@ async def audit_log(
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
+
+
+class Liveness:
+    """ASGI middleware: `GET /healthz` answered before routing, with the bytes and headers its
+    route gives (the route stays, for the API document and any other method). A liveness
+    probe is asked every few seconds by every load balancer and supervisor in front of the
+    node: it costs what a bare app's answer costs, and still passes the outer layers (the
+    request id, the surface headers, CORS, the metrics and the access log, under the route's
+    name)."""
+
+    BODY = b'{"status":"ok"}'
+    HEADERS = [(b"content-length", b"15"), (b"content-type", b"application/json")]
+
+    def __init__(self, app: ASGIApp, route: BaseRoute) -> None:
+        self.app, self.route = app, route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/healthz" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.route  # the metrics and the access log name the route
+        await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
+        await send({"type": "http.response.body", "body": self.BODY})
+
+
+def liveness_route() -> BaseRoute:
+    """The `/healthz` route, for `Liveness` to name."""
+    return next(r for r in health.routes if getattr(r, "path", None) == "/healthz")
 
 
 PACKAGE = "integra-exchange"

@@ -17,7 +17,7 @@ from starlette.types import Scope
 import node.worker  # noqa: F401 - registers every domain's tasks and outbox handlers
 from federation.api import feed_router, hub_router, pool_router
 from federation.api import router as federation_router
-from node.api import health, package_version
+from node.api import Liveness, health, liveness_route, package_version
 from node.api import router as node_router
 from node.core import errors, heartbeat, logs, outbox
 from node.core.answers import Answers, KeptRoutes
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.answers = Answers()  # lists and searches kept until their tables change
     # Innermost: an anonymous reader's request for a kept answer is served before routing.
     app.add_middleware(KeptRoutes, state=app.state, session_cookie=SESSION_COOKIE)
+    app.add_middleware(Liveness, route=liveness_route())  # the probe's constant answer
     app.state.jobs = outbox.JobContext(search=app.state.search, settings=settings)
     if settings.cors_origins:  # closed unless configured
         app.add_middleware(

@@ -89,6 +89,7 @@ def test_requests_are_counted_by_route_template_over_every_worker(server: Server
         before = client.get("/metrics").text
         searches = [client.get("/api/v1/practices/search", params={"q": f"p{n}"}) for n in range(6)]
         missing = client.get("/api/v1/practices/0b0e4b5c-5d2a-4d55-9f43-1c3c1d6c1111")
+        probes = [client.get("/healthz") for _ in range(3)]
         after = client.get("/metrics")
     assert all(s.status_code == 200 for s in searches) and missing.status_code == 404
     assert after.status_code == 200 and after.headers["content-type"].startswith("text/plain")
@@ -99,6 +100,10 @@ def test_requests_are_counted_by_route_template_over_every_worker(server: Server
         earlier = 0
     # Six searches, whichever of the two workers answered each: the counts are summed.
     assert _sample(after.text, "integra_http_requests_total", **route) == earlier + 6
+    # The liveness probe, answered before routing, is counted under its route too.
+    assert all(p.status_code == 200 for p in probes)
+    probe = {"method": "GET", "route": "/healthz", "status": "200"}
+    assert _sample(after.text, "integra_http_requests_total", **probe) >= 3
     one = {"route": "/api/v1/practices/{practice_id}", "status": "404"}
     assert _sample(after.text, "integra_http_requests_total", **one) >= 1
     search = {"route": "/api/v1/practices/search"}
