@@ -82,6 +82,33 @@ app = FastAPI()
 async def root() -> dict[str, bool]:
     return {"ok": True}
 """
+# The bare app in N processes, each with a socket of its own on the port (SO_REUSEPORT), as
+# `integra serve --workers N` runs (`node.cli.workers`): the kernel hands connections out in
+# turn. With one process, what `uvicorn bare_app:app` does.
+BARE_RUNNER = """
+import os, socket, sys
+import uvicorn
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+workers = int(sys.argv[sys.argv.index("--workers") + 1])
+
+
+def serve() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if workers > 1:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    uvicorn.Server(uvicorn.Config("bare_app:app", log_level="warning")).run(sockets=[sock])
+
+
+for _ in range(workers - 1):
+    if os.fork() == 0:
+        serve()
+        os._exit(0)
+serve()
+"""
 
 
 # --- seeding ------------------------------------------------------------------------------
@@ -601,28 +628,22 @@ def run(backend: str, args: argparse.Namespace) -> None:
         work = Path(tmp)
         data = seeded(backend, args, work)
         try:
-            bare_file = work / "bare_app.py"
-            bare_file.write_text(BARE_APP)
-            bare_cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--app-dir",
-                str(work),
-                "bare_app:app",
-                "--log-level",
-                "warning",
-            ]
-            with server(bare_cmd, dict(os.environ), "/") as bare:
-                wrk(bare + "/", 2, args.connections)  # warm-up
-                baseline = measured(bare, bare + "/", args.seconds, args.connections)
-                print(
-                    f"bare FastAPI app: {baseline.rps:,.0f} requests/s, "
-                    f"p50 {baseline.p50_ms:.1f} ms, p99 {baseline.p99_ms:.1f} ms, "
-                    f"{_cpu(baseline)} ms of CPU per request"
-                )
-                for workers in args.workers:
-                    measure_node(backend, args, data, work, workers, bare)
+            (work / "bare_app.py").write_text(BARE_APP)
+            (work / "bare_runner.py").write_text(BARE_RUNNER)
+            env = dict(os.environ) | {"PYTHONPATH": str(work)}
+            tables: dict[int, dict[str, tuple[Figure, Figure]]] = {}
+            for workers in args.workers:
+                bare_cmd = [sys.executable, str(work / "bare_runner.py"), "--workers", str(workers)]
+                with server(bare_cmd, env, "/") as bare:
+                    wrk(bare + "/", 2, args.connections)  # warm-up
+                    baseline = measured(bare, bare + "/", args.seconds, args.connections)
+                    print(
+                        f"\nbare FastAPI app, {workers} worker(s): {baseline.rps:,.0f} "
+                        f"requests/s, p50 {baseline.p50_ms:.1f} ms, p99 {baseline.p99_ms:.1f} ms, "
+                        f"{_cpu(baseline)} ms of CPU per request"
+                    )
+                    tables[workers] = measure_node(backend, args, data, work, workers, bare)
+            print_scaling(backend, tables)
         finally:
             for name in data.cleanup:
                 _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -630,10 +651,12 @@ def run(backend: str, args: argparse.Namespace) -> None:
 
 def measure_node(
     backend: str, args: argparse.Namespace, data: Seeded, work: Path, workers: int, bare: str
-) -> None:
-    """Each endpoint of a node (and a hub) serving with ``workers`` processes. The bare app is
-    measured again just before each endpoint, for a third of the time: other work on the
-    machine comes and goes, and the ratio is taken to the bare figure of the same minute."""
+) -> dict[str, tuple[Figure, Figure]]:
+    """Each endpoint of a node (and a hub) serving with ``workers`` processes, beside the bare
+    app in as many. The bare app is measured again just before each endpoint, for a third of
+    the time: other work on the machine comes and goes, and the ratio is taken to the bare
+    figure of the same minute. Returns each endpoint's figure and the bare app's beside it."""
+    figures: dict[str, tuple[Figure, Figure]] = {}
     serve = [sys.executable, "-m", "node", "serve"]
     with (
         server(
@@ -660,6 +683,7 @@ def measure_node(
             )
             total = found.get(name)
             label = name + (f" [{total:,} hits]" if total is not None else "")
+            figures[label] = (figure, beside)
             print(
                 f"| {label} | {figure.rps:,.0f} | {figure.p50_ms:.0f} ms | "
                 f"{figure.p99_ms:.0f} ms | {beside.rps:,.0f} | {figure.rps / beside.rps:.3f} | "
@@ -667,6 +691,29 @@ def measure_node(
                 f"{cpu_ratio(beside, figure)} |",
                 flush=True,
             )
+    return figures
+
+
+def print_scaling(backend: str, tables: dict[int, dict[str, tuple[Figure, Figure]]]) -> None:
+    """Each endpoint's requests/s with N workers over its requests/s with one, beside the bare
+    app's own (N processes over one): on a machine whose cores also run the load generator,
+    the bare app's figure is what more processes can give at all."""
+    counts = sorted(tables)
+    if len(counts) < 2 or counts[0] != 1:
+        return
+    one = tables[1]
+    print(f"\n{backend}: requests/s with N workers over 1 worker (the bare app's in brackets)\n")
+    print("| endpoint | " + " | ".join(f"{n} workers" for n in counts[1:]) + " |")
+    print("| --- |" + " ---: |" * (len(counts) - 1))
+    for label, (figure, beside) in one.items():
+        cells = []
+        for n in counts[1:]:
+            other = tables[n].get(label)
+            if other is None or not figure.rps or not beside.rps:
+                cells.append("?")
+                continue
+            cells.append(f"{other[0].rps / figure.rps:.2f} ({other[1].rps / beside.rps:.2f})")
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
 
 
 def cpu_ratio(bare: Figure, figure: Figure) -> str:
