@@ -14,23 +14,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation import keys
 from node import migrations
-from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, free_port, run_cli
+from node.cli.users import find_organisations
+from node.core import accounts
+from node.core.auth import UserRole
+from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, free_port
+from tests.federation.conftest import OPERATOR, enrol, in_db, new_signing_key
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("INTEGRA_SCREENSHOTS") or Path(__file__).parent / "screenshots")
 DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 320, "height": 800}
 READY_WITHIN = 90.0  # seconds for a server to answer /readyz
+T = TypeVar("T")
 
 
 def clean_env(env: dict[str, str]) -> dict[str, str]:
@@ -92,34 +99,39 @@ def stop(*processes: Any) -> None:
         process.wait(timeout=20)
 
 
-def cli(db: str, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """`integra …` as an operator runs it; its output, once it succeeded."""
-    done = run_cli(*args, database_url=db, data_dir=data_dir, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+def in_thread(work: Callable[[], T]) -> T:
+    """`work()` in a thread of its own: once a browser test ran, Playwright keeps an event loop
+    running in this one, where `asyncio.run` refuses to start."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(work).result()
 
 
-def add_users(
-    db: str,
-    data_dir: Path,
-    env: dict[str, str],
-    users: Iterable[tuple[str, str, list[str]]],
-    password: str,
-) -> None:
-    """`integra user add` for each (e-mail, role, organisation refs), side by side (each
-    command starts a Python)."""
+def add_users(db: str, users: Iterable[tuple[str, str, list[str]]], password: str) -> None:
+    """As `integra user add --password-stdin` does for each (e-mail, role, organisation refs),
+    in this process (tests/node/test_cli.py runs the command; here it was a Python started
+    per account, seconds of CPU each)."""
 
-    def add(email: str, role: str, orgs: list[str]) -> None:
-        extra = [a for ref in orgs for a in ("--org", ref)]
-        done = run_cli(
-            "user", "add", email, "--role", role, *extra, "--password-stdin",
-            database_url=db, data_dir=data_dir, env=env, stdin=password + "\n",
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
+    async def add(session: AsyncSession) -> None:
+        for email, role, orgs in users:
+            await accounts.create_user(
+                session, email=accounts.normalised_email(email), name=None, role=UserRole(role),
+                password=password, organisations=orgs, find_organisations=find_organisations,
+                by=OPERATOR,
+            )  # fmt: skip
 
-    with ThreadPoolExecutor() as pool:
-        for waited in [pool.submit(add, *user) for user in users]:
-            waited.result()
+    in_thread(lambda: in_db(db, add))
+
+
+def signing_key(db: str, data_dir: Path, country: str, role: str = "node") -> tuple[str, str]:
+    """As `integra keys init` does, in this process: the key's fingerprint and public key."""
+    public = in_thread(lambda: new_signing_key(db, data_dir, country, role))
+    return keys.fingerprint(keys.key_id_of(keys.unb64(public))), public
+
+
+def enrol_peer(db: str, origin: str, url: str, public: str, kind: str) -> None:
+    """As `integra hub enrol` (kind node) and `integra mirror add` (kind hub) do, in this
+    process (tests/federation/test_sync.py runs the commands)."""
+    in_thread(lambda: enrol(db, origin, url, public, kind))
 
 
 # --- one chromium for consecutive browser tests ---------------------------------------------

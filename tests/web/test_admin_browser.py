@@ -9,7 +9,6 @@ test_browser.py, under $INTEGRA_SCREENSHOTS or tests/web/screenshots/)."""
 import re
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -19,11 +18,11 @@ from playwright.sync_api import expect
 from tests.web.conftest import (
     DESKTOP,
     add_users,
-    cli,
     errors_of,
     look,
     migrated,
     serve,
+    signing_key,
     stop,
     wait_until,
 )
@@ -41,17 +40,14 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("admin-node")
     db = migrated(root / "gr.db")
     env = {"INTEGRA_COUNTRY": "GR", "INTEGRA_SECRET_KEY": "x" * 40}
-    with ThreadPoolExecutor() as pool:  # each command starts a Python: side by side
-        keyed = pool.submit(cli, db, root / "gr", "keys", "init", env=env)
-        add_users(db, root / "gr", env, [(ADMIN, "admin", [])], BROWSER_PASSWORD)
-        fingerprint = re.search(r"fingerprint\s+([0-9a-z ]+)", keyed.result())
-    assert fingerprint
+    fingerprint, _ = signing_key(db, root / "gr", "GR")
+    add_users(db, [(ADMIN, "admin", [])], BROWSER_PASSWORD)
     process, url = serve(
         "gr", root, env | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(root / "gr")},
         "--sample-data",
     )  # fmt: skip
     try:  # the editor once the sample's organisations are in
-        add_users(db, root / "gr", env, [(EDITOR, "editor", [GREEK_ORG])], BROWSER_PASSWORD)
+        add_users(db, [(EDITOR, "editor", [GREEK_ORG])], BROWSER_PASSWORD)
         login = {"email": ADMIN, "password": BROWSER_PASSWORD}
         token = httpx.post(f"{url}/api/v1/auth/token", json=login).json()["token"]
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
@@ -78,7 +74,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "api": api,
             "own": orgs[GREEK_ORG],
             "other": orgs[OTHER_ORG],
-            "fingerprint": fingerprint.group(1).strip(),
+            "fingerprint": fingerprint,
             "process": process,  # the hub's journey stops it: that journey comes last
         }
         api.close()
@@ -266,10 +262,8 @@ def test_the_hub_enrols_a_node_gets_a_practice_published_on_it_and_shows_it_fail
     root = tmp_path_factory.mktemp("admin-hub")
     db = migrated(root / "hub.db")
     env = {"INTEGRA_COUNTRY": "EU", "INTEGRA_ROLE": "hub", "INTEGRA_HUB_SYNC_INTERVAL": "PT1S"}
-    with ThreadPoolExecutor() as pool:
-        keyed = pool.submit(cli, db, root / "hub", "keys", "init", env=env)
-        add_users(db, root / "hub", env, [(ADMIN, "admin", [])], BROWSER_PASSWORD)
-        keyed.result()
+    signing_key(db, root / "hub", "EU", "hub")
+    add_users(db, [(ADMIN, "admin", [])], BROWSER_PASSWORD)
     hub, hub_url = serve(
         "hub", root, env | {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(root / "hub")}
     )

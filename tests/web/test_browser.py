@@ -18,7 +18,17 @@ from playwright.sync_api import Browser, Page, expect
 
 from node.web import i18n
 from tests.conftest import REQUIRE_SERVICES
-from tests.web.conftest import CHROMIUM, DESKTOP, add_users, cli, look, migrated, serve, stop
+from tests.web.conftest import (
+    CHROMIUM,
+    DESKTOP,
+    add_users,
+    enrol_peer,
+    look,
+    migrated,
+    serve,
+    signing_key,
+    stop,
+)
 
 pytestmark = pytest.mark.browser
 EMAIL, PASSWORD = "reader@example.org", "a long enough password"
@@ -43,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (test_pages.py), and a browser journey is the slowest kind of test."""
     data_dir = tmp_path_factory.mktemp("web")
     db = migrated(data_dir / "node.db")
-    add_users(db, data_dir, {}, [(EMAIL, "practitioner", [])], PASSWORD)
+    add_users(db, [(EMAIL, "practitioner", [])], PASSWORD)
     env = {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
     process, url = serve("serve", data_dir, env, "--sample-data")
     try:
@@ -62,26 +72,23 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     processes = []
     try:
         pt_env = {"INTEGRA_COUNTRY": "PT"}
-        shown = cli(dbs["pt"], root / "pt", "keys", "init", env=pt_env)
-        pt_key = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
+        _, pt_key = signing_key(dbs["pt"], root / "pt", "PT")
         pt, pt_url = serve(
             "pt", root, pt_env | {"DATABASE_URL": dbs["pt"], "INTEGRA_DATA_DIR": str(root / "pt")},
             "--sample-data",
         )  # fmt: skip
         processes.append(pt)
         hub_env = {"INTEGRA_COUNTRY": "EU", "INTEGRA_ROLE": "hub"}
-        shown = cli(dbs["hub"], root / "hub", "keys", "init", env=hub_env)
-        hub_key = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
-        cli(dbs["hub"], root / "hub", "hub", "enrol", "--country", "PT", "--url", pt_url,
-             "--key", pt_key, env=hub_env)  # fmt: skip
+        _, hub_key = signing_key(dbs["hub"], root / "hub", "EU", "hub")
+        enrol_peer(dbs["hub"], "PT", pt_url, pt_key, "node")
         hub, hub_url = serve(
             "hub", root,
             hub_env | fast | {"DATABASE_URL": dbs["hub"], "INTEGRA_DATA_DIR": str(root / "hub")},
         )  # fmt: skip
         processes.append(hub)
         fr_env = {"INTEGRA_COUNTRY": "FR"}
-        cli(dbs["fr"], root / "fr", "mirror", "add", "--url", hub_url, "--key", hub_key)
-        cli(dbs["fr"], root / "fr", "keys", "init", env=fr_env)
+        enrol_peer(dbs["fr"], "EU", hub_url, hub_key, "hub")
+        signing_key(dbs["fr"], root / "fr", "FR")
         fr, fr_url = serve(
             "fr", root,
             fr_env | fast | {"DATABASE_URL": dbs["fr"], "INTEGRA_DATA_DIR": str(root / "fr")},

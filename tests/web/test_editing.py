@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.web.conftest import DESKTOP, add_users, cli, look, migrated, serve, stop
+from tests.web.conftest import DESKTOP, add_users, look, migrated, serve, signing_key, stop
 
 PASSWORD = "a long enough password"
 USERS = {  # email: (role, organisation refs of an editor)
@@ -42,12 +42,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("editing")
     db = migrated(data_dir / "node.db")
     env = {"INTEGRA_COUNTRY": "GR"}
-    cli(db, data_dir, "keys", "init", env=env)
+    signing_key(db, data_dir, "GR")
     env |= {"DATABASE_URL": db, "INTEGRA_DATA_DIR": str(data_dir)}
     process, url = serve("serve", data_dir, env, "--sample-data")
     try:  # the sample's organisations exist now: the accounts that name them
         users = [(email, role, orgs) for email, (role, orgs) in USERS.items()]
-        add_users(db, data_dir, {"INTEGRA_COUNTRY": "GR"}, users, PASSWORD)
+        add_users(db, users, PASSWORD)
         yield url
     finally:
         stop(process)

@@ -39,7 +39,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ("editor@example.net", "editor", ["gr-epanodos"]),
             ("admin@example.net", "admin", []),
         ]
-        add_users(db, data_dir, {}, users, PASSWORD)
+        add_users(db, users, PASSWORD)
         yield url
     finally:
         stop(process)
