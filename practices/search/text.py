@@ -196,9 +196,15 @@ def excerpt(text: str, query: QueryTerms, *, words: int = 30) -> str:
 
 def _may_match(text: str, query: QueryTerms) -> bool:
     """Whether any word of ``text`` can match: one pass over the whole text, so that a text
-    with no match costs no test per word."""
-    forms = set(query.forms(text))
-    if any(term in forms for term in query.terms):
+    with no match costs no test per word. Each distinct word is analysed once, and the forms
+    are tested together (a set's intersection; the prefix looked for in their joined text,
+    where a space comes only between forms)."""
+    if query.forms_of is None:
+        forms = set(normalise(text).split())
+    else:
+        forms = set().union(*map(query.forms_of, set(WORD.findall(text.casefold()))))
+    if not forms.isdisjoint(query.terms):
         return True
-    last = query.terms[-1] if query.prefix_last else None
-    return last is not None and any(form.startswith(last) for form in forms)
+    if not query.prefix_last or not forms:
+        return False
+    return f" {query.terms[-1]}" in f" {' '.join(forms)}"
