@@ -21,12 +21,13 @@ async def make_user(
     *,
     organisations: list[uuid.UUID | str] = [],  # noqa: B006
     email: str | None = None,
+    name: str | None = None,
 ) -> Headers:
     """A stored user with an API token; returns the headers that sign in as it."""
     async with sessions() as session:
         user = User(
             email=email or f"{role}-{uuid.uuid4().hex[:6]}@example.org",
-            name=f"Test {role}",
+            name=name or f"Test {role}",
             role=role,
             password_hash=hash_password("correct horse battery"),
         )

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from node.core.errors import ErrorBody, ValidationErrorBody
-from tests.conftest import KEPT_SETTINGS, Database, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, Database, free_port
+from tests.federation.conftest import administrator, new_signing_key
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -44,8 +45,10 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     data_dir = tmp_path_factory.mktemp("conformance")
     db = database.fresh_copy()
     federating = {"INTEGRA_COUNTRY": "GR"}  # the feed answers, rather than 503 "not configured"
-    keys = run_cli("keys", "init", database_url=db, data_dir=data_dir, env=federating)
-    assert keys.returncode == 0, keys.stderr
+    # As `integra keys init`, `user add --role admin` and `token create` (tests/node/test_cli.py
+    # runs them): three Pythons started fewer
+    new_signing_key(db, data_dir, "GR")
+    admin = administrator(db, email="conformance@example.org")
     port = free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
@@ -62,7 +65,7 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process)
-        token = _admin_token(db, data_dir, federating)
+        token = admin["Authorization"].removeprefix("Bearer ")
         yield Node(url, token, data_dir, database.backend)
     finally:
         process.terminate()
@@ -81,35 +84,6 @@ def _wait_ready(url: str, process: subprocess.Popen[str]) -> None:
             break
     process.kill()
     pytest.fail(f"node did not become ready:\n{process.communicate()[0]}")
-
-
-def _admin_token(db: str, data_dir: Path, env: dict[str, str]) -> str:
-    email = "conformance@example.org"
-    added = run_cli(
-        "user",
-        "add",
-        email,
-        "--role",
-        "admin",
-        "--password-stdin",
-        database_url=db,
-        data_dir=data_dir,
-        env=env,
-        stdin="a long enough password\n",
-    )
-    assert added.returncode == 0, added.stderr
-    created = run_cli(
-        "token",
-        "create",
-        email,
-        "--name",
-        "conformance",
-        database_url=db,
-        data_dir=data_dir,
-        env=env,
-    )
-    assert created.returncode == 0, created.stderr
-    return created.stdout.strip()
 
 
 def _schemathesis(node: Node, *options: str) -> subprocess.CompletedProcess[str]:

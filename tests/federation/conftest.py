@@ -82,11 +82,11 @@ def new_signing_key(db: str, data: Path, country: str, role: str = "node") -> st
     return public
 
 
-def administrator(db: str, email: str | None = None) -> Headers:
+def administrator(db: str, email: str | None = None, name: str | None = None) -> Headers:
     """As `integra user add --role admin` and `integra token create`: the headers."""
     engine = create_async_engine(async_url(db), pooled=False)
     try:
-        return asyncio.run(make_user(async_sessionmaker(engine), "admin", email=email))
+        return asyncio.run(make_user(async_sessionmaker(engine), "admin", email=email, name=name))
     finally:
         asyncio.run(engine.dispose())
 

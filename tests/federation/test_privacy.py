@@ -31,6 +31,7 @@ from node.core.settings import sync_url
 from node.core.text import fold
 from tests import factories
 from tests.conftest import KEPT_SETTINGS, Database, free_port, run_cli
+from tests.federation.conftest import administrator, enrol, new_signing_key
 from tests.federation.forgery import held_records
 
 COUNTRY = "BG"
@@ -220,11 +221,9 @@ def cli(db: str, data: Path, *args: str, stdin: str | None = None) -> str:
 def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp_path = tmp_path_factory.mktemp("privacy-node")
     db, data = database.fresh_copy(), tmp_path / "bg"
-    shown = cli(db, data, "keys", "init")
-    public = re.search(r"public key\s+(\S+)", shown).group(1)  # type: ignore[union-attr]
-    add = ("user", "add", ADMIN_EMAIL, "--role", "admin", "--name", ADMIN_NAME, "--password-stdin")
-    cli(db, data, *add, stdin="a long enough password\n")
-    token = cli(db, data, "token", "create", ADMIN_EMAIL, "--name", "test").strip()
+    # As `keys init`, `user add` and `token create` (run by tests/node/test_cli.py), here
+    public = new_signing_key(db, data, COUNTRY)
+    headers = administrator(db, email=ADMIN_EMAIL, name=ADMIN_NAME)
     port = free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("INTEGRA_") or k in KEPT_SETTINGS
@@ -240,7 +239,6 @@ def node(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _ready(url), 90, lambda: (tmp_path / "node.log").read_text()[-3000:])
-        headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
             yield {"url": url, "public_key": public, "client": client}
     finally:
@@ -429,8 +427,7 @@ def synced(
 
     wait_until(lambda: not pending(), 60, lambda: f"not processed: {pending()}")
     hub_db, hub_data = database.fresh_copy(), tmp_path_factory.mktemp("privacy-hub")
-    enrol = ("hub", "enrol", "--country", COUNTRY, "--url", node["url"])
-    cli(hub_db, hub_data, *enrol, "--key", node["public_key"])
+    enrol(hub_db, COUNTRY, node["url"], node["public_key"], "node")  # as `integra hub enrol`
     return {
         "planted": planted,
         "holds": holds(client),
