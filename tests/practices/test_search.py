@@ -125,6 +125,34 @@ async def test_every_query_word_must_match_and_the_title_ranks_first(
     assert "<mark>family</mark>" in page["items"][1]["snippet"].lower()
 
 
+async def test_a_broad_match_is_found_whole_and_ranked_by_its_title_matches(
+    client: httpx.AsyncClient, admin: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More matches than the adapter ranks whole (`RANK_ALL`, 2,000; 2 here): every one is
+    # found and counted, those matching in a title ranked first (on PostgreSQL through the
+    # titles' own index, migration 0028), the others after them.
+    from practices.search import sql
+
+    monkeypatch.setattr(sql, "RANK_ALL", 2)
+    body = [
+        await publish_practice(
+            client, admin, title=f"Community programme {n}", summary="Woodworking sessions."
+        )
+        for n in range(3)
+    ]
+    titled = await publish_practice(
+        client, admin, title="Woodworking in prison", summary="Weekly sessions."
+    )
+    other = await publish_practice(client, admin, title="Sport in prison", summary="Football.")
+    for q in ("woodworking", "woodw"):  # a word, and a prefix as it is being typed
+        page = await search(client, q=q)
+        assert page["total"] == 4, q
+        assert page["items"][0]["id"] == titled["id"], q
+        assert ids(page) == {titled["id"], *(p["id"] for p in body)} and other["id"] not in ids(
+            page
+        )
+
+
 async def test_facets_filter_and_or_and_count_like_the_records(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
