@@ -11,8 +11,9 @@ words are combined, and facet filters and counts run, on the in-memory bitsets o
 `FacetCache`, which both databases share.
 
 Speed (issues 16 and 18): a match comes back best first, so a one-word query is not sorted
-again; on SQLite a match is counted first, and one of more than `RANK_ALL` documents is ranked
-by BM25 among its title matches only (`Found`), the whole set read as one string; the words
+again; a match is found first, and one of more than `RANK_ALL` documents is ranked among its
+title matches only (`Found`; on SQLite by BM25, the whole set read as one string; on
+PostgreSQL through the titles' own index); the words
 of a query are combined by ANDing their bitsets before any document is scored; a process
 keeps the matches of the latest queries until the index changes, and the same query asked
 by many readers at once is matched once (`SqlSearch._match`); a page's record ids are looked
