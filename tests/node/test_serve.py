@@ -33,13 +33,14 @@ def node_url(database: Database, tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded CI machine starts it slowly
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)  # not ready (a 503 too): asked again, without hammering it
         else:
             process.kill()
             pytest.fail(f"node did not become ready:\n{process.communicate()[0]}")
