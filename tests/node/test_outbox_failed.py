@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 import node.worker  # noqa: F401 - every domain's outbox handlers, as a node has them
+from federation import trust
 from node.core import outbox
+from node.core.auth import system_principal
 from node.core.db import create_engine, create_sync_engine, session_factory
 from node.core.settings import Settings, async_url
 from practices.search import make_backend
@@ -24,6 +26,16 @@ async def failed_count(url: str) -> int:
     try:
         async with session_factory(engine)() as session:
             return await outbox.failed_count(session)
+    finally:
+        await engine.dispose()
+
+
+async def _signing_key(settings: Settings) -> None:
+    engine = create_engine(async_url(settings.sqlalchemy_url), pooled=False)
+    try:
+        async with session_factory(engine)() as session:
+            await trust.create_signing_key(session, settings, by=system_principal("test"))
+            await session.commit()
     finally:
         await engine.dispose()
 
@@ -54,7 +66,7 @@ async def test_a_job_that_fails_every_attempt_stays_failed_until_retried(
         assert result.returncode == code, result.stdout + result.stderr
         return result.stdout + result.stderr
 
-    cli("keys", "init")
+    await _signing_key(settings)  # as `integra keys init` (tests/node/test_cli.py runs it)
     [key_file] = (data / "keys").iterdir()
     away = key_file.rename(tmp_path / "key.pem")  # the keys directory was not restored
     rows = [factories.practice(country="PT", status="published", ref="pt-failing")]
