@@ -5,8 +5,8 @@ the order of their number of tests: the many quick unit tests first and the few 
 (a federation of processes, a backup restored, schemathesis) last, so the run ended with one
 worker on a 2-minute file while the others idled. This scheduler (`pytest_xdist_make_scheduler`
 in tests/conftest.py) keeps the work units but orders them by their expected duration
-(`durations.json`, seconds per unit: the slowest from a CI run's --durations, the others
-counted at half a second a test), longest first, and makes a file whose every test runs on
+(`durations.json`, seconds per unit from one whole run's JUnit report; a unit it does not
+know counts half a second a test), longest first, and makes a file whose every test runs on
 both databases two units, one per database (its module fixtures depend on `database`, so they
 are made once per database either way), which two workers can run side by side.
 
