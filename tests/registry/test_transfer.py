@@ -1,5 +1,6 @@
 """`integra registry import` and `export`, run as an operator runs them: in their own process."""
 
+import asyncio
 import csv
 import io
 import json
@@ -8,9 +9,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from node.core.settings import sync_url
+from node.core.db import create_engine as create_async_engine
+from node.core.settings import async_url, sync_url
 from tests.conftest import Database, run_cli
+from tests.factories import make_user
 
 SAMPLE = Path(__file__).parents[2] / "registry" / "sample_data" / "registry.json"
 BAD_ROWS = {
@@ -23,6 +27,35 @@ BAD_ROWS = {
 @pytest.fixture
 def db(database: Database) -> str:
     return database.fresh_copy()
+
+
+@pytest.fixture(scope="module")
+def sample(database: Database, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A node with the sample registry, as `integra registry import` leaves it: made once per
+    database, each test that starts from it taking a copy (the command is a process of its own;
+    what it says is the sample import's own test)."""
+    url = database.fresh_copy()
+    done = run_cli(
+        "registry", "import", str(SAMPLE), database_url=url, data_dir=tmp_path_factory.mktemp("s")
+    )
+    assert done.returncode == 0, done.stderr
+    return url
+
+
+@pytest.fixture
+def with_sample(database: Database, sample: str) -> str:
+    return database.copy_of(sample)
+
+
+def token(db: str, role: str) -> str:
+    """A user of `role` and its API token, as `integra user add` and `integra token create`
+    make them (tests/node/test_cli.py runs the commands)."""
+    engine = create_async_engine(async_url(db), pooled=False)
+    try:
+        made = asyncio.run(make_user(async_sessionmaker(engine), role, email=f"{role}@example.org"))
+    finally:
+        asyncio.run(engine.dispose())
+    return made["Authorization"].removeprefix("Bearer ")
 
 
 def snapshot(url: str) -> dict[str, Any]:
@@ -145,8 +178,8 @@ def sample_emails() -> list[str]:
     ]
 
 
-def test_export_without_contacts_carries_no_personal_data(db: str, tmp_path: Path) -> None:
-    run_cli("registry", "import", str(SAMPLE), database_url=db, data_dir=tmp_path)
+def test_export_without_contacts_carries_no_personal_data(with_sample: str, tmp_path: Path) -> None:
+    db = with_sample
     emails = sample_emails()
     assert emails, "the sample has no e-mails: this test would check nothing"
     for fmt in ("json", "csv", "hsds"):
@@ -156,38 +189,16 @@ def test_export_without_contacts_carries_no_personal_data(db: str, tmp_path: Pat
         assert not any(e in result.stdout for e in emails), fmt
 
 
-def test_contact_export_needs_an_admin_token_and_is_audited(db: str, tmp_path: Path) -> None:
-    run_cli("registry", "import", str(SAMPLE), database_url=db, data_dir=tmp_path)
+def test_contact_export_needs_an_admin_token_and_is_audited(
+    with_sample: str, tmp_path: Path
+) -> None:
+    db = with_sample
     no_token = run_cli(
         "registry", "export", "--include-contacts", database_url=db, data_dir=tmp_path
     )
     assert no_token.returncode != 0 and "--token-stdin" in no_token.stderr
 
-    for role in ("practitioner", "admin"):
-        added = run_cli(
-            "user",
-            "add",
-            f"{role}@example.org",
-            "--role",
-            role,
-            "--password-stdin",
-            database_url=db,
-            data_dir=tmp_path,
-            stdin="a long enough password\n",
-        )
-        assert added.returncode == 0, added.stderr
-    tokens = {
-        role: run_cli(
-            "token",
-            "create",
-            f"{role}@example.org",
-            "--name",
-            "export",
-            database_url=db,
-            data_dir=tmp_path,
-        ).stdout.strip()
-        for role in ("practitioner", "admin")
-    }
+    tokens = {role: token(db, role) for role in ("practitioner", "admin")}
     refused = run_cli(
         "registry",
         "export",
@@ -221,9 +232,9 @@ def test_contact_export_needs_an_admin_token_and_is_audited(db: str, tmp_path: P
 
 
 def test_an_export_imports_into_an_empty_node_unchanged(
-    database: Database, db: str, tmp_path: Path
+    database: Database, with_sample: str, tmp_path: Path
 ) -> None:
-    run_cli("registry", "import", str(SAMPLE), database_url=db, data_dir=tmp_path)
+    db = with_sample
     exported = run_cli(
         "registry", "export", "-o", str(tmp_path / "out.json"), database_url=db, data_dir=tmp_path
     )
