@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, Database, free_port, run_cli
+from tests.conftest import KEPT_SETTINGS, REQUIRE_SERVICES, Database, free_port
 from tests.factories import CONFIRMED
+from tests.federation.conftest import administrator
 
 REDIS = ("127.0.0.1", 6379)
 BROKER = "redis://127.0.0.1:6379/14"
@@ -92,23 +93,8 @@ def wait_until(check: object, seconds: float) -> None:
 def test_a_worker_on_redis_indexes_what_the_node_published(
     env: dict[str, str], node: str, tmp_path: Path
 ) -> None:
-    db = env["DATABASE_URL"]
-    added = run_cli(
-        "user",
-        "add",
-        "w@example.org",
-        "--role",
-        "admin",
-        "--password-stdin",
-        database_url=db,
-        data_dir=tmp_path,
-        stdin="a long enough password\n",
-    )
-    assert added.returncode == 0, added.stderr
-    token = run_cli(
-        "token", "create", "w@example.org", "--name", "t", database_url=db, data_dir=tmp_path
-    ).stdout.strip()
-    admin = {"Authorization": f"Bearer {token}"}
+    # As `integra user add` and `token create` (tests/node/test_cli.py runs them)
+    admin = administrator(env["DATABASE_URL"], email="w@example.org")
     created = httpx.post(
         f"{node}/api/v1/practices",
         headers=admin,
