@@ -71,17 +71,19 @@ def federation(
         for n in ports
     }
     public = {n: key for n, (key, _) in made.items()}
-    for name in ("pt", "fr"):
-        enrol(db["hub"], name.upper(), url[name], public[name], "node")
+    enrol(db["hub"], "PT", url["pt"], public["pt"], "node")
     enrol(db["fr"], "EU", url["hub"], public["hub"], "hub")
     processes: list[subprocess.Popen[bytes]] = []
     try:
         # Each ready before the next, which pulls it (the hub PT, the mirror the hub): a first
-        # pull that fails waits out a backoff.
+        # pull that fails waits out a backoff (30 s and more), and a hub is not ready while a
+        # peer fails. So the hub enrols FR once FR answers: enrolled before, the hub's first
+        # pull of FR failed and the hub never became ready (240 s, then every test in error).
         for name in ports:
             full = env[name] | {"DATABASE_URL": db[name], "INTEGRA_DATA_DIR": str(data[name])}
             processes.append(serve_node(name, tmp, ports[name], full))
             wait_for(f"{name} to be ready", lambda name=name: ready(url[name]), 240)
+        enrol(db["hub"], "FR", url["fr"], public["fr"], "node")
         fingerprint = keys.fingerprint(keys.key_id_of(keys.unb64(public["hub"])))
         trusted = cli(
             db["pt"], data["pt"], "hub", "trust", url["hub"], "--fingerprint", fingerprint,
