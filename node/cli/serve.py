@@ -55,6 +55,8 @@ def serve(
     import structlog
     import uvicorn
 
+    from node.cli.wire import JoinedHttpProtocol
+
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
@@ -80,7 +82,13 @@ def serve(
     if processes == 1:
         from node.app import create_app  # with more, each worker builds its own: not this process
 
-        uvicorn.run(create_app(settings), host=host, port=port, **quiet)  # type: ignore[arg-type]
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            http=JoinedHttpProtocol,
+            **quiet,  # type: ignore[arg-type]
+        )
         return
     # Each worker builds its own app (engine, pools, search cache) from the same settings, and
     # counts its requests into files that the one answering a scrape sums.
@@ -96,6 +104,7 @@ def serve(
             host=host,
             port=port,
             workers=processes,
+            http=JoinedHttpProtocol,
             # A worker busy loading its search cache still answers; only a hung one is replaced.
             timeout_worker_healthcheck=WORKER_HEALTHCHECK,
             **quiet,  # type: ignore[arg-type]
