@@ -463,7 +463,7 @@ def warm(url: str, connections: int) -> None:
 def wrk(url: str, seconds: int, connections: int) -> Figure:
     """wrk on one URL, or on a rotation of URLs (`url` is then `VARIED` + a Lua script's path:
     each connection asks the next path of the script's list in turn)."""
-    threads = max(1, min(2, connections))
+    threads = wrk_threads(connections)
     target, script = url, []
     if url.startswith(VARIED):
         script_path, _, target = url.removeprefix(VARIED).partition("|")
@@ -510,9 +510,17 @@ def ensure_wrk() -> None:
 
 # A URL measured as a rotation of many (see `wrk`): "varied:<lua script>|<base URL>".
 VARIED = "varied:"
+# Each of wrk's threads runs the script in a Lua state of its own: each starts its turn at its
+# own share of the list, or two threads in step would ask each path twice in a row, and the
+# second answer would be a kept one (half the "varied" requests were, with one worker).
 ROTATION = """
 paths = {%s}
 counter = 0
+threads = 0
+function setup(thread)
+  thread:set("counter", threads * math.floor(#paths / %d))
+  threads = threads + 1
+end
 request = function()
   counter = counter + 1
   return wrk.format("GET", paths[(counter %% #paths) + 1])
@@ -520,11 +528,16 @@ end
 """
 
 
-def rotation(work: Path, name: str, base: str, paths: list[str]) -> str:
+def wrk_threads(connections: int) -> int:
+    return max(1, min(2, connections))
+
+
+def rotation(work: Path, name: str, base: str, paths: list[str], connections: int) -> str:
     """A varied URL: each request asks the next of `paths` (more than the server keeps answers
     for, so that each is built anew: what a crowd of different readers costs)."""
     script = work / f"{name}.lua"
-    script.write_text(ROTATION % ", ".join(f'"{p}"' for p in paths))
+    listed = ", ".join(f'"{p}"' for p in paths)
+    script.write_text(ROTATION % (listed, wrk_threads(connections)))
     return f"{VARIED}{script}|{base}"
 
 
@@ -562,7 +575,7 @@ def varied_lists(count: int = 600) -> list[str]:
     return lists[:count]
 
 
-def endpoints(node: str, hub: str, work: Path) -> list[tuple[str, str]]:
+def endpoints(node: str, hub: str, work: Path, connections: int) -> list[tuple[str, str]]:
     """The endpoints measured, with their URLs (ids looked up from the running servers)."""
     practice = httpx.get(f"{node}/api/v1/practices/search", params={"limit": 1}, timeout=300).json()
     organisations = httpx.get(
@@ -581,12 +594,12 @@ def endpoints(node: str, hub: str, work: Path) -> list[tuple[str, str]]:
         ("a practice", f"{node}/api/v1/practices/{practice['items'][0]['id']}"),
         (
             f"search, varied ({len(searches)} distinct queries in turn)",
-            rotation(work, "searches", node, searches),
+            rotation(work, "searches", node, searches, connections),
         ),
         ("organisation list (limit=50)", f"{node}/api/v1/organisations?limit=50"),
         (
             f"organisation list, varied ({len(lists)} distinct filters and sizes in turn)",
-            rotation(work, "lists", node, lists),
+            rotation(work, "lists", node, lists, connections),
         ),
         ("an organisation", f"{node}/api/v1/organisations/{organisations['items'][0]['id']}"),
         ("hub EU search (q=prison)", f"{hub}/api/v1/eu/search?q=prison"),
@@ -666,7 +679,7 @@ def measure_node(
             serve, node_env(data.hub_url, work / "hub", hub=True, workers=workers), "/healthz"
         ) as hub,
     ):
-        targets = endpoints(node, hub, work)
+        targets = endpoints(node, hub, work, args.connections)
         found = totals(targets)
         print(f"\n{backend}, {workers} worker(s)\n")
         print(
