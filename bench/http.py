@@ -38,6 +38,7 @@ import itertools
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -344,6 +345,8 @@ def free_port() -> int:
 # Each running server's process (a session leader: its workers share its session id).
 LEADERS: dict[str, int] = {}
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# Each running server's PostgreSQL database, when it has one.
+DATABASES: dict[str, str] = {}
 
 
 def cpu_seconds(url: str) -> float | None:
@@ -364,8 +367,29 @@ def cpu_seconds(url: str) -> float | None:
     return ticks / TICK
 
 
+def database_cpu_seconds(url: str) -> float | None:
+    """CPU time so far of the PostgreSQL backends connected to the server's database (their
+    title names it), None for SQLite, whose work is done in the server's own processes."""
+    database = DATABASES.get(url)
+    if database is None:
+        return None
+    ticks = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes()
+            if b"postgres" not in title or f" {database} ".encode() not in title:
+                continue
+            fields = (cmdline.parent / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / TICK
+
+
 @contextlib.contextmanager
 def server(command: list[str], env: dict[str, str], ready_path: str) -> Iterator[str]:
+    """A server started with ``command``, until it is ready; its URL. Its database's name is
+    noted when it is PostgreSQL, to count the CPU of the backends that serve it."""
     port = free_port()
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
@@ -390,9 +414,12 @@ def server(command: list[str], env: dict[str, str], ready_path: str) -> Iterator
                 raise SystemExit(f"{command} did not start:\n{log.read().decode()[-3000:]}")
             time.sleep(0.3)
         LEADERS[url] = process.pid
+        if (database := env.get("DATABASE_URL", "")).startswith("postgresql"):
+            DATABASES[url] = database.rpartition("/")[2]
         yield url
     finally:
         LEADERS.pop(url, None)
+        DATABASES.pop(url, None)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -427,16 +454,34 @@ class Figure:
     errors: int
     requests: int = 0
     cpu_ms: float | None = None  # the server's CPU milliseconds per request
+    load_ms: float | None = None  # wrk's own
+    database_ms: float | None = None  # PostgreSQL's backends', for the server's database
 
 
 def measured(server_url: str, url: str, seconds: int, connections: int) -> Figure:
-    """wrk's figures for ``url``, with the CPU the server at ``server_url`` spent per request."""
-    before = cpu_seconds(server_url)
+    """wrk's figures for ``url``, with the CPU the server at ``server_url`` (and its PostgreSQL
+    backends) spent per request."""
+    before = cpu_seconds(server_url), database_cpu_seconds(server_url)
     figure = wrk(url, seconds, connections)
-    after = cpu_seconds(server_url)
-    if before is not None and after is not None and figure.requests:
-        figure.cpu_ms = (after - before) * 1000 / figure.requests
+    after = cpu_seconds(server_url), database_cpu_seconds(server_url)
+    if figure.requests:
+        if before[0] is not None and after[0] is not None:
+            figure.cpu_ms = (after[0] - before[0]) * 1000 / figure.requests
+        if before[1] is not None and after[1] is not None:
+            figure.database_ms = (after[1] - before[1]) * 1000 / figure.requests
     return figure
+
+
+def all_cpu_ms(figure: Figure) -> float | None:
+    """CPU milliseconds a request cost on the machine: the server's, its database's and the
+    load generator's."""
+    if figure.cpu_ms is None or figure.load_ms is None:
+        return None
+    return figure.cpu_ms + (figure.database_ms or 0) + figure.load_ms
+
+
+def _ms_or_dash(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _cpu(figure: Figure) -> str:
@@ -468,6 +513,7 @@ def wrk(url: str, seconds: int, connections: int) -> Figure:
     if url.startswith(VARIED):
         script_path, _, target = url.removeprefix(VARIED).partition("|")
         script = ["-s", script_path]
+    began = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run(
         [
             "wrk",
@@ -483,6 +529,8 @@ def wrk(url: str, seconds: int, connections: int) -> Figure:
         capture_output=True,
         text=True,
     )
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk's, waited for by run()
+    load_seconds = ended.ru_utime + ended.ru_stime - began.ru_utime - began.ru_stime
     if output.returncode != 0:
         raise SystemExit(f"wrk failed on {url}:\n{output.stdout}{output.stderr}")
     output = output.stdout
@@ -497,7 +545,8 @@ def wrk(url: str, seconds: int, connections: int) -> Figure:
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     ):
         errors += sum(int(g) for g in match.groups())
-    return Figure(rps, p50, p99, errors, requests)
+    load_ms = load_seconds * 1000 / requests if requests else None
+    return Figure(rps, p50, p99, errors, requests, load_ms=load_ms)
 
 
 def ensure_wrk() -> None:
@@ -684,9 +733,9 @@ def measure_node(
         print(f"\n{backend}, {workers} worker(s)\n")
         print(
             "| endpoint | requests/s | p50 | p99 | bare app's requests/s | ratio to bare | errors "
-            "| server CPU ms/request | bare app's | CPU ratio |"
+            "| server CPU ms/request | bare app's | CPU ratio | database's | wrk's |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- |" + " ---: |" * 11)
         for name, url in targets:
             settle(node, hub)
             warm(url, args.connections)
@@ -701,7 +750,8 @@ def measure_node(
                 f"| {label} | {figure.rps:,.0f} | {figure.p50_ms:.0f} ms | "
                 f"{figure.p99_ms:.0f} ms | {beside.rps:,.0f} | {figure.rps / beside.rps:.3f} | "
                 f"{figure.errors} | {_cpu(figure)} | {_cpu(beside)} | "
-                f"{cpu_ratio(beside, figure)} |",
+                f"{cpu_ratio(beside, figure)} | {_ms_or_dash(figure.database_ms)} | "
+                f"{_ms_or_dash(figure.load_ms)} |",
                 flush=True,
             )
     return figures
@@ -709,23 +759,31 @@ def measure_node(
 
 def print_scaling(backend: str, tables: dict[int, dict[str, tuple[Figure, Figure]]]) -> None:
     """Each endpoint's requests/s with N workers over its requests/s with one, beside the bare
-    app's own (N processes over one): on a machine whose cores also run the load generator,
-    the bare app's figure is what more processes can give at all."""
+    app's own (N processes over one), and beside what the cores allow: the cores, wholly busy
+    at what a request cost with N workers (the server's CPU, its database's and wrk's), over
+    the one-worker figure. On a machine whose cores also run the load generator, a request that
+    costs the server little more than it costs wrk cannot gain the full N times."""
     counts = sorted(tables)
     if len(counts) < 2 or counts[0] != 1:
         return
     one = tables[1]
-    print(f"\n{backend}: requests/s with N workers over 1 worker (the bare app's in brackets)\n")
-    print("| endpoint | " + " | ".join(f"{n} workers" for n in counts[1:]) + " |")
-    print("| --- |" + " ---: |" * (len(counts) - 1))
+    cores = os.cpu_count() or 1
+    print(
+        f"\n{backend}: requests/s with N workers over 1 worker (the bare app's in brackets), "
+        f"and what {cores} cores allow at the CPU a request cost with N workers\n"
+    )
+    print("| endpoint | " + " | ".join(f"{n} workers | allowed" for n in counts[1:]) + " |")
+    print("| --- |" + " ---: | ---: |" * (len(counts) - 1))
     for label, (figure, beside) in one.items():
         cells = []
         for n in counts[1:]:
             other = tables[n].get(label)
             if other is None or not figure.rps or not beside.rps:
-                cells.append("?")
+                cells += ["?", "?"]
                 continue
             cells.append(f"{other[0].rps / figure.rps:.2f} ({other[1].rps / beside.rps:.2f})")
+            cost = all_cpu_ms(other[0])
+            cells.append(f"{cores * 1000 / cost / figure.rps:.2f}" if cost else "?")
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
 
 
