@@ -21,6 +21,7 @@ up for that page alone (`FacetCache.record_ids_of`).
 """
 
 import asyncio
+import json
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -83,14 +84,19 @@ EXPRESSION_CACHE = 256
 # One full-text match: each matching document with its rank, best first (then by number);
 # on SQLite, all of them as one string and counted first, ranked when `RANK_ALL` of them at
 # most (more: `Found`, their title matches ranked). Sorted in Python (`best_first`).
+# The ranked ones come back as one string too ("doc,score,doc,score", each score printed to
+# round-trip): such a read runs in the connection's thread, and Python's sqlite3 module takes
+# the GIL back for every row it returns, so under load a thread reading 2,000 rows one by one
+# waited its turn 2,000 times behind the event loop's work.
 RANK_ALL = 2000
-MATCH_SQLITE = text(
-    "SELECT rowid, -bm25(practice_fts, :w, 1.0) FROM practice_fts WHERE practice_fts MATCH :m "
-    "LIMIT :n"
+_RANKED_SQLITE = (
+    "SELECT group_concat(ranked) FROM (SELECT rowid || ',' || "
+    "printf('%.17g', -bm25(practice_fts, :w, 1.0)) AS ranked FROM practice_fts "
+    "WHERE practice_fts MATCH :m{limit})"
 )
-MATCH_SQLITE_ALL = text(
-    "SELECT rowid, -bm25(practice_fts, :w, 1.0) FROM practice_fts WHERE practice_fts MATCH :m"
-)
+MATCH_SQLITE = text(_RANKED_SQLITE.format(limit=" LIMIT :n"))
+# (a limit keeps SQLite from flattening the subquery into the aggregate, where bm25() cannot run)
+MATCH_SQLITE_ALL = text(_RANKED_SQLITE.format(limit=" LIMIT -1"))
 MATCHES_SQLITE = text(
     "SELECT count(*), group_concat(rowid) FROM practice_fts WHERE practice_fts MATCH :m"
 )
@@ -413,12 +419,12 @@ class SqlSearch:
             # match of nothing (a typo) ranks nothing
             count, doc_nos = (await session.execute(MATCHES_SQLITE, params)).one()
             if int(count) <= RANK_ALL:
-                rows = (await session.execute(MATCH_SQLITE, params)).all() if count else []
+                rows = scored(await _one(session, MATCH_SQLITE, params)) if count else []
                 # sorted here: SQLite sorting them costs more than ranking them
                 scores = Ranked(best_first(rows))
                 return Found(bitset(scores, self.cache.size), scores, True, len(scores))
             params["m"] = f"title_norm : ({expression})"
-            titles = Ranked(best_first((await session.execute(MATCH_SQLITE_ALL, params)).all()))
+            titles = Ranked(best_first(scored(await _one(session, MATCH_SQLITE_ALL, params))))
         bits = bitset(numbers(doc_nos), self.cache.size)
         return Found(bits, titles, False, int(count))
 
@@ -509,6 +515,17 @@ class SqlSearch:
             # were then counted twice, and BM25 ranked with the wrong averages.)
             session.execute(text("INSERT INTO practice_fts(practice_fts) VALUES ('delete-all')"))
         mark_analysed(session)  # what is indexed from now on is analysed by this code
+
+
+async def _one(session: AsyncSession, statement: Any, params: dict[str, Any]) -> Any:
+    return (await session.execute(statement, params)).scalar()
+
+
+def scored(joined: str | None) -> list[tuple[int, float]]:
+    """The (document, score) pairs of a "doc,score,doc,score" string (none for NULL)."""
+    flat = json.loads(f"[{joined}]") if joined else []
+    pairs = iter(flat)
+    return list(zip(pairs, pairs, strict=True))
 
 
 def analysis_current(session: Session) -> bool:
