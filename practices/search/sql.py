@@ -12,9 +12,8 @@ words are combined, and facet filters and counts run, on the in-memory bitsets o
 
 Speed (issues 16 and 18): a match comes back best first, so a one-word query is not sorted
 again; a match is found first, and one of more than `RANK_ALL` documents is ranked among its
-title matches only (`Found`; on SQLite by BM25, the whole set read as one string; on
-PostgreSQL through the titles' own index); the words
-of a query are combined by ANDing their bitsets before any document is scored; a process
+title matches only (`Found`; on SQLite by BM25, on PostgreSQL through the titles' own
+index), every match read as one string, not a row per document; the words of a query are combined by ANDing their bitsets before any document is scored; a process
 keeps the matches of the latest queries until the index changes, and the same query asked
 by many readers at once is matched once (`SqlSearch._match`); a page's record ids are looked
 up for that page alone (`FacetCache.record_ids_of`).
@@ -100,21 +99,27 @@ MATCH_SQLITE_ALL = text(_RANKED_SQLITE.format(limit=" LIMIT -1"))
 MATCHES_SQLITE = text(
     "SELECT count(*), group_concat(rowid) FROM practice_fts WHERE practice_fts MATCH :m"
 )
+# On PostgreSQL too, a match comes back as one row: its documents, or each one's rank beside
+# it, as one string (a float8 prints as the shortest text that reads back the same), where a
+# row per document cost the driver and the backend more than the match (a broad word: tens of
+# thousands of rows).
 MATCH_POSTGRESQL = text(
+    "SELECT string_agg(doc_no || ',' || score, ',' ORDER BY score DESC, doc_no) FROM ("
     "SELECT doc_no, ts_rank_cd(tsv, q)::float8 AS score FROM search_document, "
-    "to_tsquery('simple', :q) q WHERE active AND tsv @@ q ORDER BY score DESC, doc_no"
+    "to_tsquery('simple', :q) q WHERE active AND tsv @@ q) ranked"
 )
 # On PostgreSQL a rank reads the document's whole `tsv` (detoasted, often decompressed): a
 # broad match (a prefix of three letters: 20,000 of 100,000 documents) took 110-140 ms ranked,
 # 20-30 ms found unranked. So, as on SQLite: found first, ranked when `RANK_ALL` at most, else
 # ranked among its title matches, read from their own index (migration 0028).
 MATCHES_POSTGRESQL = text(
-    "SELECT doc_no FROM search_document, to_tsquery('simple', :q) q WHERE active AND tsv @@ q"
+    "SELECT count(*), string_agg(doc_no::text, ',') FROM search_document, "
+    "to_tsquery('simple', :q) q WHERE active AND tsv @@ q"
 )
 MATCH_TITLES_POSTGRESQL = text(
+    "SELECT string_agg(doc_no || ',' || score, ',' ORDER BY score DESC, doc_no) FROM ("
     "SELECT doc_no, ts_rank_cd(tsv, q)::float8 AS score FROM search_document, "
-    "to_tsquery('simple', :q) q WHERE active AND to_tsvector('simple', title_norm) @@ q "
-    "ORDER BY score DESC, doc_no"
+    "to_tsquery('simple', :q) q WHERE active AND to_tsvector('simple', title_norm) @@ q) ranked"
 )
 
 
@@ -430,13 +435,12 @@ class SqlSearch:
 
     async def _match_postgresql(self, session: AsyncSession, expression: str) -> Found:
         params = {"q": expression}
-        found = (await session.execute(MATCHES_POSTGRESQL, params)).scalars().all()
-        if len(found) <= RANK_ALL:
-            rows = (await session.execute(MATCH_POSTGRESQL, params)).all() if found else []
-            scores = Ranked(rows)
+        count, doc_nos = (await session.execute(MATCHES_POSTGRESQL, params)).one()
+        if int(count) <= RANK_ALL:
+            scores = Ranked(scored(await _one(session, MATCH_POSTGRESQL, params)) if count else [])
             return Found(bitset(scores, self.cache.size), scores, True, len(scores))
-        titles = Ranked((await session.execute(MATCH_TITLES_POSTGRESQL, params)).all())
-        return Found(bitset(found, self.cache.size), titles, False, len(found))
+        titles = Ranked(scored(await _one(session, MATCH_TITLES_POSTGRESQL, params)))
+        return Found(bitset(numbers(doc_nos), self.cache.size), titles, False, int(count))
 
     def _newest_first(self, allowed: int) -> Order:
         """No text to rank by: newest first, walked lazily so page one stops early."""
