@@ -559,20 +559,23 @@ def ensure_wrk() -> None:
 
 # A URL measured as a rotation of many (see `wrk`): "varied:<lua script>|<base URL>".
 VARIED = "varied:"
-# Each of wrk's threads runs the script in a Lua state of its own: each starts its turn at its
-# own share of the list, or two threads in step would ask each path twice in a row, and the
-# second answer would be a kept one (half the "varied" requests were, with one worker).
+# Each of wrk's threads runs the script in a Lua state of its own: each asks its own share of
+# the list in turn, so that no two threads ask the same path (two threads in step asked each
+# path twice in a row, and with one worker the second answer was a kept one: half the
+# "varied" requests were; threads starting at different places could still drift into step).
 ROTATION = """
 paths = {%s}
+share = %d
+first = 0
 counter = 0
 threads = 0
 function setup(thread)
-  thread:set("counter", threads * math.floor(#paths / %d))
+  thread:set("first", threads * share)
   threads = threads + 1
 end
 request = function()
   counter = counter + 1
-  return wrk.format("GET", paths[(counter %% #paths) + 1])
+  return wrk.format("GET", paths[first + (counter %% share) + 1])
 end
 """
 
@@ -586,7 +589,7 @@ def rotation(work: Path, name: str, base: str, paths: list[str], connections: in
     for, so that each is built anew: what a crowd of different readers costs)."""
     script = work / f"{name}.lua"
     listed = ", ".join(f'"{p}"' for p in paths)
-    script.write_text(ROTATION % (listed, wrk_threads(connections)))
+    script.write_text(ROTATION % (listed, len(paths) // wrk_threads(connections)))
     return f"{VARIED}{script}|{base}"
 
 
