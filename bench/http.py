@@ -496,11 +496,16 @@ def _ms(value: str) -> float:
     return float(number) * UNITS[unit]
 
 
-def warm(url: str, connections: int) -> None:
+def warm(url: str, connections: int, seconds: int) -> None:
     """Ask ``url`` until every worker answers it as it will in the run: a second of load
     whose slowest answers take under half a second (a worker's first search may take
-    seconds), at most ten times; the "varied" rotations once (they are built anew anyway)."""
-    for _ in range(1 if url.startswith(VARIED) else 10):
+    seconds), at most ten times. A "varied" rotation is asked for as long as the run: each
+    worker then meets its words and filters once before, as a server that has run a while
+    has (its answers are still built anew: there are more of them than a worker keeps)."""
+    if url.startswith(VARIED):
+        wrk(url, seconds, connections)
+        return
+    for _ in range(10):
         if wrk(url, 1, connections).p99_ms < 500:
             return
 
@@ -741,7 +746,7 @@ def measure_node(
         print("| --- |" + " ---: |" * 11)
         for name, url in targets:
             settle(node, hub)
-            warm(url, args.connections)
+            warm(url, args.connections, args.seconds)
             beside = measured(bare, bare + "/", max(2, args.seconds // 3), args.connections)
             figure = measured(
                 hub if url.startswith(hub + "/") else node, url, args.seconds, args.connections
