@@ -10,13 +10,14 @@ index's own terms (`typos.Corrector`). Each word is one full-text match in the d
 words are combined, and facet filters and counts run, on the in-memory bitsets of
 `FacetCache`, which both databases share.
 
-Speed (issues 16 and 18): a match comes back best first, so a one-word query is not sorted
-again; a match is found first, and one of more than `RANK_ALL` documents is ranked among its
-title matches only (`Found`; on SQLite by BM25, on PostgreSQL through the titles' own
-index), every match read as one string, not a row per document; the words of a query are combined by ANDing their bitsets before any document is scored; a process
-keeps the matches of the latest queries until the index changes, and the same query asked
-by many readers at once is matched once (`SqlSearch._match`); a page's record ids are looked
-up for that page alone (`FacetCache.record_ids_of`).
+Speed (issues 16, 18 and 19): a match comes back best first, so a one-word query is not
+sorted again; a match is found first, and one of more than `RANK_ALL` documents is ranked
+among its title matches only (`Found`; on SQLite by BM25, on PostgreSQL through the titles'
+own index); every match is read as one string, not a row per document; the words of a query
+are combined by ANDing their bitsets before any document is scored; a process keeps the
+matches of the latest queries until the index changes, and the same query asked by many
+readers at once is matched once (`SqlSearch._match`); a page's record ids are looked up for
+that page alone (`FacetCache.record_ids_of`).
 """
 
 import asyncio
