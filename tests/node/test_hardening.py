@@ -170,16 +170,24 @@ async def test_sign_ins_hash_off_the_event_loop(
     verify_password(stored, "a wrong password here")
     one_hash = time.perf_counter() - began
 
-    signing = asyncio.create_task(sign_in(client, email, "a wrong password here"))
-    slowest, answered = 0.0, 0
-    while not signing.done():
-        began = time.perf_counter()
-        await asyncio.sleep(0.005)  # the loop's turn for the sign-in (an ASGI call never waits)
-        assert (await client.get("/healthz")).status_code == 200
-        slowest, answered = max(slowest, time.perf_counter() - began), answered + 1
-    assert (await signing).status_code == 401
-    # Hashing on the event loop would hold the loop, and a health check, for a whole hash.
-    assert answered >= 2 and slowest < one_hash / 2, (answered, slowest, one_hash)
+    # Hashing on the event loop would hold the loop, and a health check, for a whole hash: every
+    # attempt would show it. A loaded machine may stall one check as long once in a while, so
+    # the loop is held to be free when one of three attempts shows no such stall.
+    attempts = []
+    for _ in range(3):
+        signing = asyncio.create_task(sign_in(client, email, "a wrong password here"))
+        slowest, answered = 0.0, 0
+        while not signing.done():
+            began = time.perf_counter()
+            await asyncio.sleep(0.005)  # the loop's turn for the sign-in (an ASGI call never waits)
+            assert (await client.get("/healthz")).status_code == 200
+            slowest, answered = max(slowest, time.perf_counter() - began), answered + 1
+        assert (await signing).status_code == 401
+        attempts.append((answered, slowest))
+        if answered >= 2 and slowest < one_hash / 2:
+            break
+    else:
+        pytest.fail(f"a health check waited for a whole hash ({one_hash:.3f} s): {attempts}")
 
 
 @pytest.mark.parametrize(
