@@ -84,10 +84,11 @@ EXPRESSION_CACHE = 256
 # One full-text match: each matching document with its rank, best first (then by number);
 # on SQLite, all of them as one string and counted first, ranked when `RANK_ALL` of them at
 # most (more: `Found`, their title matches ranked). Sorted in Python (`best_first`).
-# The ranked ones come back as one string too ("doc,score,doc,score", each score printed to
-# round-trip): such a read runs in the connection's thread, and Python's sqlite3 module takes
-# the GIL back for every row it returns, so under load a thread reading 2,000 rows one by one
-# waited its turn 2,000 times behind the event loop's work.
+# The ranked ones come back as one string too ("doc,score,doc,score"): such a read runs in the
+# connection's thread, and Python's sqlite3 module takes the GIL back for every row it returns,
+# so under load a thread reading 2,000 rows one by one waited its turn 2,000 times behind the
+# event loop's work. SQLite 3.40's printf('%.17g') may differ from the double in its last
+# digit (it does not always read back exactly): scores that close rank as ties, by number.
 RANK_ALL = 2000
 _RANKED_SQLITE = (
     "SELECT group_concat(ranked) FROM (SELECT rowid || ',' || "
