@@ -7,6 +7,8 @@ queued it). A database or broker that cannot be reached is one line with its `ca
 traceback per request (`install`: a 503 to the client); any other exception keeps its traceback.
 """
 
+import asyncio
+import atexit
 import json
 import logging
 import sys
@@ -77,13 +79,73 @@ def _logger_name(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+# What one write to a pipe (journald's, a container's log driver) keeps whole beside another
+# process's writes (POSIX's PIPE_BUF on Linux): lines are joined into writes no longer.
+WHOLE = 4096
+
+
+class HeldLines:
+    """Lines written at the end of the event loop's turn, joined: under load a server answers
+    many requests a turn, and one write a line (each a system call, on a file or pipe its
+    other workers write to as well) cost more than composing the line. Lines leave in the order
+    they came, in writes of at most `WHOLE` bytes that start and end with a line, so that two
+    processes' lines never interleave. Outside an event loop a line is written at once; any
+    other log line first writes what is held, so the log keeps its order."""
+
+    def __init__(self) -> None:
+        self._held: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the flush waits on
+
+    def write(self, line: str) -> None:
+        """Write ``line`` (ending with a newline) at the end of this turn of the loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            _write(line)
+            return
+        if self._held and self._loop is not loop:  # held for a loop gone (a test's): now
+            self.flush()
+        if not self._held:
+            loop.call_soon(self.flush)
+            self._loop = loop
+        self._held.append(line)
+
+    def flush(self) -> None:
+        if not self._held:
+            return
+        held, self._held, self._loop = self._held, [], None
+        chunk: list[str] = []
+        size = 0
+        for line in held:
+            length = len(line) if line.isascii() else len(line.encode())
+            if chunk and size + length > WHOLE:
+                _write("".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += length
+        if chunk:
+            _write("".join(chunk))
+
+
+def _write(text: str) -> None:
+    """To the stderr of the moment (a test may have replaced it)."""
+    stream = sys.stderr
+    stream.write(text)
+    stream.flush()
+
+
+held_lines = HeldLines()
+atexit.register(held_lines.flush)
+
+
 class _StderrLogger:
-    """Writes each line to the stderr of the moment (a test may have replaced it)."""
+    """Writes each line to the stderr of the moment (a test may have replaced it), after the
+    lines held for the loop's turn."""
 
     def msg(self, message: str) -> None:
-        stream = sys.stderr
-        stream.write(message + "\n")
-        stream.flush()
+        held_lines.flush()
+        _write(message + "\n")
 
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
@@ -94,6 +156,10 @@ class _StderrLoggerFactory:
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    def emit(self, record: logging.LogRecord) -> None:
+        held_lines.flush()
+        super().emit(record)
+
     @property
     def stream(self) -> Any:
         return sys.stderr

@@ -2,7 +2,6 @@
 
 import json
 import re
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -10,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+
+from node.core.logs import held_lines
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -218,9 +219,9 @@ def route_of(scope: Scope) -> str:
 
 
 def _log_access(scope: Scope, status: int, elapsed: float, request_id: bytes) -> None:
-    """One `request` line, shaped as every other log line but written directly: structlog's
-    chain (the context variables merged, then rendered) costs several times as much, on every
-    request."""
+    """One `request` line, shaped as every other log line but composed here: structlog's chain
+    (the context variables merged, then rendered) costs several times as much, on every
+    request. It leaves with the turn's other lines (`node.core.logs.HeldLines`)."""
     client = scope.get("client")
     line = {
         "method": scope.get("method"),
@@ -234,5 +235,4 @@ def _log_access(scope: Scope, status: int, elapsed: float, request_id: bytes) ->
         "level": "info",
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
-    # stderr is line-buffered: one write, one line, whole, even beside other processes.
-    sys.stderr.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n")
+    held_lines.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n")

@@ -6,10 +6,13 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -35,7 +38,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`integra serve --workers 2`, its stderr kept."""
+    """`integra serve --workers 2`, its stderr read from a pipe (as journald or a container's
+    log driver reads it: both workers write to it) into a file."""
     tmp = tmp_path_factory.mktemp("metrics")
     port, url = free_port(), ""
     database_url = database.fresh_copy()
@@ -46,13 +50,16 @@ def server(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "INTEGRA_METRICS_TOKEN": METRICS_TOKEN,
     }
     log = tmp / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "node", "serve", "--workers", "2", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "node", "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    log.touch()
+    drained = threading.Thread(target=_drain, args=(process.stderr, log), daemon=True)
+    drained.start()
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -64,6 +71,16 @@ def server(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         process.terminate()
         process.wait(timeout=30)
+        drained.join(timeout=30)
+        process.stderr.close()
+
+
+def _drain(pipe: IO[bytes], log: Path) -> None:
+    """Copy what comes down the pipe to the file as it comes."""
+    with log.open("ab") as out:
+        while chunk := os.read(pipe.fileno(), 65536):
+            out.write(chunk)
+            out.flush()
 
 
 def _lines(log: Path) -> list[dict[str, object]]:
@@ -153,6 +170,35 @@ def test_logs_are_json_lines_with_the_request_id_and_route(server: Server) -> No
     lines = server.log.read_text().splitlines()
     assert lines and all(line.startswith("{") for line in lines), lines[:5]
     assert _events(server.log, "placeholder_secret")
+
+
+def test_two_busy_workers_write_whole_lines_each_request_once(server: Server) -> None:
+    # Long paths, answered at once (404), many at a time: each worker joins a turn's lines into
+    # writes, and both write to the one pipe.
+    ids = [f"whole-{n:04d}" for n in range(300)]
+    limits = httpx.Limits(max_connections=32)
+    with (
+        httpx.Client(base_url=server.url, limits=limits, timeout=30) as client,
+        ThreadPoolExecutor(32) as pool,
+    ):
+        answers = list(
+            pool.map(
+                lambda one: client.get(
+                    f"/api/v1/nothing-here/{'é' * 400}", headers={"X-Request-ID": one}
+                ),
+                ids,
+            )
+        )
+    assert {answer.status_code for answer in answers} == {404}
+    deadline = time.monotonic() + 10
+    while True:
+        # Every line parses (`_lines` reads each as JSON), and each request is there once.
+        logged = [e["request_id"] for e in _events(server.log, "request")]
+        found = sorted(one for one in logged if str(one).startswith("whole-"))
+        if found == ids or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert found == ids
 
 
 def test_a_job_logs_with_the_id_of_the_request_that_queued_it(
