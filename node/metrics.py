@@ -13,9 +13,11 @@ per peer (a hub's nodes, a mirrored hub) its lag, consecutive failures, refusals
 caller, never loopback).
 """
 
+import asyncio
 import hmac
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,23 +71,98 @@ _timed: dict[tuple[str, str], Any] = {}
 _searched: dict[str, Any] = {}
 
 
+class HeldCounts:
+    """The answers of one turn of the event loop, counted at its end (`flush`), together.
+
+    Counting an answer cost the server 6 µs of the 75 a kept search took, and with several
+    workers 13 µs: each count, sum and bucket is then written to the worker's file (prometheus
+    _client's multiprocess mode). Under load a worker answers many requests a turn, mostly on a
+    few routes: they are written once for the turn, a histogram's observations bucketed here.
+
+    The counts are written before any answer of the next turn leaves (`node.cli.wire` calls
+    `flush` before its writes), before a scrape, and at the turn's end: a client that has read
+    its answer, then scrapes any worker, finds the answer counted."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._times: dict[tuple[str, str], list[float]] = {}
+        self._searches: dict[str, list[float]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the flush waits on
+
+    def add(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        times = self._times.get(key[:2])
+        if times is None:
+            times = self._times[key[:2]] = []
+        times.append(seconds)
+        if route in SEARCH_ROUTES and status < 400:
+            searches = self._searches.get(route)
+            if searches is None:
+                searches = self._searches[route] = []
+            searches.append(seconds)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: counted at once
+            self.flush()
+            return
+        if self._loop is loop:
+            return
+        if self._loop is not None:  # held for a loop that ended before its turn did (a test's)
+            self.flush()
+            return
+        loop.call_soon(self.flush)
+        self._loop = loop
+
+    def flush(self) -> None:
+        if not self._counts:
+            return
+        counts, times, searches = self._counts, self._times, self._searches
+        self._counts, self._times, self._searches, self._loop = {}, {}, {}, None
+        for key, count in counts.items():
+            counter = _counted.get(key)
+            if counter is None:
+                counter = _counted[key] = REQUESTS.labels(key[0], key[1], str(key[2]))
+            counter.inc(count)
+        for pair, seconds in times.items():
+            timed = _timed.get(pair)
+            if timed is None:
+                timed = _timed[pair] = LATENCY.labels(*pair)
+            _observe_all(timed, seconds)
+        for route, seconds in searches.items():
+            searched = _searched.get(route)
+            if searched is None:
+                searched = _searched[route] = SEARCH_LATENCY.labels(route)
+            _observe_all(searched, seconds)
+
+
+def _observe_all(histogram: Any, seconds: list[float]) -> None:
+    """Observe each of ``seconds``: their sum and each bucket's count written once (a
+    histogram's child keeps `_sum`, and `_buckets` not cumulated, beside `_upper_bounds`),
+    or one by one where a child is made otherwise."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if len(seconds) == 1 or bounds is None or buckets is None or total is None:
+        for value in seconds:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in seconds:
+        counts[bisect_left(bounds, value)] += 1  # the first bound >= value, as `observe`
+    total.inc(sum(seconds))
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+
+
+held_counts = HeldCounts()
+
+
 def observe(scope: Scope, status: int, seconds: float) -> None:
-    """Count one answer (the request middleware calls this after every HTTP request)."""
-    method, route = scope.get("method", "?"), route_of(scope)
-    key = (method, route, status)
-    counter = _counted.get(key)
-    if counter is None:
-        counter = _counted[key] = REQUESTS.labels(method, route, str(status))
-    counter.inc()
-    timed = _timed.get(key[:2])
-    if timed is None:
-        timed = _timed[key[:2]] = LATENCY.labels(method, route)
-    timed.observe(seconds)
-    if route in SEARCH_ROUTES and status < 400:
-        searched = _searched.get(route)
-        if searched is None:
-            searched = _searched[route] = SEARCH_LATENCY.labels(route)
-        searched.observe(seconds)
+    """Count one answer (the request middleware calls this after every HTTP request); it is
+    written with the turn's others (`HeldCounts`)."""
+    held_counts.add(scope.get("method", "?"), route_of(scope), status, seconds)
 
 
 def counted_registry() -> CollectorRegistry:
@@ -216,5 +293,6 @@ async def metrics(request: Request) -> Response:
     families.append(_gauge("integra_metrics_state_seconds", "Time to read the state.", elapsed))
     state = CollectorRegistry()
     state.register(_State(families))
+    held_counts.flush()  # this worker's counts of this turn
     text = generate_latest(counted_registry()) + generate_latest(state)
     return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -82,6 +82,8 @@ def serve(
     if processes == 1:
         from node.app import create_app  # with more, each worker builds its own: not this process
 
+        count_before_writes()
+
         uvicorn.run(
             create_app(settings),
             host=host,
@@ -163,7 +165,17 @@ def worker_app() -> "FastAPI":
     from node.app import create_app
 
     _die_with_parent(int(os.environ.get(PARENT_ENV, "0")))
+    count_before_writes()
     return create_app(get_settings())
+
+
+def count_before_writes() -> None:
+    """The answers already given are counted before the next answer leaves (`node.metrics`)."""
+    from node.cli.wire import BEFORE_WRITES
+    from node.metrics import held_counts
+
+    if held_counts.flush not in BEFORE_WRITES:
+        BEFORE_WRITES.append(held_counts.flush)
 
 
 def _die_with_parent(parent: int) -> None:

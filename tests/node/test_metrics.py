@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import IO
 import httpx
 import pytest
 import structlog
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
@@ -24,6 +26,7 @@ from node.app import create_app
 from node.core import logs, outbox
 from node.core.models import OutboxMessage
 from node.core.settings import Settings, sync_url
+from node.metrics import LATENCY_BUCKETS, _observe_all
 from tests.conftest import Database, free_port
 
 METRICS_TOKEN = "scrape-me-" + "x" * 22
@@ -137,6 +140,57 @@ def test_requests_are_counted_by_route_template_over_every_worker(server: Server
     for gauge in ("integra_outbox_waiting", "integra_outbox_failed", "integra_held_records"):
         assert _sample(after.text, gauge) == 0
     assert _sample(after.text, "integra_feed_size") == 0
+
+
+def test_answers_given_together_are_each_counted_before_a_scrape(server: Server) -> None:
+    # Many at a time: each worker counts a turn's answers together (`HeldCounts`).
+    route = {"method": "GET", "route": "/api/v1/practices/{practice_id}", "status": "404"}
+    latency = {"method": "GET", "route": "/api/v1/practices/{practice_id}"}
+    with (
+        httpx.Client(base_url=server.url, limits=httpx.Limits(max_connections=32)) as client,
+        ThreadPoolExecutor(32) as pool,
+    ):
+        before = client.get("/metrics").text
+        try:
+            earlier = _sample(before, "integra_http_requests_total", **route)
+        except AssertionError:
+            earlier = 0
+        answers = list(
+            pool.map(lambda _: client.get(f"/api/v1/practices/{uuid.uuid4()}"), range(400))
+        )
+        after = client.get("/metrics").text
+    assert {answer.status_code for answer in answers} == {404}
+    assert _sample(after, "integra_http_requests_total", **route) == earlier + 400
+    # The histogram agrees: every answer in a bucket, the buckets cumulated, a sum of times.
+    count = _sample(after, "integra_http_request_duration_seconds_count", **latency)
+    every = _sample(after, "integra_http_request_duration_seconds_bucket", **latency, le="+Inf")
+    assert count == every == earlier + 400
+    bounds = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0"]
+    cumulated = [
+        _sample(after, "integra_http_request_duration_seconds_bucket", **latency, le=le)
+        for le in bounds
+    ]
+    assert cumulated == sorted(cumulated) and cumulated[-1] <= every
+    assert 0 < _sample(after, "integra_http_request_duration_seconds_sum", **latency) < 400
+
+
+@pytest.mark.parametrize("together", [2, 7, 50])
+def test_observations_counted_together_read_as_counted_one_by_one(together: int) -> None:
+    values = [0.0, 0.005, 0.0051, 0.01, 0.3, 2.5, 10.0, 11.0, 1e-9] * together
+    apart, joined = CollectorRegistry(), CollectorRegistry()
+    one = Histogram("t", "t", ["r"], buckets=LATENCY_BUCKETS, registry=apart).labels("x")
+    for value in values:
+        one.observe(value)
+    _observe_all(
+        Histogram("t", "t", ["r"], buckets=LATENCY_BUCKETS, registry=joined).labels("x"), values
+    )
+
+    def samples(registry: CollectorRegistry) -> list[str]:
+        text = generate_latest(registry).decode()
+        return [line for line in text.splitlines() if "_created" not in line]
+
+    assert samples(apart) == samples(joined)
+    assert 't_count{r="x"} ' + f"{9.0 * together}" in samples(joined)
 
 
 def test_metrics_are_for_loopback_or_the_token(server: Server) -> None:
