@@ -128,15 +128,15 @@ class HeldCounts:
             timed = _timed.get(pair)
             if timed is None:
                 timed = _timed[pair] = LATENCY.labels(*pair)
-            _observe_all(timed, seconds)
+            observe_all(timed, seconds)
         for route, seconds in searches.items():
             searched = _searched.get(route)
             if searched is None:
                 searched = _searched[route] = SEARCH_LATENCY.labels(route)
-            _observe_all(searched, seconds)
+            observe_all(searched, seconds)
 
 
-def _observe_all(histogram: Any, seconds: list[float]) -> None:
+def observe_all(histogram: Any, seconds: list[float]) -> None:
     """Observe each of ``seconds``: their sum and each bucket's count written once (a
     histogram's child keeps `_sum`, and `_buckets` not cumulated, beside `_upper_bounds`),
     or one by one where a child is made otherwise."""

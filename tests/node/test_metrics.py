@@ -26,7 +26,7 @@ from node.app import create_app
 from node.core import logs, outbox
 from node.core.models import OutboxMessage
 from node.core.settings import Settings, sync_url
-from node.metrics import LATENCY_BUCKETS, _observe_all
+from node.metrics import LATENCY_BUCKETS, observe_all
 from tests.conftest import Database, free_port
 
 METRICS_TOKEN = "scrape-me-" + "x" * 22
@@ -181,7 +181,7 @@ def test_observations_counted_together_read_as_counted_one_by_one(together: int)
     one = Histogram("t", "t", ["r"], buckets=LATENCY_BUCKETS, registry=apart).labels("x")
     for value in values:
         one.observe(value)
-    _observe_all(
+    observe_all(
         Histogram("t", "t", ["r"], buckets=LATENCY_BUCKETS, registry=joined).labels("x"), values
     )
 

@@ -184,6 +184,9 @@ def test_several_workers_answer_and_background_work_runs_in_one_of_them(
         # That worker dies: the other one answers, the server replaces the dead one, and one
         # of the two (the survivor or the replacement) takes the background work over.
         os.kill(first, signal.SIGKILL)
+        # Connections that reached the dying worker's socket are reset with it: ask once it
+        # is gone.
+        _wait_for(lambda: not _alive(first), "the killed worker did not die", log, 30)
         assert httpx.get(f"{url}/healthz", timeout=30).json() == {"status": "ok"}
         _wait_for(lambda: len(started()) == 3, "the dead worker was not replaced", log)
         _wait_for(
