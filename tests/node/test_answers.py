@@ -266,7 +266,7 @@ async def test_an_answer_served_before_routing_is_still_each_readers_own_respons
         assert answer.headers.get_list("x-content-type-options") == ["nosniff"]
         assert answer.headers.get_list("etag") == [first.headers["etag"]]
     metrics = (await client.get("/metrics")).text
-    route = 'route="/api/v1/organisations/{organisation_id}",status="200"'
+    route = 'method="GET",route="/api/v1/organisations/{organisation_id}",status="200"'
     counted = [line for line in metrics.splitlines() if "requests_total{" in line and route in line]
     assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 4, metrics[:2000]
 
